@@ -1,0 +1,67 @@
+"""Durable file writes: temp file in the same folder, flush, fsync, ``os.replace``, fsync folder."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Union
+
+__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "fsync_directory"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def fsync_directory(path: PathLike) -> None:
+    """Flush a folder's entry table to disk, so a rename inside it survives a power loss."""
+    try:
+        fd = os.open(os.fspath(path), os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # pragma: no cover - platforms without directory fds (Windows)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some filesystems refuse fsync on folders
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_open(path: PathLike, mode: str = "wb", *, durable: bool = True) -> Iterator[IO]:
+    """Open a temp file next to ``path``; on success it replaces ``path`` atomically.
+
+    Readers see either the old file or the complete new one, never a partial write. On an
+    exception, the temp file is removed and ``path`` is left exactly as it was.
+    ``durable=True`` fsyncs the file before the rename and the folder after it.
+    """
+    if "w" not in mode:
+        raise ValueError(f"atomic_open writes whole files: expected a 'w' mode, got {mode!r}")
+    target = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(target))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_directory(folder)
+
+
+def atomic_write_bytes(path: PathLike, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_open`)."""
+    with atomic_open(path, "wb", durable=durable) as handle:
+        handle.write(data)
+
+
+def atomic_write_text(path: PathLike, text: str, *, durable: bool = True) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_open`)."""
+    with atomic_open(path, "w", durable=durable) as handle:
+        handle.write(text)
