@@ -1,0 +1,119 @@
+"""The experiment command line: ``python train.py DIR [--flag VALUE | --flag=VALUE | --flag] ...``."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._errors import ArgumentError
+
+__all__ = ["Arguments", "BOOLEAN_FLAGS", "VALUE_FLAGS", "parse_arguments", "parse_literal"]
+
+#: Flags that may stand alone (``--purge``) or take a boolean (``--purge True``).
+BOOLEAN_FLAGS = frozenset({"purge", "resume", "strict"})
+#: Flags that always need a value; so does every ``--config.*`` flag.
+VALUE_FLAGS = frozenset({"inherit", "macro", "dispatch"})
+_BOOLEAN_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+
+
+def parse_literal(text: str) -> Any:
+    """``text`` as a Python literal (``3``, ``0.1``, ``[1, 2]``, ``{'a': 1}``), else the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+@dataclass
+class Arguments:
+    """A parsed command line.
+
+    ``flags`` maps flag names (without ``--``) to their raw string value, or to ``True`` for a
+    bare flag; ``overrides`` keeps every ``--config.a.b VALUE`` as ``('a/b', raw)`` in order.
+    """
+
+    argv: list[str]
+    positionals: list[str] = field(default_factory=list)
+    flags: dict[str, str | bool] = field(default_factory=dict)
+    overrides: list[tuple[str, str]] = field(default_factory=list)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The value of ``--name`` parsed as a Python literal, ``True`` if bare, else ``default``."""
+        if name not in self.flags:
+            return default
+        raw = self.flags[name]
+        if raw is True:
+            return True
+        assert isinstance(raw, str)
+        if name in BOOLEAN_FLAGS:
+            return _BOOLEAN_WORDS[raw.lower()]
+        return parse_literal(raw)
+
+    def parsed_overrides(self) -> list[tuple[str, Any]]:
+        """``--config`` overrides as ``(slash_path, value)`` with values parsed as literals."""
+        return [(path, parse_literal(raw)) for path, raw in self.overrides]
+
+
+def _needs_value(name: str) -> bool:
+    return name in VALUE_FLAGS or name.startswith("config.")
+
+
+def parse_arguments(argv: Sequence[str]) -> Arguments:
+    """Parse ``argv`` (``sys.argv``, program name first).
+
+    The first token that is not a flag or a flag's value is the experiment directory. A bare
+    boolean flag never swallows the directory: ``--purge experiments/RUN-0`` is a bare
+    ``--purge`` followed by the directory.
+    """
+    args = Arguments(argv=list(argv))
+    tokens = list(argv[1:])
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        index += 1
+        if token == "--":
+            args.positionals.extend(tokens[index:])
+            break
+        if not token.startswith("--") or token == "--":
+            args.positionals.append(token)
+            continue
+        name, has_equals, value = token[2:].partition("=")
+        if not name:
+            raise ArgumentError(f"expected a flag name after '--', got {token!r}")
+        following = tokens[index] if index < len(tokens) else None
+        if has_equals:
+            raw: str | bool = value
+        elif name in BOOLEAN_FLAGS:
+            if following is not None and following.lower() in _BOOLEAN_WORDS:
+                raw = following
+                index += 1
+            else:
+                raw = True
+        elif following is not None and not following.startswith("--"):
+            raw = following
+            index += 1
+        elif _needs_value(name):
+            example = "experiments/RUN-0" if name == "inherit" else "VALUE"
+            raise ArgumentError(
+                f"--{name} expects a value (e.g. --{name} {example}), but got "
+                f"{'nothing' if following is None else repr(following)} after it."
+            )
+        else:
+            raw = True
+        if name in BOOLEAN_FLAGS and isinstance(raw, str) and raw.lower() not in _BOOLEAN_WORDS:
+            raise ArgumentError(
+                f"--{name} takes True or False (or nothing), got {raw!r}."
+            )
+        if name.startswith("config."):
+            path = name[len("config."):].replace(".", "/")
+            if not path or "//" in path or path.endswith("/"):
+                raise ArgumentError(
+                    f"expected --config.<key>[.<subkey>...] VALUE, got {token!r}."
+                )
+            if raw is True:
+                raise ArgumentError(f"--{name} expects a value, got nothing.")
+            args.overrides.append((path, str(raw)))
+        args.flags[name] = raw
+    return args
