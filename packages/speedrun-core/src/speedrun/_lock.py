@@ -1,0 +1,390 @@
+"""One live writer per experiment directory.
+
+The lock is an advisory ``flock`` on ``<directory>/.speedrun.lock``. The kernel frees it when
+the holding process exits for any reason (crash, ``SIGKILL``, node reboot), so a dead run never
+blocks the next one. The file also carries a small JSON note about the holder (PID, host, start
+time, command line) that is only used to write helpful messages.
+
+This module targets Linux and macOS (``fcntl``); Windows is not supported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+import warnings
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Union
+
+from speedrun._errors import ExperimentDirectoryError, LockError
+
+__all__ = ["LOCK_NAME", "WriterLock", "read_lock_holder", "is_locked"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+LOCK_NAME = ".speedrun.lock"
+"""Name of the lock file inside an experiment directory."""
+
+# A probe (``is_locked``, ``read_lock_holder``, a purge) holds the lock for a few microseconds;
+# an ``acquire`` that collides with one retries for this long before it reports a conflict.
+_CONFLICT_GRACE_SECONDS = 0.2
+_RETRY_INTERVAL_SECONDS = 0.01
+_MAX_INFO_BYTES = 64 * 1024
+
+_BUSY_ERRNOS = frozenset({errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES})
+
+
+def _now_iso() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _lock_path(directory: PathLike) -> Path:
+    return Path(directory) / LOCK_NAME
+
+
+def _try_flock(fd: int) -> bool:
+    """Take an exclusive, non-blocking ``flock`` on ``fd``; False when someone else holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        if error.errno in _BUSY_ERRNOS:
+            return False
+        raise
+    return True
+
+
+def _read_info(fd: int) -> dict[str, Any] | None:
+    """Read the holder note from an open lock file; None when it is empty or unreadable."""
+    try:
+        raw = os.pread(fd, _MAX_INFO_BYTES, 0)
+    except OSError:
+        return None
+    if not raw.strip():
+        return None
+    try:
+        info = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _read_info_of_live_holder(fd: int) -> dict[str, Any]:
+    """Read the note of a holder that may have just taken the lock and not yet written it."""
+    deadline = time.monotonic() + _CONFLICT_GRACE_SECONDS
+    while True:
+        info = _read_info(fd)
+        if info is not None or time.monotonic() >= deadline:
+            return info or {}
+        time.sleep(_RETRY_INTERVAL_SECONDS)
+
+
+def _open_lock_file(path: Path, *, create: bool, write: bool = True) -> int | None:
+    """Open the lock file (never following a symlink); None if it is missing and not created."""
+    flags = (os.O_RDWR if write else os.O_RDONLY) | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_NOFOLLOW", 0)
+    if create:
+        flags |= os.O_CREAT
+    try:
+        return os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        if create:
+            raise
+        return None
+
+
+def _flock_with_grace(fd: int) -> bool:
+    """Take the lock, retrying briefly so that a concurrent probe does not look like a holder."""
+    deadline = time.monotonic() + _CONFLICT_GRACE_SECONDS
+    while not _try_flock(fd):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_RETRY_INTERVAL_SECONDS)
+    return True
+
+
+def _describe_holder(info: dict[str, Any], *, mark_self: bool = True) -> str:
+    """One line about a lock holder, for messages: ``process 12 on host gpu01 (started ...)``."""
+    if not info:
+        return "a process that has not written its details yet"
+    pid = info.get("pid", "?")
+    host = info.get("host", "?")
+    text = f"process {pid} on host {host}"
+    extras = []
+    if info.get("started"):
+        extras.append(f"started {info['started']}")
+    argv = info.get("argv")
+    if isinstance(argv, list) and argv:
+        command = " ".join(str(part) for part in argv)
+        if len(command) > 200:
+            command = command[:197] + "..."
+        extras.append(f"command: {command}")
+    if extras:
+        text += " (" + ", ".join(extras) + ")"
+    if mark_self and pid == os.getpid() and host == socket.gethostname():
+        text += " [this process]"
+    return text
+
+
+def _lock_unsupported(path: Path, error: OSError) -> ExperimentDirectoryError:
+    return ExperimentDirectoryError(
+        f"Cannot lock {path}: the file system refused flock ({error.strerror or error}). "
+        "Expected a local or NFS file system that supports advisory locks. "
+        "Fix: put the experiment directory on a file system that supports flock."
+    )
+
+
+class WriterLock:
+    """Exclusive writer lock of one experiment directory.
+
+    Only one live ``WriterLock`` can hold a directory at a time, across processes and hosts
+    sharing the file system, and also within one process (two objects on the same directory
+    conflict like two processes). The lock is freed by :meth:`release`, by leaving the ``with``
+    block, when the object is garbage collected, and by the kernel when the process dies.
+
+    Parameters
+    ----------
+    directory
+        The experiment directory; it must exist. The lock file is
+        ``<directory>/.speedrun.lock`` and is never deleted.
+
+    Examples
+    --------
+    >>> with WriterLock("experiments/RUN-0"):  # doctest: +SKIP
+    ...     train()
+    """
+
+    def __init__(self, directory: PathLike) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / LOCK_NAME
+        self.took_over_from: dict[str, Any] | None = None
+        """Note of a previous holder that died without releasing the lock, if any."""
+        self.holder_info: dict[str, Any] | None = None
+        """The note this object wrote while it holds the lock."""
+        self._fd: int | None = None
+        self._owner_pid: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object currently holds the lock."""
+        return self._fd is not None and self._owner_pid == os.getpid()
+
+    def acquire(self) -> WriterLock:
+        """Take the lock, or raise :class:`~speedrun.LockError` at once if a live process holds it.
+
+        Acquiring a lock this object already holds does nothing.
+
+        Returns
+        -------
+        WriterLock
+            ``self``, for chaining.
+
+        Raises
+        ------
+        LockError
+            Another live process (or another ``WriterLock`` of this process) holds the lock.
+        ExperimentDirectoryError
+            The directory does not exist, or its file system does not support locks.
+        """
+        if self.held:
+            return self
+        if not self.directory.is_dir():
+            found = "it is not a folder" if self.directory.exists() else "it does not exist"
+            raise ExperimentDirectoryError(
+                f"Cannot lock experiment directory {self.directory}: expected an existing "
+                f"folder, but {found}. "
+                "Fix: create it first with prepare_experiment_directory()."
+            )
+        try:
+            fd = _open_lock_file(self.path, create=True)
+        except OSError as error:
+            raise ExperimentDirectoryError(
+                f"Cannot open the lock file {self.path}: {error.strerror or error}. "
+                "Expected a writable experiment directory holding a regular lock file. "
+                "Fix: check the folder's permissions, or remove the lock file if it is a symlink."
+            ) from error
+        assert fd is not None
+        try:
+            if not _flock_with_grace(fd):
+                holder = _read_info_of_live_holder(fd)
+                if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
+                    fix = (
+                        "Fix: release the other WriterLock of this directory first, "
+                        "or use another experiment directory."
+                    )
+                else:
+                    kill_hint = ""
+                    if holder.get("pid"):
+                        kill_hint = f" (kill {holder['pid']} on {holder.get('host', '?')})"
+                    fix = (
+                        f"Fix: wait for that run to finish, stop it{kill_hint}, "
+                        "or use another experiment directory."
+                    )
+                error = LockError(
+                    f"Experiment directory {self.directory} is in use: "
+                    f"{_describe_holder(holder)} holds its writer lock ({self.path}). "
+                    f"Only one run may write to an experiment directory at a time. {fix}"
+                )
+                error.holder = holder  # type: ignore[attr-defined]
+                raise error
+        except LockError:
+            os.close(fd)
+            raise
+        except OSError as error:
+            os.close(fd)
+            raise _lock_unsupported(self.path, error) from error
+
+        previous = _read_info(fd)
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": _now_iso(),
+            "argv": list(sys.argv),
+        }
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info, indent=2) + "\n").encode("utf-8"), 0)
+            os.fsync(fd)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise ExperimentDirectoryError(
+                f"Cannot write the lock file {self.path}: {error.strerror or error}. "
+                "Fix: check the free space and permissions of the experiment directory."
+            ) from error
+
+        self._fd = fd
+        self._owner_pid = os.getpid()
+        self.holder_info = info
+        self.took_over_from = previous
+        if previous is not None:
+            warnings.warn(
+                f"Took over the writer lock of {self.directory} from "
+                f"{_describe_holder(previous, mark_self=False)}, which did not "
+                "release it: that run has exited or crashed. Check that its outputs are complete.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def release(self) -> None:
+        """Release the lock and close the lock file (the file itself stays).
+
+        Releasing a lock that is not held does nothing. In a forked child that inherited the
+        lock, this only closes the child's copy and leaves the parent's lock in place.
+        """
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if self._owner_pid == os.getpid():
+                # Clear the note first: a note in a free lock file means "its holder died".
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
+                with contextlib.suppress(OSError):
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self._owner_pid = None
+            self.holder_info = None
+            os.close(fd)
+
+    def __enter__(self) -> WriterLock:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.release()
+
+    def __repr__(self) -> str:
+        return f"WriterLock({str(self.directory)!r}, held={self.held})"
+
+
+def _probe(directory: PathLike) -> tuple[bool, dict[str, Any] | None]:
+    """Return ``(locked, holder_note)`` without creating anything and without keeping the lock."""
+    path = _lock_path(directory)
+    try:
+        fd = _open_lock_file(path, create=False, write=False)
+    except OSError:
+        # A lock file nobody can open (permissions, a symlink) cannot be held through
+        # WriterLock either.
+        return False, None
+    if fd is None:
+        return False, None
+    try:
+        try:
+            free = _try_flock(fd)
+        except OSError as error:
+            raise _lock_unsupported(path, error) from error
+        if free:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False, None
+        return True, _read_info_of_live_holder(fd)
+    finally:
+        os.close(fd)
+
+
+def _take_for_removal(directory: PathLike) -> tuple[int | None, dict[str, Any] | None]:
+    """Lock ``directory`` for deleting it: ``(fd, None)`` when taken, ``(None, holder)`` if busy.
+
+    The caller keeps ``fd`` open (and so the lock held) until the directory is gone, then
+    closes it. No note is written: the file is about to be deleted.
+    """
+    path = _lock_path(directory)
+    try:
+        fd = _open_lock_file(path, create=True)
+    except OSError as error:
+        raise ExperimentDirectoryError(
+            f"Cannot open the lock file {path}: {error.strerror or error}. "
+            "Fix: check the folder's permissions, or remove the lock file if it is a symlink."
+        ) from error
+    assert fd is not None
+    try:
+        taken = _flock_with_grace(fd)
+    except OSError as error:
+        os.close(fd)
+        raise _lock_unsupported(path, error) from error
+    if taken:
+        return fd, None
+    try:
+        return None, _read_info_of_live_holder(fd)
+    finally:
+        os.close(fd)
+
+
+def read_lock_holder(directory: PathLike) -> dict[str, Any] | None:
+    """The note of the live process holding ``directory``'s writer lock, or None when free.
+
+    Parameters
+    ----------
+    directory
+        An experiment directory (need not exist).
+
+    Returns
+    -------
+    dict or None
+        ``{"pid": ..., "host": ..., "started": ..., "argv": [...]}`` of the holder (empty if
+        the holder has not written its note yet), or None when nobody holds the lock.
+    """
+    locked, info = _probe(directory)
+    return (info or {}) if locked else None
+
+
+def is_locked(directory: PathLike) -> bool:
+    """Whether a live process holds ``directory``'s writer lock (False if the folder is missing)."""
+    return _probe(directory)[0]
