@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-from speedrun._errors import ArgumentError
 
 from ._loop import (
     _default_say,
@@ -118,7 +115,15 @@ class WaiterMixin(_Base):
         """Block as ``--wait.for``, ``--wait.memory`` and friends ask (see the class docstring).
 
         Call it any time after the command line was recorded (``auto_setup`` or
-        ``record_args``), e.g. in ``__init__`` or right before the training loop.
+        ``record_args``), e.g. in ``__init__`` or right before the training loop. To queue a
+        run behind another run *in the same experiment directory* (e.g. ``--resume`` once it
+        is done), wait before ``auto_setup`` takes the directory's lock::
+
+            self.record_args()
+            self.wait()
+            self.auto_setup()
+
+        Waiting for the directory whose lock this process holds is refused (it would never end).
 
         Returns
         -------
@@ -152,7 +157,6 @@ class WaiterMixin(_Base):
         if raw_for is None and raw_memory is None:
             return None
         targets = parse_wait_for(raw_for)
-        self._waiter_refuse_own_directory(targets)
         memory = None if raw_memory is None else MemoryTarget(raw_memory)
         say, warn = self._waiter_printers()
         hint = "" if limit is None else f" (--wait.timeout {format_duration(limit)})"
@@ -166,16 +170,3 @@ class WaiterMixin(_Base):
         if hasattr(self, "print") and callable(self.print):
             return self.print, self.print
         return _default_say, _default_warn
-
-    def _waiter_refuse_own_directory(self, targets: list[ProcessTarget | DirectoryTarget]) -> None:
-        own = getattr(self, "experiment_directory", None)
-        if own is None:
-            return
-        own_real = os.path.realpath(os.fspath(own))
-        for target in targets:
-            if isinstance(target, DirectoryTarget) and os.path.realpath(target.directory) == own_real:
-                raise ArgumentError(
-                    f"--wait.for got {os.fspath(target.directory)!r}, the experiment directory "
-                    "of this very run: waiting for it to finish would never end. Fix: pass the "
-                    "directory of the run to wait for."
-                )
