@@ -77,9 +77,11 @@ def verbose_value(value: Any, *, what: str = "--wait.verbose") -> bool:
 
 
 def format_duration(seconds: float) -> str:
-    """``'4.2s'``, ``'12m 04s'``, ``'3h 05m'``."""
+    """``'0.05s'``, ``'4.2s'``, ``'10s'``, ``'12m 04s'``, ``'3h 05m'``."""
+    if seconds < 1:
+        return f"{seconds:.2g}s"
     if seconds < 60:
-        return f"{seconds:.1f}s"
+        return f"{int(seconds)}s" if seconds == int(seconds) else f"{seconds:.1f}s"
     minutes, secs = divmod(int(round(seconds)), 60)
     if minutes < 60:
         return f"{minutes}m {secs:02d}s"

@@ -59,9 +59,10 @@ def parse_memory_size(value: Any, *, what: str = "--wait.memory") -> int:
             f"({type(value).__name__}). Accepted units (case-insensitive): {_ACCEPTED}."
         )
     if isinstance(value, (int, float)):
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
         raise ArgumentError(
             f"{what} needs a unit: got the bare number {value!r}, which could mean bytes or "
-            f"gigabytes. Write e.g. '{value}GB' or '{value}GiB' (for bytes: '{value}B'). "
+            f"gigabytes. Write e.g. '{shown}GB' or '{shown}GiB' (for bytes: '{shown}B'). "
             f"Accepted units (case-insensitive): {_ACCEPTED}."
         )
     match = _PATTERN.match(value)

@@ -258,14 +258,15 @@ def parse_wait_for(value: Any, *, what: str = "--wait.for") -> list[ProcessTarge
     if value is None:
         return []
     items: Iterable[Any]
-    if isinstance(value, (list, tuple, set, frozenset)):
+    is_list = isinstance(value, (list, tuple, set, frozenset))
+    if is_list:
         items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
     else:
         items = [value]
     targets: list[ProcessTarget | DirectoryTarget] = []
     seen: set[Any] = set()
     for item in items:
-        if isinstance(item, (list, tuple, set, frozenset, dict)):
+        if is_list and isinstance(item, (list, tuple, set, frozenset, dict)):
             raise ArgumentError(
                 f"{what} got the nested value {item!r} inside {value!r}. Expected "
                 f"{_ACCEPTED_FOR}."
