@@ -1,1 +1,49 @@
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
+
+"""speedrun: a no-strings-attached toolkit for reproducible ML experiments."""
+
+from ._config import Config
+from ._dispatch import register_default_dispatch, register_hook, register_pre_dispatch_hook
+from ._errors import (
+    ArgumentError,
+    CheckpointError,
+    ConfigError,
+    DispatchError,
+    ExperimentDirectoryError,
+    LockError,
+    SpeedrunError,
+)
+from ._experiment import BaseExperiment
+from ._namespace import Namespace
+from ._preemption import PREEMPTION_EXIT_CODE, Preempted
+
+__all__ = [
+    "ArgumentError",
+    "BaseExperiment",
+    "CheckpointError",
+    "Config",
+    "ConfigError",
+    "DispatchError",
+    "ExperimentDirectoryError",
+    "LockError",
+    "Namespace",
+    "PREEMPTION_EXIT_CODE",
+    "Preempted",
+    "SpeedrunError",
+    "register_default_dispatch",
+    "register_hook",
+    "register_pre_dispatch_hook",
+]
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> type:
+    """Resolve legacy mixin names (``from speedrun import TensorboardMixin``) lazily."""
+    if name.startswith("__") or not name.endswith("Mixin"):
+        raise AttributeError(f"module 'speedrun' has no attribute {name!r}")
+    from ._mixins import resolve_mixin
+
+    mixin = resolve_mixin(name)
+    globals()[name] = mixin
+    return mixin

@@ -1,0 +1,39 @@
+import os
+import sys
+
+import pytest
+
+
+@pytest.fixture
+def argv(monkeypatch, tmp_path):
+    """Set ``sys.argv`` for an experiment started as ``python <tmp>/train.py ...``."""
+    script = str(tmp_path / "train.py")
+
+    def set_argv(*tokens):
+        monkeypatch.setattr(sys, "argv", [script, *map(str, tokens)])
+
+    monkeypatch.chdir(tmp_path)
+    yield set_argv
+    from speedrun import _preemption
+
+    _preemption.uninstall()
+    _preemption.reset()
+
+
+@pytest.fixture
+def write(tmp_path):
+    """Write a text file under tmp_path and return its path."""
+
+    def write_file(relative, text):
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    return write_file
+
+
+@pytest.fixture(autouse=True)
+def _no_git_from_outside(monkeypatch):
+    # Keep provenance lookups inside tmp folders from walking up into the project's own repo.
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", os.path.dirname(os.getcwd()))
