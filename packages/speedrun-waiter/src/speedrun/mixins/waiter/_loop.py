@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +28,9 @@ __all__ = [
 
 #: Every line the waiter prints starts with this, so it is easy to grep in SLURM logs.
 PREFIX = "[waiter] "
+
+# Sleeps are cut into slices this long, to notice a preemption signal promptly.
+_SLICE_SECONDS = 0.25
 
 _TRUE_WORDS = {"true", "yes", "1", "on"}
 _FALSE_WORDS = {"false", "no", "0", "off"}
@@ -97,6 +101,44 @@ def _default_warn(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _preemption_requested() -> BaseException | None:
+    """A :class:`speedrun.Preempted` to raise if a preemption signal arrived, else None.
+
+    After ``auto_setup`` speedrun catches SIGTERM and SIGUSR1 (what SLURM sends before it stops
+    or requeues a job) and only raises a flag, to checkpoint at the next step. A waiting run has
+    no step to reach: it must leave at once, with the requeue exit status, or the scheduler's
+    grace period ends in a SIGKILL.
+    """
+    try:
+        from speedrun import _preemption
+    except ImportError:  # pragma: no cover - a core without preemption support
+        return None
+    if not _preemption.requested():
+        return None
+    number = _preemption.received_signal()
+    try:
+        cause = f"signal {signal.Signals(number).name}" if number is not None else "a request"
+    except ValueError:  # pragma: no cover - an unnamed signal number
+        cause = f"signal {number}"
+    return _preemption.Preempted(
+        f"preemption requested by {cause} before the run started; nothing to save. Exiting "
+        f"with status {_preemption.PREEMPTION_EXIT_CODE} so the job can be requeued."
+    )
+
+
+def _sleep_unless_preempted(seconds: float) -> BaseException | None:
+    """Sleep ``seconds`` in short slices; stop early and return the exception on preemption."""
+    end = time.monotonic() + seconds
+    while True:
+        preempted = _preemption_requested()
+        if preempted is not None:
+            return preempted
+        left = end - time.monotonic()
+        if left <= 0:
+            return None
+        time.sleep(min(left, _SLICE_SECONDS))
+
+
 def _listing(parts: Sequence[str]) -> str:
     return ", ".join(parts)
 
@@ -130,6 +172,10 @@ def wait_for_targets(
     KeyboardInterrupt
         On Ctrl-C, after a one-line message; raised afresh from the waiter so the traceback
         does not run through the sleeps inside it.
+    speedrun.Preempted
+        When speedrun's preemption handlers (installed by ``auto_setup``) caught SIGTERM or
+        SIGUSR1 before or during the wait: nothing has started, so the run exits at once with
+        the requeue status (75) instead of waiting into the scheduler's SIGKILL.
     """
     say = say or _default_say
     warn = warn or _default_warn
@@ -145,6 +191,10 @@ def wait_for_targets(
         return parts
 
     try:
+        preempted = _preemption_requested()
+        if preempted is not None:
+            warn(f"{PREFIX}Not waiting: {preempted}")
+            raise preempted
         pending = [target for target in targets if not target.finished()]
         memory_ok = memory is None or memory.satisfied()
         if not pending and memory_ok:
@@ -174,10 +224,15 @@ def wait_for_targets(
                 )
                 warn(message)
                 raise WaitTimeout(message[len(PREFIX):], pending=tuple(blocking()), waited=waited)
-            time.sleep(check_interval if deadline is None else min(check_interval, deadline - now))
+            pause = check_interval if deadline is None else min(check_interval, deadline - now)
+            preempted = _sleep_unless_preempted(pause)
+            if preempted is not None:
+                waited = time.monotonic() - start
+                warn(f"{PREFIX}Stopped after {format_duration(waited)} while waiting for "
+                     f"{_listing(blocking())}: {preempted}")
+                raise preempted
             finished_now = [target for target in pending if target.finished()]
             pending = [target for target in pending if target not in finished_now]
-            was_memory_ok = memory_ok
             memory_ok = memory is None or memory.satisfied()
             elapsed = format_duration(time.monotonic() - start)
             if not pending and memory_ok:
@@ -187,10 +242,6 @@ def wait_for_targets(
             if verbose and finished_now:
                 names = _listing(f"{target.label} {target.done_phrase()}" for target in finished_now)
                 say(f"{PREFIX}{names} after {elapsed}; still waiting for {_listing(blocking())}.")
-            elif verbose and not pending and was_memory_ok and not memory_ok and memory is not None:
-                # Only reachable when memory was fine at the start and dropped since: the one
-                # thing still blocking us changed, which is worth one line.
-                say(f"{PREFIX}Now waiting for {memory.status()}.")
     except KeyboardInterrupt:
         waited = time.monotonic() - start
         what = _listing(blocking()) or "the targets"
