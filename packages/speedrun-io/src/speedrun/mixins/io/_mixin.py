@@ -246,7 +246,8 @@ class IOMixin(_Base):
         """
         if iterable is None and "iterator" in tqdm_kwargs:  # the original's keyword name
             iterable = tqdm_kwargs.pop("iterator")
-        bar = make_progress_bar(iterable, desc=tag, **tqdm_kwargs)
+        desc = tqdm_kwargs.pop("desc", tag)  # an explicit desc wins over the tag as label
+        bar = make_progress_bar(iterable, desc=desc, **tqdm_kwargs)
         live = self._io_state("_io_all_bars", list, pickle=False)
         live[:] = [other for other in live if not other.disable]  # finished bars are closed
         live.append(bar)
