@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from speedrun._errors import ArgumentError
@@ -139,7 +139,7 @@ def _sleep_unless_preempted(seconds: float) -> BaseException | None:
         time.sleep(min(left, _SLICE_SECONDS))
 
 
-def _listing(parts: Sequence[str]) -> str:
+def _listing(parts: Iterable[str]) -> str:
     return ", ".join(parts)
 
 
@@ -217,13 +217,14 @@ def wait_for_targets(
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 waited = now - start
+                still = blocking()
                 message = (
                     f"{PREFIX}Gave up waiting after {format_duration(waited)}{timeout_hint}: still "
-                    f"waiting for {_listing(blocking())}. Not starting (exit status "
+                    f"waiting for {_listing(still)}. Not starting (exit status "
                     f"{WAIT_TIMEOUT_EXIT_CODE})."
                 )
                 warn(message)
-                raise WaitTimeout(message[len(PREFIX):], pending=tuple(blocking()), waited=waited)
+                raise WaitTimeout(message[len(PREFIX):], pending=tuple(still), waited=waited)
             pause = check_interval if deadline is None else min(check_interval, deadline - now)
             preempted = _sleep_unless_preempted(pause)
             if preempted is not None:
