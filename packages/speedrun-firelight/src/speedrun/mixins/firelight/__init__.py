@@ -1,0 +1,11 @@
+"""speedrun-firelight: image grids of tensors with firelight, as PNG files or in TensorBoard.
+
+``FirelightMixin`` builds a firelight visualizer from the experiment's ``firelight``
+configuration (or a YAML file) and turns a dictionary of tensors into an image grid.
+"""
+
+from __future__ import annotations
+
+from ._firelight import FirelightMixin, import_firelight
+
+__all__ = ["FirelightMixin", "import_firelight"]

@@ -1,0 +1,245 @@
+"""``FirelightMixin``: image grids of tensors with firelight, saved as PNG or logged.
+
+Nothing heavy is imported with this module: firelight, torch, NumPy and matplotlib load on
+first use.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import logging
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from speedrun._errors import ConfigError, ExperimentDirectoryError
+from speedrun._fs import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from speedrun import BaseExperiment as _Base
+else:
+    _Base = object
+
+__all__ = ["FirelightMixin", "import_firelight"]
+
+_INSTALL_HINT = "pip install speedrun-firelight"
+
+
+def import_firelight() -> Any:
+    """Import firelight without letting it reconfigure the application's logging.
+
+    firelight 0.2 calls ``logging.basicConfig(level=INFO, stream=sys.stdout)`` on import,
+    which would print every INFO record of every library; that handler and level are undone.
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        import firelight
+        import firelight.config_parsing  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(f"FirelightMixin needs firelight (and its scikit-learn): "
+                          f"{_INSTALL_HINT}") from exc
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
+    return firelight
+
+
+def _build_visualizer(config: Any, source: str) -> Any:
+    firelight = import_firelight()
+    from firelight.visualizers.base import BaseVisualizer
+
+    if isinstance(config, BaseVisualizer):
+        return config
+    if not isinstance(config, Mapping) or len(config) != 1:
+        raise ConfigError(
+            f"{source}: expected a firelight visualizer config, a mapping with one entry "
+            f"{{VisualizerName: {{...}}}} (e.g. {{ImageGridVisualizer: {{visualizers: [...]}}}}), "
+            f"got {config!r}")
+    name = next(iter(config))
+    if isinstance(name, str) and "." in name:
+        # firelight 0.2.1 fails to return classes given by dotted path: resolve it here.
+        import pydoc
+
+        visualizer_class = pydoc.locate(name)
+        if not (isinstance(visualizer_class, type) and issubclass(visualizer_class,
+                                                                  BaseVisualizer)):
+            raise ConfigError(f"{source}: {name!r} is not an importable firelight visualizer "
+                              f"class (a subclass of firelight's BaseVisualizer)")
+        config_parsing = firelight.config_parsing
+        short = visualizer_class.__name__
+        known = vars(config_parsing).get(short)
+        if known is not None and known is not visualizer_class:
+            raise ConfigError(f"{source}: {name!r} shares its class name with firelight's own "
+                              f"{short}; rename the class")
+        setattr(config_parsing, short, visualizer_class)
+        config = {short: config[name]}
+    try:
+        # firelight replaces nested configs by visualizers in place: give it a copy.
+        return firelight.get_visualizer(copy.deepcopy(dict(config)))
+    except Exception as exc:
+        detail = str(exc) or repr(exc)
+        raise ConfigError(f"{source}: firelight could not build the visualizer: "
+                          f"{type(exc).__name__}: {detail}") from exc
+
+
+def _visualizer_from_file(file_name: str | os.PathLike[str]) -> Any:
+    import yaml
+
+    path = os.fspath(file_name)
+    if not os.path.isfile(path):
+        raise ConfigError(f"firelight config file {path!r} does not exist: expected a YAML "
+                          f"file holding a visualizer config")
+    # firelight's own reader calls yaml.load without a Loader, which PyYAML 6 refuses.
+    with open(path, encoding="utf-8") as handle:
+        try:
+            config = yaml.safe_load(handle)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"firelight config file {path!r} is not valid YAML: {exc}"
+                              ) from exc
+    return _build_visualizer(config, f"firelight config file {path!r}")
+
+
+def _as_tensors(states: Mapping[str, Any]) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            return torch.from_numpy(value)
+        if isinstance(value, list):
+            return [convert(item) for item in value]
+        if torch.is_tensor(value):
+            return value.detach().cpu()
+        return value
+
+    return {key: convert(value) for key, value in states.items()}
+
+
+class FirelightMixin(_Base):
+    """Visualize tensors (inputs, targets, predictions...) with a firelight visualizer.
+
+    The visualizer comes from the configuration key ``firelight`` (a firelight config,
+    e.g. ``{ImageGridVisualizer: {visualizers: [...]}}``) or, with :meth:`load_visualizer`,
+    from a YAML file.
+    """
+
+    @property
+    def visualizer(self) -> Any:
+        """The firelight visualizer, built from config ``firelight`` on first use."""
+        visualizer = getattr(self, "_firelight_visualizer", None)
+        if visualizer is None:
+            visualizer = self.load_visualizer()
+            self._firelight_keep(visualizer)
+        return visualizer
+
+    @visualizer.setter
+    def visualizer(self, value: Any) -> None:
+        self._firelight_keep(value)
+
+    def _firelight_keep(self, visualizer: Any) -> None:
+        # Visualizers hold colormaps and functions: rebuilt from the config, not checkpointed.
+        register = getattr(self, "register_unpickleable", None)
+        if callable(register):
+            register("_firelight_visualizer")
+        self._firelight_visualizer = visualizer
+
+    def load_visualizer(self, file_name: str | os.PathLike[str] | None = None) -> Any:
+        """Build a visualizer from the YAML file ``file_name``, or from config ``firelight``.
+
+        A visualizer loaded from a file also becomes :attr:`visualizer`.
+
+        Raises
+        ------
+        ConfigError
+            The config is missing or firelight refuses it (the message names where it came
+            from and firelight's own error).
+        """
+        if file_name is None:
+            return self._firelight_from_config()
+        visualizer = _visualizer_from_file(file_name)
+        self._firelight_keep(visualizer)
+        return visualizer
+
+    def get_firelight_visualizer(self, file_name: str | os.PathLike[str] | None = None) -> Any:
+        """A newly built visualizer (from ``file_name`` or config ``firelight``)."""
+        if file_name is None:
+            return self._firelight_from_config()
+        return _visualizer_from_file(file_name)
+
+    def _firelight_from_config(self) -> Any:
+        config = self.get("firelight")
+        if config is None:
+            raise ConfigError(
+                "no firelight visualizer configured: expected a 'firelight' key in the "
+                "configuration (e.g. firelight: {ImageGridVisualizer: {visualizers: "
+                "[{IdentityVisualizer: {input: prediction}}]}}), or call "
+                "load_visualizer('path/to/visualizer.yml')")
+        return _build_visualizer(config, "config key 'firelight'")
+
+    def get_image_grid(self, states: Mapping[str, Any]) -> Any:
+        """Run the visualizer on ``states``; the image as a ``(H, W, 4)`` float array in [0, 1].
+
+        Parameters
+        ----------
+        states : mapping
+            The visualizer's inputs by name (``inputs``, ``target``, ``prediction``...): torch
+            tensors, NumPy arrays, or lists of them.
+        """
+        import numpy as np
+        import torch
+
+        if not isinstance(states, Mapping):
+            raise TypeError(f"get_image_grid expects a mapping of state names to tensors "
+                            f"(e.g. {{'prediction': tensor}}), got {type(states).__name__}")
+        visualizer = self.visualizer
+        with torch.no_grad():
+            image = visualizer(**_as_tensors(states))
+        if torch.is_tensor(image):
+            image = image.detach().cpu().numpy()
+        return np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+
+    def save_image_grid(self, states: Mapping[str, Any], plot_name: str = "plots") -> str:
+        """Write the image grid to ``Plots/<plot_name>_step_<step>.png``; returns the path."""
+        import numpy as np
+        from PIL import Image
+
+        directory = self.plot_directory
+        if directory is None:
+            raise ExperimentDirectoryError(
+                "save_image_grid writes to the experiment's Plots/ folder, but the experiment "
+                "has no directory: set experiment.experiment_directory first")
+        if not isinstance(plot_name, str) or not plot_name or os.sep in plot_name:
+            raise ValueError(f"plot_name must be a file name without folders, such as "
+                             f"'predictions', got {plot_name!r}")
+        image = (self.get_image_grid(states) * 255.0).round().astype(np.uint8)
+        if image.ndim == 3 and image.shape[-1] == 1:
+            image = image[..., 0]
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        path = os.path.join(directory, f"{plot_name}_step_{self.step}.png")
+        os.makedirs(directory, exist_ok=True)
+        atomic_write_bytes(path, buffer.getvalue())
+        return path
+
+    def log_image_grid(self, states: Mapping[str, Any], tag: str = "image_grid",
+                       step: int | None = None) -> Any:
+        """Log the image grid to TensorBoard (needs ``TensorboardMixin``); returns the image.
+
+        Transparency is composited onto white, as firelight's inferno callback does.
+        """
+        log_image = getattr(self, "log_image", None)
+        if not callable(log_image):
+            raise AttributeError(
+                f"log_image_grid logs through TensorboardMixin, which {type(self).__name__} "
+                f"does not have: install it (pip install speedrun-tensorboard) and add "
+                f"TensorboardMixin to the experiment's bases, or use save_image_grid()")
+        image = self.get_image_grid(states)
+        if image.ndim == 3 and image.shape[-1] == 4:
+            alpha = image[..., 3:4]
+            image = image[..., :3] * alpha + (1.0 - alpha)
+        log_image(tag, image, step=step, dataformats="HWC")
+        return image

@@ -1,0 +1,475 @@
+"""``InfernoMixin``: train with an inferno ``Trainer`` built from the experiment's config.
+
+Nothing heavy is imported with this module: torch and inferno load on first use of
+``trainer``, ``model``, the loaders or ``device``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from speedrun import register_hook
+from speedrun._errors import ConfigError, ExperimentDirectoryError
+
+from ._parsing import ParsingMixin, create_instance, get_single_key_value_pair, locate
+
+__all__ = ["InfernoMixin"]
+
+_PREFIX = "inferno_build_"
+
+
+def _register_unpickleable(experiment: Any, *names: str) -> None:
+    register = getattr(experiment, "register_unpickleable", None)
+    if callable(register):
+        register(*names)
+
+
+class InfernoMixin(ParsingMixin):
+    """Train an experiment's model with an inferno ``Trainer`` configured from YAML.
+
+    The trainer is built on first use of :attr:`trainer`: it wraps :attr:`model`, saves its
+    checkpoints (``checkpoint.pytorch``, ``best_checkpoint.pytorch``) into the experiment's
+    ``Weights/`` folder, and is configured by the ``inferno_build_<step>`` methods, which run
+    in :attr:`INFERNO_BUILD_ORDER` and then, alphabetically, every other
+    ``inferno_build_<step>`` method the experiment defines. A step reaches the trainer under
+    construction as ``self.trainer`` (or ``self._trainer``).
+
+    Configuration (all under ``trainer/`` except ``device``, ``firelight`` and the
+    :class:`ParsingMixin` keys ``model``, ``criterion``, ``metric``, ``loader``,
+    ``val_loader``)::
+
+        device: cpu                       # or cuda, cuda:1
+        trainer:
+          optimizer: {Adam: {lr: 0.001}}  # torch.optim or inferno name, or a dotted path
+          intervals:
+            validate_every: 100 iterations   # or [1, epochs], or {frequency: ..., for_num_iterations: 10}
+            save_every: 1 epochs
+            evaluate_metric_every: never
+          max_epochs: 10                  # or max_iterations: 10000
+          num_targets: 1
+          tensorboard:                    # events go to <experiment>/Logs
+            log_scalars_every: 1 iterations
+            log_images_every: never
+            log_config: true
+            split_config_keys: true
+          callbacks:                      # module (in inferno.trainers.callbacks) -> class -> kwargs
+            essentials: {NaNDetector: {noargs: true}}
+            scheduling: {AutoLRDecay: {factor: 0.5, patience: 1 epochs}}
+
+    With a ``firelight`` key (``{tag: {Visualizer: ...}}``, or a single visualizer config)
+    firelight's visualizations are logged to TensorBoard as images.
+    """
+
+    TRANSFORM_LOCATIONS: list[Any] = ["inferno.io.transform"]
+    #: Built-in steps, in the order they run; other ``inferno_build_*`` methods run after.
+    INFERNO_BUILD_ORDER: tuple[str, ...] = (
+        "criterion", "metric", "optimizer", "intervals", "limits", "loaders", "tensorboard",
+        "callbacks",
+    )
+    _INTERVAL_KEYS = ("validate_every", "save_every", "evaluate_metric_every")
+
+    # -- tag scope (prefix for what log_configuration writes) ---------------------------------
+    @property
+    def tagscope(self) -> str:
+        """Prefix of TensorBoard tags written by :meth:`log_configuration` (``''``: none)."""
+        return getattr(self, "_inferno_tagscope", "")
+
+    @contextlib.contextmanager
+    def set_tagscope(self, name: str) -> Iterator[None]:
+        """Prefix tags with ``name/`` inside the ``with`` block (scopes nest)."""
+        if not isinstance(name, str):
+            raise TypeError(f"set_tagscope expects a string such as 'train', got "
+                            f"{type(name).__name__} {name!r}")
+        previous = self.tagscope
+        name = name.strip("/")
+        self._inferno_tagscope = f"{previous}/{name}" if previous and name else previous or name
+        try:
+            yield
+        finally:
+            self._inferno_tagscope = previous
+
+    def get_full_tag(self, tag: str) -> str:
+        """``tag`` inside the current tag scope."""
+        return f"{self.tagscope}/{tag}" if self.tagscope else tag
+
+    # -- device --------------------------------------------------------------------------------
+    @property
+    def device(self) -> Any:
+        """The ``torch.device`` from config ``device`` (default ``'cpu'``)."""
+        if getattr(self, "_inferno_device", None) is None:
+            import torch
+
+            value = self.get("device", "cpu")
+            try:
+                device = torch.device(value)
+            except (RuntimeError, TypeError) as exc:
+                raise ConfigError(f"device: expected a torch device such as 'cpu', 'cuda' or "
+                                  f"'cuda:1', got {value!r}") from exc
+            if device.type == "cuda" and not torch.cuda.is_available():
+                raise ConfigError(f"device: {value!r} asks for CUDA, but torch sees no GPU on "
+                                  f"this machine; set device: cpu")
+            self._inferno_device = device
+        return self._inferno_device
+
+    # -- the trainer ---------------------------------------------------------------------------
+    @property
+    def trainer(self) -> Any:
+        """The inferno trainer, built from the configuration on first use."""
+        trainer = getattr(self, "_trainer", None)
+        if trainer is None:
+            trainer = self.build_trainer()
+        return trainer
+
+    def get_inferno_build_steps(self) -> list[str]:
+        """Names ``<step>`` of the ``inferno_build_<step>`` methods, in the order they run."""
+        cls = type(self)
+        names = {name[len(_PREFIX):] for name in dir(cls)
+                 if name.startswith(_PREFIX) and callable(getattr(cls, name, None))}
+        ordered = [name for name in self.INFERNO_BUILD_ORDER if name in names]
+        return ordered + sorted(names.difference(ordered))
+
+    def build_trainer(self) -> Any:
+        """Build, configure and return the trainer (kept as :attr:`trainer`)."""
+        from ._callbacks import ExperimentStepCallback
+        from ._trainer import SpeedrunTrainer
+
+        directory = self.checkpoint_directory
+        if directory is None:
+            raise ExperimentDirectoryError(
+                "InfernoMixin.trainer needs an experiment directory (checkpoints go to its "
+                "Weights/ folder), but none is set: set experiment.experiment_directory")
+        trainer = SpeedrunTrainer(self.model).save_to_directory(directory)
+        self._trainer = trainer
+        _register_unpickleable(self, "_trainer")
+        try:
+            for step in self.get_inferno_build_steps():
+                getattr(self, _PREFIX + step)()
+            trainer.register_callback(ExperimentStepCallback(self))
+            self._inferno_move_to_device(trainer)
+            self._inferno_check_trainer(trainer)
+        except BaseException:
+            self._inferno_close_logger(trainer)
+            self._trainer = None
+            raise
+        return trainer
+
+    def _inferno_move_to_device(self, trainer: Any) -> None:
+        import torch
+
+        device = self.device
+        if callable(getattr(trainer, "to", None)):
+            trainer.to(device)  # inferno versions after 0.1.7
+        elif device.type == "cpu":
+            trainer.cpu()
+        elif device.type == "cuda":
+            if device.index is not None:
+                torch.cuda.set_device(device.index)
+            trainer.cuda()
+        else:
+            raise ConfigError(f"device: this inferno trains on 'cpu' or 'cuda' only, got "
+                              f"{str(device)!r}")
+
+    def _inferno_check_trainer(self, trainer: Any) -> None:
+        if trainer.validating_every is not None and "validate" not in trainer._loaders:
+            raise ConfigError(
+                "trainer/intervals/validate_every is set, but there is no validation data: "
+                "expected a 'val_loader' config (or build_val_loader() returning a DataLoader); "
+                "add one, or remove validate_every")
+
+    # -- the build steps -----------------------------------------------------------------------
+    def inferno_build_criterion(self) -> None:
+        """Give the trainer :attr:`criterion`."""
+        self.trainer.build_criterion(self.criterion)
+
+    def inferno_build_metric(self) -> None:
+        """Give the trainer :attr:`metric`, if one is configured."""
+        if self.metric is not None:
+            self.trainer.build_metric(self.metric)
+
+    def inferno_build_optimizer(self) -> None:
+        """Build the optimizer from ``trainer/optimizer`` (``{Name: {keyword: value}}``)."""
+        config = self.get("trainer/optimizer")
+        if config is None:
+            raise ConfigError("no optimizer configured: expected 'trainer/optimizer: {Adam: "
+                              "{lr: 0.001}}' (any torch.optim or inferno optimizer, or a "
+                              "dotted path), or override inferno_build_optimizer()")
+        name, kwargs = get_single_key_value_pair(config, "trainer/optimizer")
+        kwargs = dict(copy.deepcopy(kwargs) or {})
+        method: Any = locate(name) if "." in name else name
+        try:
+            self.trainer.build_optimizer(method, **kwargs)
+        except (AssertionError, TypeError, ValueError, NotImplementedError) as exc:
+            raise ConfigError(f"trainer/optimizer: could not build {name} with {kwargs!r}: "
+                              f"{exc or type(exc).__name__}. Expected the name of a torch.optim "
+                              f"optimizer (e.g. Adam) and its keyword arguments") from exc
+
+    def inferno_build_intervals(self) -> None:
+        """Set ``validate_every``, ``save_every`` and ``evaluate_metric_every``."""
+        intervals = self.get("trainer/intervals")
+        if intervals is None:
+            return
+        if not isinstance(intervals, Mapping):
+            raise ConfigError(f"trainer/intervals: expected a mapping of "
+                              f"{list(self._INTERVAL_KEYS)} to frequencies, got {intervals!r}")
+        for key, arguments in intervals.items():
+            if key not in self._INTERVAL_KEYS:
+                raise ConfigError(f"trainer/intervals/{key}: unknown interval; expected one of "
+                                  f"{list(self._INTERVAL_KEYS)}")
+            setter = getattr(self.trainer, key)
+            try:
+                if isinstance(arguments, Mapping):
+                    setter(**arguments)
+                else:
+                    setter(arguments)
+            except Exception as exc:  # inferno raises assorted types for bad frequencies
+                raise ConfigError(
+                    f"trainer/intervals/{key}: expected a frequency such as '10 iterations', "
+                    f"'1 epochs', [10, iterations], 10 or 'never', got {arguments!r} "
+                    f"({type(exc).__name__}: {exc})") from exc
+
+    def inferno_build_limits(self) -> None:
+        """Stop after ``trainer/max_epochs`` or ``trainer/max_iterations``."""
+        max_epochs = self.get("trainer/max_epochs")
+        max_iterations = self.get("trainer/max_iterations")
+        if max_epochs is not None and max_iterations is not None:
+            warnings.warn("trainer/max_epochs and trainer/max_iterations are both set: "
+                          "training stops after max_epochs, max_iterations is ignored",
+                          stacklevel=2)
+        key, value, setter = (
+            ("max_epochs", max_epochs, self.trainer.set_max_num_epochs)
+            if max_epochs is not None else
+            ("max_iterations", max_iterations, self.trainer.set_max_num_iterations))
+        if value is None:
+            return  # train() refuses to start without a limit
+        try:
+            setter(value)
+        except (TypeError, AssertionError) as exc:
+            raise ConfigError(f"trainer/{key}: expected an integer or 'inf', got {value!r}"
+                              ) from exc
+
+    @property
+    def train_loader(self) -> Any:
+        """The training ``DataLoader``, built by :meth:`build_train_loader` on first use."""
+        if getattr(self, "_train_loader", None) is None:
+            self._train_loader = self.build_train_loader()
+            _register_unpickleable(self, "_train_loader")
+        return self._train_loader
+
+    @property
+    def val_loader(self) -> Any:
+        """The validation ``DataLoader`` (or ``None``), built by :meth:`build_val_loader`."""
+        if not hasattr(self, "_val_loader"):
+            self._val_loader = self.build_val_loader()
+            _register_unpickleable(self, "_val_loader")
+        return self._val_loader
+
+    @property
+    def num_targets(self) -> int:
+        """How many trailing tensors of a batch are targets (``trainer/num_targets``, 1)."""
+        return self.get("trainer/num_targets", 1)
+
+    def inferno_build_loaders(self) -> None:
+        """Bind :attr:`train_loader` and, if there is one, :attr:`val_loader`."""
+        self.trainer.bind_loader("train", self.train_loader, num_targets=self.num_targets)
+        if self.val_loader is not None:
+            self.trainer.bind_loader("validate", self.val_loader, num_targets=self.num_targets)
+
+    def inferno_build_tensorboard(self) -> None:
+        """Log to TensorBoard (``Logs/``) if ``trainer/tensorboard`` is configured."""
+        from ._callbacks import TensorboardXLogger
+
+        config = self.get("trainer/tensorboard")
+        if config is None:
+            return
+        if config is True:
+            config = {}
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"trainer/tensorboard: expected a mapping of logger options "
+                              f"(log_scalars_every, log_images_every, ...), got {config!r}")
+        options = dict(copy.deepcopy(config))
+        log_config = options.pop("log_config", True)
+        split_keys = options.pop("split_config_keys", True)
+        if options.pop("log_anywhere", None) is not None:
+            warnings.warn("trainer/tensorboard/log_anywhere is not supported by speedrun and "
+                          "is ignored", stacklevel=2)
+        log_directory = options.pop("log_directory", None) or self.log_directory
+        shared = None
+        if os.path.abspath(log_directory) == os.path.abspath(self.log_directory or "") \
+                and self._inferno_has_tensorboard_mixin():
+            # read the mixin's logger on each use: it reopens its writer after a load
+            shared = self._inferno_tensorboard_mixin_writer
+        try:
+            logger = TensorboardXLogger(writer=shared, **options)
+        except TypeError as exc:
+            raise ConfigError(
+                f"trainer/tensorboard: {exc}. Expected options among log_scalars_every, "
+                f"log_images_every, send_image_at_batch_indices, send_image_at_channel_indices, "
+                f"send_volume_at_z_indices, log_directory, log_config, split_config_keys"
+            ) from exc
+        self.trainer.build_logger(logger, log_directory=log_directory)
+        if log_config:
+            self.log_configuration(split_keys)
+
+    def _inferno_has_tensorboard_mixin(self) -> bool:
+        try:
+            from speedrun.mixins.tensorboard import TensorboardMixin
+        except ImportError:
+            return False
+        return isinstance(self, TensorboardMixin)
+
+    def _inferno_tensorboard_mixin_writer(self) -> Any:
+        """The ``TensorboardMixin``'s writer (``None`` without that mixin)."""
+        if not self._inferno_has_tensorboard_mixin():
+            return None
+        return self.logger  # type: ignore[attr-defined]
+
+    def _inferno_summary_writer(self) -> Any:
+        from ._callbacks import TensorboardXLogger
+
+        trainer = getattr(self, "_trainer", None)
+        logger = getattr(trainer, "logger", None)
+        if isinstance(logger, TensorboardXLogger):
+            return logger.writer
+        writer = self._inferno_tensorboard_mixin_writer()
+        if writer is None:
+            raise ConfigError("no TensorBoard writer: expected 'trainer/tensorboard' in the "
+                              "configuration (or TensorboardMixin among the experiment's bases)")
+        return writer
+
+    def log_configuration(self, split_keys: bool = True) -> None:
+        """Write the YAML files of ``Configurations/`` to TensorBoard as text (step 0).
+
+        With ``split_keys`` each top-level key gets its own tag ``<key>/<file name>``.
+        """
+        directory = self.configuration_directory
+        if directory is None or not os.path.isdir(directory):
+            return
+        writer = self._inferno_summary_writer()
+        for file_name in sorted(os.listdir(directory)):
+            if not file_name.endswith((".yml", ".yaml")):
+                continue
+            with open(os.path.join(directory, file_name), encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+            sections: list[tuple[str, list[str]]] = []
+            if split_keys:
+                for line in lines:
+                    top_level = line[:1] not in ("", " ", "\t", "#", "-") and ":" in line
+                    if top_level:
+                        key, rest = line.split(":", 1)
+                        sections.append((key.strip(), [rest.strip()] if rest.strip() else []))
+                    elif sections:
+                        sections[-1][1].append(line)
+            else:
+                sections = [("", lines)]
+            for key, body in sections:
+                tag = f"{key}/{file_name}" if key else file_name
+                text = "\n".join("    " + line for line in body) or "    (empty)"
+                writer.add_text(self.get_full_tag(tag), text, global_step=0)
+
+    def inferno_build_callbacks(self) -> None:
+        """Register callbacks from ``trainer/callbacks`` and, with ``firelight``, its images."""
+        callbacks = self.get("trainer/callbacks")
+        if callbacks is not None:
+            import inferno.trainers.callbacks as inferno_callbacks
+
+            if not isinstance(callbacks, Mapping):
+                raise ConfigError(f"trainer/callbacks: expected a mapping module -> {{Class: "
+                                  f"kwargs}}, got {callbacks!r}")
+            for module_name, classes in callbacks.items():
+                where = f"trainer/callbacks/{module_name}"
+                module = locate(module_name, [inferno_callbacks])
+                if not isinstance(classes, Mapping):
+                    raise ConfigError(f"{where}: expected a mapping Class -> kwargs, got "
+                                      f"{classes!r}")
+                for class_name, arguments in classes.items():
+                    callback = create_instance({class_name: arguments}, [module],
+                                               f"{where}")
+                    self.trainer.register_callback(callback)
+        if self.get("firelight") is not None:
+            self._inferno_register_firelight()
+
+    def _inferno_register_firelight(self) -> None:
+        from ._callbacks import TensorboardXLogger
+
+        if not isinstance(self.trainer.logger, TensorboardXLogger):
+            raise ConfigError("firelight: visualizations are logged to TensorBoard, but no "
+                              "logger is configured: add 'trainer/tensorboard: {}' (and "
+                              "log_images_every) to the configuration")
+        root = logging.getLogger()
+        handlers, level = list(root.handlers), root.level
+        try:
+            from firelight import config_parsing
+            from firelight.inferno_callback import get_visualization_callback
+        except ImportError as exc:
+            raise ImportError("the 'firelight' config needs firelight: pip install "
+                              "'speedrun-inferno[firelight]'") from exc
+        finally:  # firelight calls logging.basicConfig on import: undo that
+            for handler in root.handlers[:]:
+                if handler not in handlers:
+                    root.removeHandler(handler)
+            root.setLevel(level)
+        config = copy.deepcopy(self.get("firelight"))
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"firelight: expected a mapping tag -> visualizer config, got "
+                              f"{config!r}")
+        config = dict(config)
+        config.pop("log_anywhere", None)
+        if len(config) == 1 and isinstance(vars(config_parsing).get(next(iter(config))), type):
+            config = {"firelight": config}  # one visualizer config (FirelightMixin's form)
+        try:
+            callback = get_visualization_callback(config)
+        except Exception as exc:
+            raise ConfigError(f"firelight: could not build the visualizers: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        self.trainer.register_callback(callback)
+
+    def create_transform(self, list_of_transforms: list[Any]) -> Any:
+        """An inferno ``Compose`` of transforms given as ``[{Class: kwargs}, ...]``."""
+        from ._compat import import_inferno_trainers
+
+        import_inferno_trainers()
+        from inferno.io.transform import Compose
+
+        return Compose(*[create_instance(spec, self.TRANSFORM_LOCATIONS, "transforms")
+                         for spec in list_of_transforms])
+
+    # -- training ------------------------------------------------------------------------------
+    def train(self) -> Any:
+        """Fit the model (returns the trainer)."""
+        trainer = self.trainer
+        if trainer._max_num_iterations is None and trainer._max_num_epochs is None:
+            raise ConfigError("training has no end: expected 'trainer/max_epochs' or "
+                              "'trainer/max_iterations' in the configuration")
+        try:
+            return trainer.fit()
+        finally:
+            logger = getattr(trainer, "logger", None)
+            if hasattr(logger, "flush"):
+                logger.flush()
+
+    # -- hooks -------------------------------------------------------------------------------
+    @staticmethod
+    def _inferno_close_logger(trainer: Any) -> None:
+        logger = getattr(trainer, "_logger", None)
+        if logger is not None and callable(getattr(logger, "close", None)):
+            logger.close()
+
+    def _inferno_clean_up(self) -> None:
+        self._inferno_close_logger(getattr(self, "_trainer", None))
+
+    register_hook(_inferno_clean_up, "clean_up")
+
+    def _inferno_post_load(self) -> None:
+        # The restored model replaced the one the trainer holds: rebuild it on next use.
+        trainer = getattr(self, "_trainer", None)
+        if trainer is not None and trainer.model is not getattr(self, "_model", None):
+            self._inferno_close_logger(trainer)
+            self._trainer = None
+
+    register_hook(_inferno_post_load, "post_load")
