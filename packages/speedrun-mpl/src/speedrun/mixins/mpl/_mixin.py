@@ -1,0 +1,144 @@
+"""``MatplotlibMixin``: figures to arrays, and figures saved under ``Plots/``."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from speedrun import ExperimentDirectoryError
+
+from ._paths import relative_parts, tagged_file
+from ._render import close_figure, figure_to_array, new_figure, normalize_formats
+from ._render import require_figure, write_figure
+
+if TYPE_CHECKING:
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from speedrun import BaseExperiment as _Base
+else:
+    _Base = object
+
+__all__ = ["MatplotlibMixin"]
+
+
+class MatplotlibMixin(_Base):
+    """matplotlib for an experiment: render figures to arrays, save them under ``Plots/``.
+
+    Mix it into a :class:`speedrun.BaseExperiment` subclass. It never switches matplotlib's
+    backend: figures are rendered through an Agg canvas of their own.
+    """
+
+    def figure2array(
+        self, figure: Figure, channel_first: bool = False, scaling: str | None = None
+    ) -> np.ndarray:
+        """Render ``figure`` to an RGB array.
+
+        Parameters
+        ----------
+        figure
+            A matplotlib Figure.
+        channel_first
+            ``False``: shape (H, W, 3); ``True``: shape (3, H, W), as torch and TensorBoard
+            expect.
+        scaling
+            ``None`` or ``'0-255'``: uint8 in 0..255; ``'0-1'``: float32 in [0, 1].
+        """
+        return figure_to_array(figure, channel_first=channel_first, scaling=scaling)
+
+    def new_figure(self, **figure_kwargs: Any) -> Figure:
+        """A Figure that pyplot does not track, e.g. ``self.new_figure(figsize=(4, 3))``.
+
+        Draw with ``ax = fig.subplots()``. Such figures need no closing: they are freed as
+        soon as nothing refers to them, which suits long runs and background threads.
+        """
+        return new_figure(**figure_kwargs)
+
+    def save_figure(
+        self,
+        tag: str,
+        figure: Figure | None = None,
+        *,
+        formats: str | Iterable[str] = "png",
+        close: bool = True,
+        tensorboard: bool | None = None,
+        **savefig_kwargs: Any,
+    ) -> list[str]:
+        """Save ``figure`` as ``Plots/<tag folders>/<name>_step_<step>.<format>``.
+
+        Parameters
+        ----------
+        tag
+            Slash-separated: ``'curves/loss'`` writes ``Plots/curves/loss_step_<step>.png``.
+        figure
+            The figure; ``None`` takes pyplot's current figure.
+        formats
+            ``'png'`` (default), or several, e.g. ``('png', 'pdf', 'svg')``.
+        close
+            Close the figure in pyplot afterwards (default), so pyplot does not keep every
+            figure of a long run in memory. Figures pyplot does not track are left as they are.
+        tensorboard
+            Also log the figure to TensorBoard with ``log_figure``; ``None`` (default) does so
+            when the experiment has one (``TensorboardMixin``).
+        **savefig_kwargs
+            Passed to ``Figure.savefig``, e.g. ``dpi=150`` or ``bbox_inches='tight'``.
+
+        Returns
+        -------
+        list of str
+            The files written, one per format.
+        """
+        plot_directory = getattr(self, "plot_directory", None)
+        if plot_directory is None:
+            raise ExperimentDirectoryError(
+                "save_figure needs an experiment directory, but this experiment has none. "
+                "Fix: set experiment_directory (or pass it to the constructor)."
+            )
+        relative_parts(tag, what="figure tag")
+        if figure is None:
+            figure = _current_pyplot_figure()
+        figure = require_figure(figure, "save_figure")
+        log_figure = getattr(self, "log_figure", None)
+        if tensorboard and not callable(log_figure):
+            raise ValueError(
+                "save_figure(tensorboard=True) needs an experiment with log_figure, got "
+                f"{type(self).__name__} without it. Fix: pip install speedrun-tensorboard and "
+                "add TensorboardMixin to the experiment's base classes, or pass "
+                "tensorboard=None."
+            )
+        fmts = normalize_formats(formats, figure)
+        step = getattr(self, "step", 0)
+        paths = []
+        for fmt in fmts:
+            path = tagged_file(plot_directory, tag, suffix=f"_step_{step}.{fmt}", what="figure tag")
+            write_figure(figure, path, fmt, **savefig_kwargs)
+            paths.append(path)
+        if callable(log_figure) and tensorboard is not False:
+            # Closing is ours to do (or not, with close=False): ask log_figure not to.
+            extra = {"close": False} if _accepts_keyword(log_figure, "close") else {}
+            log_figure(tag, figure, step=step, **extra)
+        if close:
+            close_figure(figure)
+        return paths
+
+
+def _accepts_keyword(function: Any, name: str) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return False
+    return name in parameters or any(
+        parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()
+    )
+
+
+def _current_pyplot_figure() -> Figure:
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is None or not pyplot.get_fignums():
+        raise ValueError(
+            "save_figure(tag) without a figure saves pyplot's current figure, but there is "
+            "none. Pass the figure: save_figure(tag, fig)."
+        )
+    return pyplot.gcf()  # type: ignore[no-any-return]
