@@ -1,0 +1,273 @@
+"""Benchmark: TensorboardMixin.log_scalar against raw tensorboardX (and what users pick instead).
+
+Each variant logs one scalar over ``--steps`` steps (default 20,000), once on every step and
+once on every 10th step, in a fresh subprocess; the time runs from the first call to the last
+event on disk (the writer's ``close()`` returned) and the event files are read back to check
+that every variant wrote exactly the expected events. Rounds run the variants in a shuffled
+order; the table shows medians and the ratio to the baseline.
+
+Variants
+--------
+tensorboardX         the baseline: ``SummaryWriter.add_scalar`` as ``pip install tensorboardX``
+                     installs it, i.e. without the optional ``crc32c`` package (blocked here)
+tensorboardX+crc32c  the same with ``crc32c`` importable (to show how much of the gain is that)
+torch.utils.tb       ``torch.utils.tensorboard.SummaryWriter.add_scalar`` (if importable)
+lightning            Lightning's ``TensorBoardLogger.log_metrics`` (if importable)
+speedrun             ``TensorboardMixin.log_scalar`` (+ ``next_step()``, + the
+                     ``log_scalars_now`` gate on the every-10th run) with its dependencies
+
+Then the cost of one ``log_scalars_now`` check is timed in-process.
+
+Usage: ``python benchmarks/bench_tensorboard.py [--steps 20000] [--rounds 5]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+
+TAG = "loss"
+VARIANTS = ["tensorboardX", "tensorboardX+crc32c", "torch.utils.tb", "lightning", "speedrun"]
+BASELINE = "tensorboardX"
+SCENARIOS = {"every step": 1, "every 10th step": 10}
+
+
+# -- one variant in this (sub)process ----------------------------------------------------------
+def _count_loss_events(directory: str) -> int:
+    if "crc32c" in sys.modules and sys.modules["crc32c"] is None:
+        del sys.modules["crc32c"]  # the baseline blocked it; the check may use it
+    from speedrun.mixins.tensorboard._events import read_scalars
+
+    return sum(len(points) for tag, points in read_scalars(directory).items()
+               if tag.rpartition("/")[2] == TAG)
+
+
+def _run_raw(writer_factory, directory: str, steps: int, every: int) -> tuple[float, float]:
+    writer = writer_factory(directory)
+    start, cpu = time.perf_counter(), time.process_time()
+    for step in range(steps):
+        value = 1.0 / (step + 1)
+        if step % every == 0:
+            writer.add_scalar(TAG, value, step)
+    writer.close()
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def _run_lightning(directory: str, steps: int, every: int) -> tuple[float, float]:
+    try:
+        from lightning.pytorch.loggers import TensorBoardLogger
+    except ImportError:
+        from pytorch_lightning.loggers import TensorBoardLogger
+    logger = TensorBoardLogger(directory, name="", version="")
+    logger.experiment  # create the writer before timing, as for the other variants
+    start, cpu = time.perf_counter(), time.process_time()
+    for step in range(steps):
+        value = 1.0 / (step + 1)
+        if step % every == 0:
+            logger.log_metrics({TAG: value}, step)
+    logger.finalize("success")
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def _run_speedrun(directory: str, steps: int, every: int) -> tuple[float, float]:
+    from speedrun import BaseExperiment
+    from speedrun.mixins.tensorboard import TensorboardMixin
+
+    class Experiment(TensorboardMixin, BaseExperiment):
+        pass
+
+    experiment = Experiment(directory)
+    experiment.set("tensorboard/log_scalars_every", every)
+    experiment.logger  # create the writer before timing, as for the other variants
+    start, cpu = time.perf_counter(), time.process_time()
+    if every == 1:
+        for _ in range(steps):
+            value = 1.0 / (experiment.step + 1)
+            experiment.log_scalar(TAG, value)
+            experiment.next_step()
+    else:
+        for _ in range(steps):
+            value = 1.0 / (experiment.step + 1)
+            if experiment.log_scalars_now:
+                experiment.log_scalar(TAG, value)
+            experiment.next_step()
+    experiment.execute_hooks("clean_up")  # flush + close: the last event is on disk
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def worker(variant: str, steps: int) -> dict[str, object]:
+    if variant == BASELINE:
+        sys.modules["crc32c"] = None  # type: ignore[assignment]  # as `pip install tensorboardX`
+    if variant.startswith("tensorboardX"):
+        import tensorboardX
+        from tensorboardX import crc32c as tbx_crc
+
+        native = tbx_crc._crc32c_native is not None
+        info = f"tensorboardX {tensorboardX.__version__}, native crc32c: {native}"
+
+        def run(directory: str, every: int) -> tuple[float, float]:
+            return _run_raw(tensorboardX.SummaryWriter, directory, steps, every)
+    elif variant == "torch.utils.tb":
+        import torch
+        from torch.utils.tensorboard import SummaryWriter
+
+        info = f"torch {torch.__version__}"
+
+        def run(directory: str, every: int) -> tuple[float, float]:
+            return _run_raw(SummaryWriter, directory, steps, every)
+    elif variant == "lightning":
+        try:
+            import lightning as package
+        except ImportError:
+            import pytorch_lightning as package  # type: ignore[no-redef]
+        info = f"{package.__name__} {package.__version__}"
+
+        def run(directory: str, every: int) -> tuple[float, float]:
+            return _run_lightning(directory, steps, every)
+    else:
+        import tensorboardX
+        from tensorboardX import crc32c as tbx_crc
+
+        info = (f"tensorboardX {tensorboardX.__version__}, native crc32c: "
+                f"{tbx_crc._crc32c_native is not None}")
+
+        def run(directory: str, every: int) -> tuple[float, float]:
+            return _run_speedrun(directory, steps, every)
+
+    results: dict[str, object] = {"info": info}
+    for scenario, every in SCENARIOS.items():
+        directory = tempfile.mkdtemp(prefix="bench-tb-")
+        try:
+            seconds = run(os.path.join(directory, "run"), every)
+            events = _count_loss_events(os.path.join(directory, "run"))
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        expected = len(range(0, steps, every))
+        if events != expected:
+            raise SystemExit(f"{variant} / {scenario}: {events} events on disk, expected "
+                             f"{expected}")
+        results[scenario] = seconds
+    return results
+
+
+def _available(variant: str) -> str | None:
+    """``None`` if the variant can run here, else why not."""
+    import importlib.util
+
+    needs = {"torch.utils.tb": ["torch", "tensorboard"], "lightning": ["lightning|pytorch_lightning"]}
+    for requirement in needs.get(variant, []):
+        if not any(importlib.util.find_spec(name) for name in requirement.split("|")):
+            return f"not installed ({requirement.replace('|', ' or ')})"
+    return None
+
+
+# -- the log_scalars_now gate -----------------------------------------------------------------
+def gate_costs(number: int = 200_000, repeat: int = 7) -> dict[str, float]:
+    from speedrun import BaseExperiment
+    from speedrun.mixins.tensorboard import TensorboardMixin
+
+    class Experiment(TensorboardMixin, BaseExperiment):
+        pass
+
+    directory = tempfile.mkdtemp(prefix="bench-tb-gate-")
+    try:
+        experiment = Experiment(os.path.join(directory, "run"))
+        experiment.set("tensorboard/log_scalars_every", 10)
+        step = 7
+        statements = {
+            "raw `step % 10 == 0`": ("step % 10 == 0", {"step": step}),
+            "experiment.get(key)": ("e.get('tensorboard/log_scalars_every')", {"e": experiment}),
+            "experiment.log_scalars_now": ("e.log_scalars_now", {"e": experiment}),
+        }
+        costs = {}
+        for name, (statement, namespace) in statements.items():
+            best = min(timeit.repeat(statement, globals=namespace, number=number, repeat=repeat))
+            costs[name] = best / number * 1e6
+        experiment.set("tensorboard/log_scalars_every", None)
+        best = min(timeit.repeat("e.log_scalars_now", globals={"e": experiment}, number=number,
+                                 repeat=repeat))
+        costs["log_scalars_now (unset)"] = best / number * 1e6
+        return costs
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+# -- driver ------------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.steps)))
+        return
+
+    variants = []
+    for variant in VARIANTS:
+        reason = _available(variant)
+        if reason is None:
+            variants.append(variant)
+        else:
+            print(f"skipping {variant}: {reason}")
+    # times[variant][scenario] = [(wall, cpu) per round]
+    times: dict[str, dict[str, list[tuple[float, float]]]] = {
+        v: {s: [] for s in SCENARIOS} for v in variants}
+    infos: dict[str, str] = {}
+    print(f"{args.steps} steps, {args.rounds} rounds, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    for round_index in range(args.rounds):
+        order = variants[:]
+        random.shuffle(order)
+        for variant in order:
+            completed = subprocess.run(
+                [sys.executable, os.path.abspath(__file__), "--worker", variant,
+                 "--steps", str(args.steps)],
+                capture_output=True, text=True, check=False)
+            if completed.returncode != 0:
+                raise SystemExit(f"{variant} failed:\n{completed.stderr}")
+            result = json.loads(completed.stdout.strip().splitlines()[-1])
+            infos[variant] = str(result.pop("info"))
+            for scenario in SCENARIOS:
+                wall, cpu = result[scenario]
+                times[variant][scenario].append((float(wall), float(cpu)))
+        print(f"  round {round_index + 1}/{args.rounds} done "
+              f"(load average {os.getloadavg()[0]:.1f})")
+
+    print()
+    for variant in variants:
+        print(f"{variant:20s} {infos[variant]}")
+    for scenario in SCENARIOS:
+        print(f"\n{scenario}: median seconds to the last event on disk (wall) and CPU seconds "
+              f"of the process; ratio = variant / {BASELINE}")
+        print(f"  {'variant':20s} {'wall':>7s} {'ratio':>6s}  {'cpu':>7s} {'ratio':>6s}")
+        base = [statistics.median(x) for x in zip(*times[BASELINE][scenario])]
+        for variant in variants:
+            wall, cpu = (statistics.median(x) for x in zip(*times[variant][scenario]))
+            print(f"  {variant:20s} {wall:7.3f} {wall / base[0]:5.2f}x  {cpu:7.3f} "
+                  f"{cpu / base[1]:5.2f}x")
+    print()
+    print(f"speedrun / {BASELINE} wall-time ratio per round (same round; target <= 0.85):")
+    for scenario in SCENARIOS:
+        ratios = [ours[0] / base[0] for ours, base in zip(times["speedrun"][scenario],
+                                                          times[BASELINE][scenario])]
+        print(f"  {scenario:16s} median {statistics.median(ratios):.2f}x   rounds: "
+              + " ".join(f"{r:.2f}" for r in ratios))
+    print()
+    print("gate cost per check (best of 7 x 200,000):")
+    for name, cost in gate_costs().items():
+        print(f"  {name:30s} {cost:6.3f} us" + ("   (target <= 1 us)"
+                                                 if name == "experiment.log_scalars_now" else ""))
+
+
+if __name__ == "__main__":
+    main()

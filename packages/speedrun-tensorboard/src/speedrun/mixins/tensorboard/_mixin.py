@@ -1,0 +1,482 @@
+"""``TensorboardMixin``: TensorBoard logging for speedrun experiments, through tensorboardX."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from speedrun import register_hook
+from speedrun._errors import ConfigError, ExperimentDirectoryError
+from speedrun._fs import atomic_write_text
+
+from ._arrays import as_float, image_to_hwc_uint8, to_numpy
+
+if TYPE_CHECKING:
+    from tensorboardX import SummaryWriter
+
+    from speedrun import BaseExperiment as _Base
+else:
+    _Base = object
+
+__all__ = ["TensorboardMixin"]
+
+_SCALARS_EVERY = "tensorboard/log_scalars_every"
+_IMAGES_EVERY = "tensorboard/log_images_every"
+_EMBEDDINGS_EVERY = "tensorboard/log_embeddings_every"
+_HISTOGRAMS_EVERY = "tensorboard/log_histograms_every"
+_FLUSH_SECS = "tensorboard/flush_secs"
+_MAX_QUEUE = "tensorboard/max_queue"
+DEFAULT_FLUSH_SECS = 30
+DEFAULT_MAX_QUEUE = 10
+#: Attributes the mixin keeps on the experiment; none of them goes into checkpoints.
+_ATTRIBUTES = ("_tensorboard_writer", "_tensorboard_tags", "_tensorboard_scope",
+               "_tensorboard_purge_step")
+_MAX_CACHED_TAGS = 50_000
+# The characters TensorBoard (TensorFlow op names) allows in tags; others become "_".
+_INVALID_TAG_CHARACTERS = re.compile(r"[^-/\w.]")
+
+# tensorboardX's protobuf classes, bound on first use by _load_tensorboardx().
+_Summary: Any = None
+_SummaryValue: Any = None
+
+
+def _load_tensorboardx() -> type[SummaryWriter]:
+    global _Summary, _SummaryValue
+    try:
+        from tensorboardX import SummaryWriter
+        from tensorboardX.proto.summary_pb2 import Summary
+    except ImportError as error:  # pragma: no cover - tensorboardX is a dependency
+        raise ImportError(
+            "TensorboardMixin writes TensorBoard files with tensorboardX, which is not "
+            "installed: pip install speedrun-tensorboard (or pip install tensorboardX)"
+        ) from error
+    _Summary, _SummaryValue = Summary, Summary.Value
+    return SummaryWriter
+
+
+def _clean_tag(tag: str) -> str:
+    return _INVALID_TAG_CHARACTERS.sub("_", tag).lstrip("/")
+
+
+def _is_main_process() -> bool:
+    """False in the non-zero ranks of a torch.distributed / torchrun job."""
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        return bool(distributed.get_rank() == 0)
+    return os.environ.get("RANK", "0").strip() in ("", "0")
+
+
+def _check_every(key: str, value: Any) -> int | None:
+    """A ``log_<kind>_every`` value as a positive int, or ``None`` for "never"."""
+    if value is None or (value == 0 and not isinstance(value, bool)):
+        return None
+    if isinstance(value, float) and value.is_integer() and value > 0:
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(
+            f"config '{key}' must be a positive whole number of steps (or null/0 to turn that "
+            f"logging off), got {type(value).__name__} {value!r}. Fix it in train_config.yml or "
+            f"pass --config.{key.replace('/', '.')} 100"
+        )
+    return value
+
+
+def _positive_number(experiment: Any, key: str, default: float) -> float:
+    value = experiment.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"config '{key}' must be a positive number, got "
+                          f"{type(value).__name__} {value!r}; default is {default}")
+    return value
+
+
+class TensorboardMixin(_Base):
+    """TensorBoard logging for a :class:`~speedrun.BaseExperiment` (through tensorboardX).
+
+    Events go to the experiment's ``Logs/`` folder: run ``tensorboard --logdir experiments``
+    to compare runs. The writer (:attr:`logger`) is created on first use, left out of
+    checkpoints, closed by the ``clean_up`` hook (``run()`` calls it, also on errors) and, after
+    a checkpoint is loaded (``--resume``), reopened with ``purge_step`` = the loaded step, so
+    TensorBoard drops the old run's events from that step on and the curves continue without
+    duplicate or out-of-order steps.
+
+    Config keys (all optional)
+    --------------------------
+    ``tensorboard/log_scalars_every``, ``log_images_every``, ``log_embeddings_every``,
+    ``log_histograms_every``
+        Drive :attr:`log_scalars_now` and friends: true when ``step % every == 0``. Unset,
+        ``null`` or ``0`` means never (as in the original speedrun).
+    ``tensorboard/flush_secs``
+        How often pending events are flushed to disk (default 30 seconds).
+    ``tensorboard/max_queue``
+        Events buffered before a write blocks (default 10, tensorboardX's default).
+
+    In a multi-process job (torchrun, ``torch.distributed``) only rank 0 writes; the other
+    ranks' ``log_*`` calls do nothing.
+    """
+
+    _tensorboard_writer: SummaryWriter | None = None
+    _tensorboard_tags: dict[tuple[str, str], str] | None = None
+    _tensorboard_scope: str = ""
+    _tensorboard_purge_step: int | None = None
+
+    # -- the writer ----------------------------------------------------------------------------
+    @property
+    def logger(self) -> SummaryWriter:
+        """The tensorboardX ``SummaryWriter`` on ``Logs/`` (created on first use).
+
+        Raises
+        ------
+        ExperimentDirectoryError
+            When the experiment has no directory yet.
+        """
+        writer = self._tensorboard_writer
+        if writer is None or writer.file_writer is None:
+            writer = self._tensorboard_open()
+        return writer
+
+    def _tensorboard_open(self) -> SummaryWriter:
+        summary_writer = _load_tensorboardx()
+        directory = self.log_directory
+        if directory is None:
+            raise ExperimentDirectoryError(
+                "TensorboardMixin writes to the experiment's Logs/ folder, but the experiment "
+                "has no directory: pass one on the command line (python train.py "
+                "experiments/RUN-0) or set experiment.experiment_directory first"
+            )
+        previous = self._tensorboard_writer
+        if previous is not None:  # closed through .logger.close(): never reopen the same file
+            previous.close()
+        self._tensorboard_register()
+        writer = summary_writer(
+            logdir=directory,
+            purge_step=self._tensorboard_purge_step,
+            max_queue=int(_positive_number(self, _MAX_QUEUE, DEFAULT_MAX_QUEUE)),
+            flush_secs=_positive_number(self, _FLUSH_SECS, DEFAULT_FLUSH_SECS),
+            # tensorboardX names files events.out.tfevents.<seconds>.<host><suffix>; a unique,
+            # increasing suffix keeps two writers opened in the same second from truncating
+            # each other's file and keeps TensorBoard's (sorted) reading order chronological.
+            filename_suffix=f".{time.time_ns():020d}.{os.getpid()}",
+            write_to_disk=_is_main_process(),
+        )
+        self._tensorboard_writer = writer
+        self._tensorboard_purge_step = None
+        if self._tensorboard_tags is None:
+            self._tensorboard_tags = {}
+        return writer
+
+    def _tensorboard_register(self) -> None:
+        if "_tensorboard_registered" not in self.__dict__:
+            self.register_unpickleable(*_ATTRIBUTES, "_tensorboard_registered")
+            self._tensorboard_registered = True
+
+    def _tensorboard_close(self) -> None:
+        """Flush and close the writer (the ``clean_up`` hook); the next log opens a new file."""
+        writer = self._tensorboard_writer
+        if writer is not None:
+            self._tensorboard_writer = None
+            writer.close()
+
+    register_hook(_tensorboard_close, "clean_up")
+
+    def _tensorboard_after_load(self) -> None:
+        """The ``post_load`` hook: later events purge the loaded run's events from ``step`` on."""
+        self._tensorboard_close()
+        self._tensorboard_register()
+        self._tensorboard_purge_step = self.step
+
+    register_hook(_tensorboard_after_load, "post_load")
+
+    # -- tags ----------------------------------------------------------------------------------
+    @property
+    def tagscope(self) -> str:
+        """The current tag scope (``'train/loss'`` inside two nested scopes, ``''`` outside)."""
+        return self._tensorboard_scope
+
+    @contextlib.contextmanager
+    def set_tagscope(self, name: str) -> Iterator[None]:
+        """Prefix every tag logged inside the ``with`` block with ``name/``.
+
+        Scopes nest (``train`` then ``loss`` gives ``train/loss/<tag>``); the previous scope is
+        restored on exit, also when the block raises.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"set_tagscope expects a string such as 'train', got "
+                            f"{type(name).__name__} {name!r}")
+        previous = self._tensorboard_scope
+        name = name.strip("/")
+        if "_tensorboard_scope" not in self.__dict__:
+            self._tensorboard_register()
+        self._tensorboard_scope = f"{previous}/{name}" if previous and name else previous or name
+        try:
+            yield
+        finally:
+            self._tensorboard_scope = previous
+
+    def get_full_tag(self, tag: str) -> str:
+        """``tag`` prefixed with the current tag scope (``'train/loss'``)."""
+        scope = self._tensorboard_scope
+        return f"{scope}/{tag}" if scope else tag
+
+    def _tensorboard_tag(self, tag: str) -> str:
+        """The stored tag for ``tag``: scoped, and cleaned the way tensorboardX cleans tags."""
+        if not isinstance(tag, str):
+            raise TypeError(f"tags are strings such as 'loss' or 'train/loss', got "
+                            f"{type(tag).__name__} {tag!r}")
+        cleaned = _clean_tag(self.get_full_tag(tag))
+        if not cleaned:
+            raise ValueError(f"tag {tag!r} is empty once scoped and cleaned; use a name such "
+                             f"as 'loss'")
+        tags = self._tensorboard_tags
+        if tags is None:
+            tags = self._tensorboard_tags = {}
+        if len(tags) >= _MAX_CACHED_TAGS:
+            tags.clear()
+        tags[(self._tensorboard_scope, tag)] = cleaned
+        return cleaned
+
+    # -- scalars -------------------------------------------------------------------------------
+    def log_scalar(self, tag: str, value: Any, step: int | None = None) -> TensorboardMixin:
+        """Log a number (int, float, NumPy scalar, 1-element tensor) at ``step`` (default:
+        ``self.step``)."""
+        writer = self._tensorboard_writer
+        if writer is None or writer.file_writer is None:
+            writer = self._tensorboard_open()
+        try:
+            full_tag = self._tensorboard_tags[(self._tensorboard_scope, tag)]  # type: ignore[index]
+        except (KeyError, TypeError):
+            full_tag = self._tensorboard_tag(tag)
+        if value.__class__ is not float:
+            value = as_float(value, full_tag)
+        # tensorboardX's add_scalar builds the same Summary after converting the value to a
+        # NumPy array; numbers go straight to the file writer.
+        writer.file_writer.add_summary(
+            _Summary(value=[_SummaryValue(tag=full_tag, simple_value=value)]),
+            self.step if step is None else step,
+        )
+        return self
+
+    def log_scalars(self, scalars: Mapping[str, Any], step: int | None = None
+                    ) -> TensorboardMixin:
+        """Log several scalars at once (``{'loss': 0.3, 'accuracy': 0.9}``), one event."""
+        if not isinstance(scalars, Mapping):
+            raise TypeError(f"log_scalars expects a mapping of tag to number, got "
+                            f"{type(scalars).__name__}; for one value use log_scalar(tag, value)")
+        if not scalars:
+            return self
+        writer = self.logger
+        values = []
+        for tag, value in scalars.items():
+            full_tag = self._tensorboard_tag(tag)
+            if value.__class__ is not float:
+                value = as_float(value, full_tag)
+            values.append(_SummaryValue(tag=full_tag, simple_value=value))
+        writer.file_writer.add_summary(_Summary(value=values), self.step if step is None else step)
+        return self
+
+    # -- other kinds ---------------------------------------------------------------------------
+    def log_image(self, tag: str, value: Any, step: int | None = None,
+                  dataformats: str | None = None) -> TensorboardMixin:
+        """Log one image: a tensor or array, ``(H, W)``, ``(C, H, W)`` or ``(H, W, C)`` with
+        1, 3 or 4 channels, uint8 (0..255) or float (0..1).
+
+        ``dataformats`` (``'HW'``, ``'CHW'``, ``'HWC'``) overrides the layout detection, which
+        reads a 3-D shape as ``CHW`` when its first axis has 1, 3 or 4 entries.
+        """
+        image = image_to_hwc_uint8(value, tag, dataformats)
+        _require("PIL", "log_image", "pillow")
+        self.logger.add_image(self.get_full_tag(tag), image,
+                              self.step if step is None else step, dataformats="HWC")
+        return self
+
+    def log_figure(self, tag: str, figure: Any, step: int | None = None,
+                   close: bool = True) -> TensorboardMixin:
+        """Log a matplotlib figure (or a list of figures, as a grid) as an image.
+
+        ``close=True`` closes the figure afterwards, like tensorboardX does.
+        """
+        _require("matplotlib", "log_figure", "matplotlib")
+        from matplotlib.figure import Figure
+
+        figures = figure if isinstance(figure, list) else [figure]
+        if not figures or not all(isinstance(item, Figure) for item in figures):
+            raise TypeError(f"log_figure({tag!r}) expects a matplotlib Figure (plt.figure(), "
+                            f"plt.subplots()[0]) or a list of them, got {type(figure).__name__}")
+        self.logger.add_figure(self.get_full_tag(tag), figure,
+                               self.step if step is None else step, close=close)
+        return self
+
+    def log_text(self, tag: str, text: str, step: int | None = None) -> TensorboardMixin:
+        """Log a string (Markdown) to TensorBoard's Text tab."""
+        if not isinstance(text, str):
+            raise TypeError(f"log_text({tag!r}) expects a string, got {type(text).__name__}; "
+                            f"format it first, e.g. log_text(tag, str(value))")
+        self.logger.add_text(self.get_full_tag(tag), text, self.step if step is None else step)
+        return self
+
+    def log_histogram(self, tag: str, value: Any, bins: Any = "tensorflow",
+                      step: int | None = None) -> TensorboardMixin:
+        """Log the distribution of a tensor's or array's values (``bins`` as in tensorboardX:
+        ``'tensorflow'``, ``'auto'``, ``'fd'``, ... or a number)."""
+        array = to_numpy(value, f"log_histogram({tag!r})")
+        if array.size == 0:
+            raise ValueError(f"log_histogram({tag!r}) got an empty {type(value).__name__}; "
+                             f"a histogram needs at least one value")
+        self.logger.add_histogram(self.get_full_tag(tag), array,
+                                  self.step if step is None else step, bins=bins)
+        return self
+
+    def log_embedding(self, tag: str, tensor: Any, images: Any = None, metadata: Any = None,
+                      step: int | None = None) -> TensorboardMixin:
+        """Log points for TensorBoard's Projector: ``tensor`` is ``(N, D)``; ``images``
+        ``(N, C, H, W)`` thumbnails and ``metadata`` ``N`` labels are optional."""
+        matrix = to_numpy(tensor, f"log_embedding({tag!r})")
+        if matrix.ndim != 2:
+            raise ValueError(f"log_embedding({tag!r}) expects an (N, D) matrix of N points, "
+                             f"got shape {matrix.shape}")
+        if metadata is not None and len(metadata) != matrix.shape[0]:
+            raise ValueError(f"log_embedding({tag!r}): metadata has {len(metadata)} labels "
+                             f"for {matrix.shape[0]} points; give one label per point")
+        label_images = None if images is None else to_numpy(images, f"log_embedding({tag!r})")
+        if label_images is not None and (
+                label_images.ndim != 4 or label_images.shape[0] != matrix.shape[0]
+                or label_images.shape[2] != label_images.shape[3]):
+            raise ValueError(f"log_embedding({tag!r}) expects images of shape (N, C, H, H): one "
+                             f"square thumbnail per point ({matrix.shape[0]} points), got shape "
+                             f"{label_images.shape}")
+        writer = self.logger
+        if not _is_main_process():  # tensorboardX writes projector files even without events
+            return self
+        writer.add_embedding(matrix, metadata=metadata, label_img=label_images,
+                             global_step=self.step if step is None else step,
+                             tag=self.get_full_tag(tag))
+        return self
+
+    def log_hparams(self, metrics: Mapping[str, Any] | Iterable[str] | None = None,
+                    hparams: Mapping[str, Any] | None = None,
+                    step: int | None = None) -> TensorboardMixin:
+        """Record this run's hyperparameters and final metrics for TensorBoard's HParams tab.
+
+        Parameters
+        ----------
+        metrics
+            ``{tag: value}``: each value is logged as a scalar (scoped like ``log_scalar``)
+            and becomes a column of the HParams table. A ``None`` value, or a list of tags,
+            names scalars you already log: the table shows their last value.
+        hparams
+            The hyperparameters; default: the whole config flattened to slash paths
+            (``training/lr``). Numbers, booleans and strings stay; lists become strings;
+            ``None`` values are left out.
+        step
+            Step of the events (default: ``self.step``).
+        """
+        from tensorboardX.summary import hparams as hparams_summaries
+
+        from ._hparams import flatten_hparams
+
+        if hparams is None:
+            hparams = flatten_hparams(self._config)
+        elif not isinstance(hparams, Mapping):
+            raise TypeError(f"log_hparams expects hparams as a mapping of name to value, got "
+                            f"{type(hparams).__name__}")
+        else:
+            hparams = flatten_hparams(hparams)
+        if metrics is None:
+            metrics = {}
+        elif not isinstance(metrics, Mapping):
+            if isinstance(metrics, str):
+                raise TypeError(f"log_hparams expects metrics as a mapping or a list of tags, "
+                                f"got the string {metrics!r}; write [{metrics!r}]")
+            metrics = dict.fromkeys(metrics)
+        writer = self.logger
+        step = self.step if step is None else step
+        values = {}
+        for tag, value in metrics.items():
+            full_tag = self._tensorboard_tag(tag)
+            values[full_tag] = None if value is None else as_float(value, full_tag)
+        experiment, start, end = hparams_summaries(hparams, dict.fromkeys(values, 0.0))
+        for summary in (experiment, start, end):
+            writer.file_writer.add_summary(summary, step)
+        logged = [_SummaryValue(tag=tag, simple_value=value)
+                  for tag, value in values.items() if value is not None]
+        if logged:
+            writer.file_writer.add_summary(_Summary(value=logged), step)
+        return self
+
+    # -- gates ---------------------------------------------------------------------------------
+    @property
+    def log_scalars_now(self) -> bool:
+        """True when ``tensorboard/log_scalars_every`` is set and divides the step."""
+        every = self.get(_SCALARS_EVERY)
+        if every.__class__ is not int or every <= 0:
+            every = _check_every(_SCALARS_EVERY, every)
+            if every is None:
+                return False
+        return self.step % every == 0
+
+    @property
+    def log_images_now(self) -> bool:
+        """True when ``tensorboard/log_images_every`` is set and divides the step."""
+        every = self.get(_IMAGES_EVERY)
+        if every.__class__ is not int or every <= 0:
+            every = _check_every(_IMAGES_EVERY, every)
+            if every is None:
+                return False
+        return self.step % every == 0
+
+    @property
+    def log_embeddings_now(self) -> bool:
+        """True when ``tensorboard/log_embeddings_every`` is set and divides the step."""
+        every = self.get(_EMBEDDINGS_EVERY)
+        if every.__class__ is not int or every <= 0:
+            every = _check_every(_EMBEDDINGS_EVERY, every)
+            if every is None:
+                return False
+        return self.step % every == 0
+
+    @property
+    def log_histograms_now(self) -> bool:
+        """True when ``tensorboard/log_histograms_every`` is set and divides the step."""
+        every = self.get(_HISTOGRAMS_EVERY)
+        if every.__class__ is not int or every <= 0:
+            every = _check_every(_HISTOGRAMS_EVERY, every)
+            if every is None:
+                return False
+        return self.step % every == 0
+
+    # -- export --------------------------------------------------------------------------------
+    def dump_logs_to_json(self, path: str | os.PathLike[str] | None = None) -> TensorboardMixin:
+        """Write every logged scalar to ``Logs/tensorboard.json`` (or ``path``), atomically.
+
+        The format is the original's, ``{tag: [[wall_time, step, value], ...]}``, read back
+        from the event files (so it also holds earlier sessions of a resumed run, minus the
+        steps the resume purged). The open writer is closed first so that every pending event
+        is on disk; the next log call opens a new event file.
+        """
+        from ._events import read_scalars
+
+        directory = self.log_directory
+        if directory is None:
+            raise ExperimentDirectoryError(
+                "dump_logs_to_json reads the experiment's Logs/ folder, but the experiment has "
+                "no directory; set experiment.experiment_directory first"
+            )
+        if not _is_main_process():
+            return self
+        self._tensorboard_close()
+        target = os.path.join(directory, "tensorboard.json") if path is None else os.fspath(path)
+        atomic_write_text(target, json.dumps(read_scalars(directory)))
+        return self
+
+
+def _require(module: str, feature: str, package: str) -> None:
+    try:
+        __import__(module)
+    except ImportError as error:
+        raise ImportError(f"{feature} needs {package}, which is not installed: "
+                          f"pip install {package}") from error
