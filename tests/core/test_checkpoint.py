@@ -1,4 +1,4 @@
-"""Tests of speedrun._checkpoint: atomic saves, discovery, validated loads, retention, serializers."""
+"""Tests of speedrun._checkpoint: atomic saves, discovery, loads, retention, serializers."""
 
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ from pathlib import Path
 
 import dill
 import pytest
-import torch
-
 import speedrun._checkpoint
 import speedrun._fs
+import torch
 from speedrun._checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -52,7 +51,10 @@ def _run_python(code: str, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=_SOURCE_ROOT)
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code), *args],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
 
 
@@ -119,19 +121,26 @@ def test_models_optimizers_schedulers_tensors_round_trip(tmp_path):
     assert path == tmp_path / "Weights" / "checkpoint_iter_3.pt"
     loaded = load_checkpoint(path, experiment_class=CLS)
     assert (loaded.step, loaded.path, loaded.experiment_class, loaded.serializer) == (
-        3, path, CLS, "torch",
+        3,
+        path,
+        CLS,
+        "torch",
     )
     assert not loaded.legacy
     restored = loaded.state
     for name, tensor in model.state_dict().items():
         assert torch.equal(restored["model"].state_dict()[name], tensor)
     # The optimizer restored as an object still steps the restored model's parameters.
-    assert restored["optimizer"].param_groups[0]["params"][0] is next(restored["model"].parameters())
+    assert restored["optimizer"].param_groups[0]["params"][0] is next(
+        restored["model"].parameters()
+    )
     saved_opt, loaded_opt = optimizer.state_dict(), restored["optimizer"].state_dict()
     assert saved_opt["param_groups"] == loaded_opt["param_groups"]
     for key, entry in saved_opt["state"].items():
         for name, value in entry.items():
-            assert torch.equal(torch.as_tensor(loaded_opt["state"][key][name]), torch.as_tensor(value))
+            assert torch.equal(
+                torch.as_tensor(loaded_opt["state"][key][name]), torch.as_tensor(value)
+            )
     assert restored["scheduler"].state_dict()["last_epoch"] == 3
     assert restored["scheduler"].get_last_lr() == scheduler.get_last_lr()
     assert torch.equal(restored["tensor"], state["tensor"])
@@ -164,10 +173,20 @@ def test_pickle_family_serializers_record_themselves(tmp_path, serializer):
     path = save_checkpoint(tmp_path, 2, state, experiment_class=CLS, serializer=serializer)
     with open(path, "rb") as handle:
         header = pickle.load(handle)  # a plain pickle reader sees the header first
-    assert header == {"format": "speedrun-checkpoint-header", "version": 1, "serializer": serializer}
+    assert header == {
+        "format": "speedrun-checkpoint-header",
+        "version": 1,
+        "serializer": serializer,
+    }
     loaded = load_checkpoint(path)
     assert loaded.serializer == serializer and loaded.step == 2
-    assert torch.equal(loaded.state["tensor"], torch.ones(3)) and loaded.state["numbers"] == [0, 1, 2, 3, 4]
+    assert torch.equal(loaded.state["tensor"], torch.ones(3)) and loaded.state["numbers"] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]
 
 
 def test_dill_serializer_keeps_lambdas(tmp_path):
@@ -257,7 +276,9 @@ def test_not_a_speedrun_checkpoint(tmp_path):
         load_checkpoint(text)
     bare = tmp_path / "checkpoint_iter_2.pt"
     torch.save({"weight": torch.ones(2)}, bare)  # a state_dict saved by hand under our name
-    with pytest.raises(CheckpointError, match="not a speedrun checkpoint.*format='speedrun-checkpoint'"):
+    with pytest.raises(
+        CheckpointError, match="not a speedrun checkpoint.*format='speedrun-checkpoint'"
+    ):
         load_checkpoint(bare)
     assert text.read_text() == "hello, I am a text file\n"
 
@@ -283,19 +304,28 @@ def test_original_speedrun_checkpoints_are_found_and_loaded(tmp_path):
     # For one step, the new name counts as newer than the original's.
     shutil.copy(legacy, tmp_path / "ckpt_iter_30.pt")
     assert [p.name for _, p in list_checkpoints(tmp_path)] == [
-        "ckpt_iter_30.pt", "checkpoint_iter_30.pt", "ckpt_iter_40.pt",
+        "ckpt_iter_30.pt",
+        "checkpoint_iter_30.pt",
+        "ckpt_iter_40.pt",
     ]
 
 
 def test_discovery_ignores_foreign_and_temp_files(tmp_path):
     _save(tmp_path, 2)
     _save(tmp_path, 10)
-    for name in ["model_best.pt", "checkpoint_iter_x.pt", "checkpoint_iter_007.pt",
-                 "checkpoint_iter_5.pth", "notes.txt", ".checkpoint_iter_11.pt.abc123.tmp",
-                 "checkpoint_iter_-1.pt"]:
+    for name in [
+        "model_best.pt",
+        "checkpoint_iter_x.pt",
+        "checkpoint_iter_007.pt",
+        "checkpoint_iter_5.pth",
+        "notes.txt",
+        ".checkpoint_iter_11.pt.abc123.tmp",
+        "checkpoint_iter_-1.pt",
+    ]:
         (tmp_path / name).write_bytes(b"foreign")
     assert list_checkpoints(tmp_path) == [
-        (2, tmp_path / "checkpoint_iter_2.pt"), (10, tmp_path / "checkpoint_iter_10.pt"),
+        (2, tmp_path / "checkpoint_iter_2.pt"),
+        (10, tmp_path / "checkpoint_iter_10.pt"),
     ]
     assert list_checkpoints(tmp_path / "missing") == []
     with pytest.raises(CheckpointError, match="Expected a checkpoint folder, got a file"):
@@ -365,7 +395,10 @@ def test_unpicklable_attributes_are_named_and_nothing_is_lost(tmp_path):
 def test_single_unpicklable_attribute_message(tmp_path):
     import threading
 
-    with pytest.raises(CheckpointError, match=r"attribute 'lock' cannot be pickled.*register_unpickleable\('lock'\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"attribute 'lock' cannot be pickled.*register_unpickleable\('lock'\)",
+    ):
         save_checkpoint(tmp_path, 1, {"lock": threading.Lock()}, experiment_class=CLS)
     assert os.listdir(tmp_path) == []
 
@@ -401,10 +434,13 @@ def tiny_disk(tmp_path):
     mount_point.mkdir()
     result = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip()}); covered by the monkeypatch test")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({result.stderr.strip()}); covered by the monkeypatch test"
+        )
     try:
         yield mount_point
     finally:
@@ -414,7 +450,9 @@ def tiny_disk(tmp_path):
 def test_real_full_disk_keeps_previous_checkpoint(tiny_disk):
     good = _save(tiny_disk, 1, state={"w": torch.ones(1000)})
     before = good.read_bytes()
-    with pytest.raises(CheckpointError, match=r"No space left on device \(ENOSPC\).*Free disk space"):
+    with pytest.raises(
+        CheckpointError, match=r"No space left on device \(ENOSPC\).*Free disk space"
+    ):
         _save(tiny_disk, 2, state={"w": torch.ones(1_000_000)})  # 4 MB onto a 1 MB disk
     with pytest.raises(CheckpointError, match="ENOSPC"):
         _save(tiny_disk, 1, state={"w": torch.ones(1_000_000)})  # overwriting the good one
@@ -450,11 +488,17 @@ def test_latest_valid_skips_broken_files_with_warnings(tmp_path):
     messages = [str(w.message) for w in record]
     assert len(messages) == 9
     expectations = {
-        11: "truncated or corrupt", 10: "cannot read", 9: "dangling symlink",
-        8: "not a regular file", 7: "is a folder", 6: "is empty", 5: "truncated or corrupt",
-        4: "truncated or corrupt", 3: "truncated or corrupt",
+        11: "truncated or corrupt",
+        10: "cannot read",
+        9: "dangling symlink",
+        8: "not a regular file",
+        7: "is a folder",
+        6: "is empty",
+        5: "truncated or corrupt",
+        4: "truncated or corrupt",
+        3: "truncated or corrupt",
     }
-    for message, (step, reason) in zip(messages, expectations.items()):
+    for message, (step, reason) in zip(messages, expectations.items(), strict=True):
         assert f"checkpoint_iter_{step}.pt" in message and reason in message, message
     # Nothing was deleted or changed.
     assert len(list_checkpoints(tmp_path)) == 11 and (tmp_path / "checkpoint_iter_7.pt").is_dir()
@@ -474,7 +518,9 @@ def test_latest_valid_with_nothing_to_load(tmp_path):
     message = str(info.value)
     assert "None of the 2 checkpoint files" in message
     assert "checkpoint_iter_1.pt" in message and "checkpoint_iter_2.pt" in message
-    assert (tmp_path / "checkpoint_iter_1.pt").exists() and (tmp_path / "checkpoint_iter_2.pt").exists()
+    assert (tmp_path / "checkpoint_iter_1.pt").exists() and (
+        tmp_path / "checkpoint_iter_2.pt"
+    ).exists()
 
 
 def test_missing_code_is_not_mistaken_for_corruption(tmp_path, monkeypatch):

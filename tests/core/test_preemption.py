@@ -12,7 +12,6 @@ import warnings
 from pathlib import Path
 
 import pytest
-
 import speedrun._preemption as preemption
 from speedrun._errors import SpeedrunError
 from speedrun._preemption import PREEMPTION_EXIT_CODE, Preempted
@@ -51,7 +50,10 @@ def _start(code: str, *args: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=_SOURCE_ROOT)
     child = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     assert child.stdout.readline().strip() == "ready"
     return child
@@ -130,6 +132,10 @@ def test_request_and_exception():
     exc = Preempted("custom message")
     assert isinstance(exc, SystemExit) and exc.code == 75 and str(exc) == "custom message"
     assert "Preempted by a request" in str(Preempted())
+    assert str(Preempted(message="other")) == "other"
+    exc = Preempted(40, signal.SIGTERM)
+    assert (exc.step, exc.signum, exc.code) == (40, signal.SIGTERM, 75)
+    assert "signal SIGTERM at step 40" in str(exc)
     with pytest.raises(SystemExit) as info:
         raise Preempted(step=3)
     assert info.value.code == PREEMPTION_EXIT_CODE

@@ -9,14 +9,12 @@ import runpy
 import subprocess
 import sys
 import textwrap
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-
 import speedrun._random_state
+import torch
 from speedrun._checkpoint import load_checkpoint, save_checkpoint
 from speedrun._errors import CheckpointError
 from speedrun._random_state import RANDOM_STATE_FORMAT, capture_random_state, restore_random_state
@@ -38,7 +36,10 @@ def _run_python(code: str, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=_SOURCE_ROOT)
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code), *args],
-        capture_output=True, text=True, env=env, timeout=180,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
     )
 
 
@@ -74,7 +75,9 @@ def test_random_state_survives_a_checkpoint(tmp_path, serializer):
     random.seed(11)
     state = capture_random_state()
     expected = _draws()
-    path = save_checkpoint(tmp_path, 1, {"rng": state}, experiment_class="t.T", serializer=serializer)
+    path = save_checkpoint(
+        tmp_path, 1, {"rng": state}, experiment_class="t.T", serializer=serializer
+    )
     restore_random_state(load_checkpoint(path).state["rng"])
     assert _draws() == expected
 
@@ -169,8 +172,9 @@ _TRAIN = """
         torch.manual_seed(0); np.random.seed(0); random.seed(0)
         model, optimizer = make()
         losses = train(model, optimizer, n)
-        save_checkpoint(folder, n, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                    "rng": capture_random_state()},
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "rng": capture_random_state()}
+        save_checkpoint(folder, n, state,
                         experiment_class="contract.Train")
         losses += train(model, optimizer, n)   # the uninterrupted reference run
         result = {"losses": losses, "weights": weights(model)}
@@ -184,7 +188,8 @@ _TRAIN = """
             optimizer.load_state_dict(checkpoint.state["optimizer"])
             if restore_rng:
                 restore_random_state(checkpoint.state["rng"])
-            results[str(restore_rng)] = {"losses": train(model, optimizer, n), "weights": weights(model)}
+            losses = train(model, optimizer, n)
+            results[str(restore_rng)] = {"losses": losses, "weights": weights(model)}
         result = results
     with open(out, "w") as handle:
         json.dump(result, handle)
@@ -198,7 +203,9 @@ def test_resume_in_a_fresh_process_is_bit_identical(tmp_path, monkeypatch):
     script.write_text(textwrap.dedent(_TRAIN))
     # The uninterrupted run (and the checkpoint at step n) in this process: one torch start-up
     # less; the resume runs in a fresh process.
-    monkeypatch.setattr(sys, "argv", [str(script), "first", str(folder), str(tmp_path / "first.json"), str(n)])
+    monkeypatch.setattr(
+        sys, "argv", [str(script), "first", str(folder), str(tmp_path / "first.json"), str(n)]
+    )
     runpy.run_path(str(script), run_name="__main__")
     second = _run_python(_TRAIN, "resume", str(folder), str(tmp_path / "resume.json"), str(n))
     assert second.returncode == 0, second.stderr

@@ -19,6 +19,7 @@ code. Only load checkpoints that you or people you trust wrote.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import operator
@@ -29,7 +30,7 @@ import stat
 import sys
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Union
 
@@ -243,7 +244,7 @@ def save_checkpoint(
             f"Cannot save checkpoint to {target}: a non-file (folder or device) already has "
             "that name. Move it out of the checkpoint folder; nothing was written."
         )
-    envelope = {
+    envelope: dict[str, Any] = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "experiment_class": experiment_class,
@@ -304,9 +305,7 @@ def _save_failure(
     target: Path, step: int, state: dict[str, Any], serializer: str, exc: BaseException
 ) -> CheckpointError:
     offenders = _find_unpicklable(state, serializer)
-    intact = (
-        "The previous checkpoints are untouched and no partial file was left behind."
-    )
+    intact = "The previous checkpoints are untouched and no partial file was left behind."
     if not offenders:
         return CheckpointError(
             f"Could not save checkpoint step {step} to {target} with {serializer}: "
@@ -609,7 +608,8 @@ def _load_torch(path: Path, map_location: Any) -> Any:
         import torch
     except ImportError:
         raise _MissingLibraryError(
-            f"Checkpoint {path} was written by torch.save; loading it needs torch: pip install torch"
+            f"Checkpoint {path} was written by torch.save; loading it needs torch: "
+            "pip install torch"
         ) from None
     with _unpickling_errors(path):
         return torch.load(os.fspath(path), map_location=map_location, weights_only=False)
@@ -639,30 +639,24 @@ def _load_pickle_stream(path: Path, map_location: Any) -> tuple[Any, str]:
         return first, "pickle"  # a bare pickle (e.g. written by hand)
 
 
-class _unpickling_errors:
+@contextlib.contextmanager
+def _unpickling_errors(path: Path) -> Iterator[None]:
     """Turn deserialization failures into CheckpointErrors; truncation and corruption skippable."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
-        if exc is None or isinstance(exc, (CheckpointError, KeyboardInterrupt, SystemExit)):
-            return False
-        if isinstance(exc, (MemoryError, _MissingLibraryError)):
-            return False
+    try:
+        yield
+    except (CheckpointError, _MissingLibraryError, MemoryError):
+        raise
+    except Exception as exc:
         if isinstance(exc, ImportError) or (
             isinstance(exc, AttributeError) and "Can't get attribute" in str(exc)
         ):
             raise CheckpointError(
-                f"Checkpoint {self.path} refers to code that cannot be imported now "
+                f"Checkpoint {path} refers to code that cannot be imported now "
                 f"({type(exc).__name__}: {exc}). Install the missing package or restore the "
                 "renamed module or class, then load again."
             ) from exc
         raise _CorruptCheckpointError(
-            f"{self.path} is truncated or corrupt ({type(exc).__name__}: {exc})"
+            f"{path} is truncated or corrupt ({type(exc).__name__}: {exc})"
         ) from exc
 
 
@@ -691,7 +685,11 @@ def _unwrap(
             f"Checkpoint {path} has format version {version!r}; this speedrun reads versions up "
             f"to {CHECKPOINT_VERSION}. Upgrade speedrun-core to load it."
         )
-    step, state, saved_class = payload.get("step"), payload.get("state"), payload.get("experiment_class")
+    step, state, saved_class = (
+        payload.get("step"),
+        payload.get("state"),
+        payload.get("experiment_class"),
+    )
     if isinstance(step, bool) or not isinstance(step, int) or not isinstance(state, dict):
         raise _CorruptCheckpointError(
             f"{path} has a malformed envelope: expected an int 'step' and a dict 'state', "

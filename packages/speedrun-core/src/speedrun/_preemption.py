@@ -22,7 +22,7 @@ import signal
 import threading
 import warnings
 from collections.abc import Iterable
-from typing import Any, Union
+from typing import Any
 
 from ._errors import SpeedrunError
 
@@ -46,7 +46,7 @@ PREEMPTION_EXIT_CODE = 75
 #: Signals handled by :func:`install` when none are given.
 DEFAULT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGUSR1)
 
-SignalLike = Union[int, str, signal.Signals]
+SignalLike = int | str | signal.Signals
 
 _requested = False
 _signal: int | None = None
@@ -58,14 +58,16 @@ class Preempted(SystemExit):
 
     Being a :class:`SystemExit`, an uncaught ``Preempted`` ends the process with status 75
     without a traceback, and ``finally`` blocks (clean-up hooks) still run. ``code`` is 75;
-    ``str()`` is ``message`` when given, else a sentence naming the signal (the one received,
-    unless ``signum`` says otherwise) and ``step``.
+    ``str()`` is ``message`` when given (also accepted as the only positional argument), else a
+    sentence naming the signal (the one received, unless ``signum`` says otherwise) and ``step``.
     """
 
     def __init__(
-        self, message: str | None = None, *, step: int | None = None, signum: int | None = None
+        self, step: int | None = None, signum: int | None = None, *, message: str | None = None
     ) -> None:
         super().__init__(PREEMPTION_EXIT_CODE)
+        if isinstance(step, str):  # Preempted("message")
+            step, message = None, step
         self.message = message
         self.step = step
         self.signum = _signal if signum is None else signum

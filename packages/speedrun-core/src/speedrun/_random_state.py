@@ -83,7 +83,8 @@ def restore_random_state(state: dict[str, Any]) -> None:
     unknown = sorted(set(state) - _KNOWN)
     if unknown:
         warnings.warn(
-            f"Ignoring unknown entries {unknown} of the random state (written by a newer speedrun?).",
+            f"Ignoring unknown entries {unknown} of the random state "
+            "(written by a newer speedrun?).",
             stacklevel=2,
         )
     if "python" in state:
