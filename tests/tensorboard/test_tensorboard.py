@@ -143,7 +143,7 @@ def test_only_rank_zero_writes(tmp_path, monkeypatch):
 
 # -- scalars and tags --------------------------------------------------------------------------
 def test_scalars_round_trip_with_default_and_explicit_steps(exp):
-    import torch
+    torch = pytest.importorskip("torch")
 
     exp.log_scalar("loss", 0.5)
     exp.next_step().log_scalar("loss", np.float32(0.25))
@@ -170,7 +170,7 @@ def test_bad_scalars_are_refused_clearly(exp, value, message):
 
 
 def test_tensor_with_many_elements_is_refused(exp):
-    import torch
+    torch = pytest.importorskip("torch")
 
     with pytest.raises(TypeError, match=r"tensor of shape \(2, 2\).*log_histogram"):
         exp.log_scalar("loss", torch.ones(2, 2))
@@ -277,7 +277,7 @@ def test_images_in_every_accepted_form(exp, library, layout, channels, dtype):
     if dtype == "float32":
         data = data.astype(np.float32) / 255.0
     if library == "torch":
-        import torch
+        torch = pytest.importorskip("torch")
 
         data = torch.from_numpy(np.ascontiguousarray(data))
     exp.log_image("img", data)
@@ -354,7 +354,7 @@ def test_log_text(exp):
 
 
 def test_log_histogram(exp):
-    import torch
+    torch = pytest.importorskip("torch")
 
     values = np.arange(100, dtype=np.float64)
     exp.log_histogram("weights", values)

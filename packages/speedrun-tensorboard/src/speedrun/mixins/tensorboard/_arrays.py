@@ -73,7 +73,8 @@ def to_numpy(value: Any, what: str) -> np.ndarray:
         tensor = value.detach().cpu()
         if tensor.is_floating_point() and tensor.element_size() < 4:  # float16, bfloat16
             tensor = tensor.float()
-        return tensor.numpy()
+        converted: np.ndarray = tensor.numpy()
+        return converted
     try:
         return np.asarray(value)
     except (TypeError, ValueError) as error:

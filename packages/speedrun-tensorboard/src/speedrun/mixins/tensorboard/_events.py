@@ -24,7 +24,7 @@ _CRC = struct.Struct("<I")
 def _masked_crc32c(data: bytes) -> int:
     from tensorboardX.crc32c import crc32c  # the crc32c package when installed
 
-    crc = crc32c(data)
+    crc = int(crc32c(data))
     return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
 
 

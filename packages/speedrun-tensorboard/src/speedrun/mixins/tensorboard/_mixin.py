@@ -57,7 +57,8 @@ def _load_tensorboardx() -> type[SummaryWriter]:
             "installed: pip install speedrun-tensorboard (or pip install tensorboardX)"
         ) from error
     _Summary, _SummaryValue = Summary, Summary.Value
-    return SummaryWriter
+    writer_class: type[SummaryWriter] = SummaryWriter
+    return writer_class
 
 
 def _clean_tag(tag: str) -> str:
