@@ -31,7 +31,8 @@ def test_importing_the_mixin_imports_no_heavy_library():
         "from speedrun.mixins.io import IOMixin\n"
         "from speedrun import IOMixin as legacy\n"
         "assert legacy is IOMixin\n"
-        "print(json.dumps(sorted(m for m in ('tqdm', 'numpy', 'PIL', 'torch') if m in sys.modules)))"
+        "heavy = ('tqdm', 'numpy', 'PIL', 'torch')\n"
+        "print(json.dumps(sorted(m for m in heavy if m in sys.modules)))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True

@@ -261,3 +261,22 @@ def test_crash_and_resume_print_every_step_exactly_once(tmp_path):
     assert (directory / "Logs" / "stdout.discarded").read_text(encoding="utf-8").splitlines()[
         1:
     ] == ["step 6", "step 7"]
+
+
+def test_a_checkpoint_before_the_first_message_still_rewinds(tmp_path):
+    first = Experiment(str(tmp_path / "exp"))
+    first.set_printer(lambda message: None).print_to_file()
+    first.print("an earlier run")
+    first.execute_hooks("clean_up")
+
+    exp = Experiment(str(tmp_path / "exp"))
+    exp.set_printer(lambda message: None).print_to_file()
+    exp.checkpoint()  # nothing printed by this run yet
+    exp.print("printed after the checkpoint")
+    exp.execute_hooks("clean_up")
+
+    resumed = Experiment(exp.experiment_directory)
+    resumed.load_from_checkpoint()
+    log = os.path.join(exp.log_directory, "stdout")
+    assert read(log) == "an earlier run\n"
+    assert read(log + ".discarded").splitlines()[1:] == ["printed after the checkpoint"]

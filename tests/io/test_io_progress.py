@@ -6,7 +6,6 @@ import contextlib
 import io
 import os
 import re
-import sys
 import time
 
 import pytest

@@ -55,7 +55,7 @@ def test_known_colour_scaled_to_unit_range(mixin, channel_first):
     expected = np.array(COLOUR, np.float32) / 255.0
     pixels = np.moveaxis(array, 0, -1) if channel_first else array
     np.testing.assert_allclose(pixels, np.broadcast_to(expected, pixels.shape), atol=1e-7)
-    assert 0.0 <= array.min() and array.max() <= 1.0
+    assert array.min() >= 0.0 and array.max() <= 1.0
 
 
 def test_orientation_and_layouts_agree(mixin):

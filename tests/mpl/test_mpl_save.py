@@ -156,7 +156,9 @@ def test_tensorboard_true_without_log_figure_says_what_to_install(exp):
 
 def test_figures_reach_tensorboard_through_tensorboard_mixin(tmp_path, plt):
     tensorboard = pytest.importorskip("speedrun.mixins.tensorboard")
-    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator"
+    )
 
     class Both(BaseExperiment, tensorboard.TensorboardMixin, MatplotlibMixin):
         pass

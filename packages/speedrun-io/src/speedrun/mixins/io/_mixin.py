@@ -7,14 +7,14 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from speedrun import ExperimentDirectoryError, register_hook
 
 from ._images import to_array as _to_array
 from ._images import to_image_array, write_png
 from ._paths import relative_parts, tagged_file
-from ._printfile import LineFile, Mark, rewind
+from ._printfile import LineFile, Mark, current_mark, rewind
 from ._progress import bars_paused, make_progress_bar, tqdm_module
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ else:
 __all__ = ["IOMixin", "Printer"]
 
 #: What ``set_printer`` accepts: ``'stdout'``, ``'tqdm'`` or a callable taking the message.
-Printer = Union[str, Callable[[Any], Any]]
+Printer = str | Callable[[Any], Any]
 _PRINTER_NAMES = ("stdout", "tqdm")
 
 
@@ -77,7 +77,7 @@ class IOMixin(_Base):
         return str(self.__dict__.get("_io_print_filename", "stdout"))
 
     def print_to_file(self, yes: bool = True, fname: str = "stdout") -> IOMixin:
-        """Also append every :meth:`print`-ed message to ``Logs/<fname>`` (or stop with ``yes=False``).
+        """Also append every printed message to ``Logs/<fname>`` (``yes=False`` stops).
 
         The file is appended to (never truncated), one whole line per write, flushed at
         once: safe to follow with ``tail -f``.
@@ -87,11 +87,26 @@ class IOMixin(_Base):
             self._io_close_files()
         self._io_print_to_file = bool(yes)
         self._io_print_filename = fname
+        if yes:
+            self._io_mark_file_end(fname)
         return self
+
+    def _io_mark_file_end(self, name: str) -> None:
+        """Remember where ``Logs/<name>`` ends now, if nothing printed there yet.
+
+        A checkpoint saved before the first message then still knows the file's size, so a
+        resume cuts what was printed after it.
+        """
+        marks: dict[str, tuple[int, bytes]] = self._io_state("_io_print_marks", dict)
+        log_directory = getattr(self, "log_directory", None)
+        if name in marks or log_directory is None:
+            return
+        mark = current_mark(os.path.join(log_directory, *relative_parts(name, what="file name")))
+        marks[name] = (mark.size, mark.tail)
 
     @property
     def printer(self) -> Callable[[Any], Any]:
-        """The callable :meth:`print` uses by default (``print`` unless :meth:`set_printer` changed it)."""
+        """The callable :meth:`print` uses by default: ``print`` unless :meth:`set_printer` said."""
         name = self.__dict__.get("_io_printer_name", "stdout")
         if name is None:
             custom = self.__dict__.get("_io_printer_callable")
@@ -121,6 +136,7 @@ class IOMixin(_Base):
         resume the printer is ``'stdout'`` until set again.
         """
         self._io_resolve_printer(printer)  # validates, and imports tqdm for 'tqdm'
+        self._io_printer_name: str | None
         if isinstance(printer, str):
             self._io_printer_name = printer
             self.__dict__.pop("_io_printer_callable", None)

@@ -10,11 +10,12 @@ printed twice. Cut lines are kept in ``<file>.discarded`` rather than deleted.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from typing import BinaryIO, NamedTuple
 
-__all__ = ["Mark", "LineFile", "rewind", "DISCARDED_SUFFIX"]
+__all__ = ["Mark", "LineFile", "current_mark", "rewind", "DISCARDED_SUFFIX"]
 
 DISCARDED_SUFFIX = ".discarded"
 _TAIL_BYTES = 64
@@ -61,11 +62,20 @@ class LineFile:
         """Flush to disk and close (idempotent)."""
         if self._handle.closed:
             return
-        try:
+        with contextlib.suppress(OSError):  # e.g. filesystems without fsync
             os.fsync(self._handle.fileno())
-        except OSError:  # pragma: no cover - e.g. pipes or filesystems without fsync
-            pass
         self._handle.close()
+
+
+def current_mark(path: str) -> Mark:
+    """The :class:`Mark` of ``path`` as it is now (``Mark(0, b"")`` if it does not exist)."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - _TAIL_BYTES))
+            return Mark(size, handle.read())
+    except FileNotFoundError:
+        return Mark(0, b"")
 
 
 def rewind(path: str, mark: Mark, *, note: str = "") -> int:
