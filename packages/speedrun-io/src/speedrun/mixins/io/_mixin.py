@@ -117,11 +117,11 @@ class IOMixin(_Base):
 
     @staticmethod
     def _io_resolve_printer(printer: Printer) -> Callable[[Any], Any]:
-        if printer == "stdout":
+        if isinstance(printer, str) and printer == "stdout":
             return builtins.print
-        if printer == "tqdm":
+        if isinstance(printer, str) and printer == "tqdm":
             return tqdm_module().tqdm.write  # type: ignore[no-any-return]
-        if callable(printer):
+        if callable(printer) and not isinstance(printer, str):
             return printer
         raise TypeError(
             f"Expected a printer 'stdout', 'tqdm' or a callable taking the message, got "
