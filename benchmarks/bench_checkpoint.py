@@ -14,9 +14,10 @@ Peak memory during a save is VmHWM minus VmRSS right before it, after resetting 
 mark through ``/proc/self/clear_refs``. Loads read from the page cache for both variants.
 
 Targets (issue 3): save <= 1.1x baseline, load <= 1.05x baseline, peak memory above baseline
-during a save <= 1.1x the state size. Runs are interleaved; medians are reported.
+during a save <= 1.1x the state size. Runs are interleaved (alternating which variant goes
+first); times are medians, ratios the median of the per-run ratios.
 
-    python benchmarks/bench_checkpoint.py [--size-mb 256] [--runs 7] [--dir /tmp]
+    python benchmarks/bench_checkpoint.py [--size-mb 256] [--runs 9] [--dir /tmp]
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def peak_during(function, *args) -> int | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=256)
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--dir", default=None, help="folder on the disk to test (default: temp)")
     args = parser.parse_args()
 
@@ -148,7 +149,7 @@ def main() -> None:
     os.makedirs(weights)
     print(
         f"state: {mb:.0f} MB in {sum(1 for _ in _tensors(state))} tensors; folder: {folder}; "
-        f"torch {torch.__version__}; {args.runs} interleaved runs, medians"
+        f"torch {torch.__version__}; {args.runs} interleaved runs"
     )
     try:
         speedrun_save(weights, state, 0)  # warm-up both paths (imports, first allocation)
@@ -184,6 +185,11 @@ def main() -> None:
                 if peak is not None:
                     peaks[key].append(peak)
         med = {key: statistics.median(values) for key, values in times.items()}
+
+        def paired(new: str, base: str) -> float:
+            # The median of per-run ratios: robust to the machine getting busier mid-benchmark.
+            return statistics.median(a / b for a, b in zip(times[new], times[base], strict=True))
+
         rows = [
             ("dd bs=1M conv=fsync (disk bound)", med["dd"], None, None, None),
             ("save: torch.save+fsync+replace", med["save_base"], None, None, None),
