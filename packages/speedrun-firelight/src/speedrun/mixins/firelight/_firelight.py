@@ -180,8 +180,28 @@ class FirelightMixin(_Base):
                 "load_visualizer('path/to/visualizer.yml')")
         return _build_visualizer(config, "config key 'firelight'")
 
+    def _firelight_grid_visualizer(self) -> Any:
+        """:attr:`visualizer`, laid out by an ``ImageGridVisualizer`` if it is not one."""
+        visualizer = self.visualizer
+        cached = getattr(self, "_firelight_grid", None)
+        if cached is not None and cached[0] is visualizer:
+            return cached[1]
+        import_firelight()
+        from firelight.visualizers.container_visualizers import ImageGridVisualizer
+
+        grid = visualizer if isinstance(visualizer, ImageGridVisualizer) else \
+            ImageGridVisualizer(visualizers=[visualizer])
+        register = getattr(self, "register_unpickleable", None)
+        if callable(register):
+            register("_firelight_grid")
+        self._firelight_grid = (visualizer, grid)
+        return grid
+
     def get_image_grid(self, states: Mapping[str, Any]) -> Any:
         """Run the visualizer on ``states``; the image as a ``(H, W, 4)`` float array in [0, 1].
+
+        A visualizer that is not an image grid (``IdentityVisualizer``...) is laid out by a
+        default ``ImageGridVisualizer`` (rows: height, channels; columns: width, batch).
 
         Parameters
         ----------
@@ -195,7 +215,7 @@ class FirelightMixin(_Base):
         if not isinstance(states, Mapping):
             raise TypeError(f"get_image_grid expects a mapping of state names to tensors "
                             f"(e.g. {{'prediction': tensor}}), got {type(states).__name__}")
-        visualizer = self.visualizer
+        visualizer = self._firelight_grid_visualizer()
         with torch.no_grad():
             image = visualizer(**_as_tensors(states))
         if torch.is_tensor(image):

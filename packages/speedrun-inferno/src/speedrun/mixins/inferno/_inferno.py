@@ -66,7 +66,10 @@ class InfernoMixin(ParsingMixin):
     firelight's visualizations are logged to TensorBoard as images.
     """
 
-    TRANSFORM_LOCATIONS: list[Any] = ["inferno.io.transform"]
+    TRANSFORM_LOCATIONS: list[Any] = [
+        "inferno.io.transform.generic", "inferno.io.transform.image",
+        "inferno.io.transform.volume", "inferno.io.transform",
+    ]
     #: Built-in steps, in the order they run; other ``inferno_build_*`` methods run after.
     INFERNO_BUILD_ORDER: tuple[str, ...] = (
         "criterion", "metric", "optimizer", "intervals", "limits", "loaders", "tensorboard",
