@@ -272,6 +272,37 @@ def test_speedrun_checkpoint_skips_the_trainer_and_a_load_rebuilds_it(tmp_path):
     experiment.execute_hooks("clean_up")
 
 
+def test_resume_continues_the_trainer_from_its_checkpoint(tmp_path):
+    first = make(tmp_path, regression_config(max_iterations=4))
+    first.train()
+    first.checkpoint()
+    first.execute_hooks("clean_up")
+    saved_weight = first.model.weight.detach().clone()
+
+    second = make(tmp_path, regression_config(max_iterations=8))
+    second.load_from_checkpoint()
+    trainer = second.trainer
+    assert trainer.iteration_count == 4
+    assert torch.equal(second.model.weight, saved_weight)
+    adam_state = next(iter(trainer.optimizer.state.values()))
+    assert int(adam_state["step"]) == 4
+    trainer = second.train()
+    second.execute_hooks("clean_up")
+    assert trainer.iteration_count == 8 and second.step == 8
+    assert int(next(iter(trainer.optimizer.state.values()))["step"]) == 8
+    steps = [event.step for event in events(second).Scalars("training_loss")]
+    assert steps == list(range(8))
+
+
+def test_load_trainer_checkpoint_without_one_says_what_writes_it(tmp_path):
+    from speedrun import CheckpointError
+
+    experiment = make(tmp_path, regression_config())
+    with pytest.raises(CheckpointError, match="save_every"):
+        experiment.load_trainer_checkpoint(best=True)
+    experiment.execute_hooks("clean_up")
+
+
 def test_importing_the_mixin_does_not_import_torch():
     script = ("import sys; import speedrun.mixins.inferno as m; "
               "print(sorted(k for k in ('torch', 'inferno', 'numpy', 'tensorboardX') "

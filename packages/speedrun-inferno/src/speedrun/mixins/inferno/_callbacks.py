@@ -5,6 +5,8 @@ Importing this module imports torch and inferno (through :mod:`._trainer`'s fixe
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 import torch
@@ -84,7 +86,10 @@ class TensorboardXLogger(TensorboardLogger):
             except ImportError as exc:  # pragma: no cover - a declared dependency
                 raise ImportError("TensorBoard logging needs tensorboardX: "
                                   "pip install tensorboardX") from exc
-            self._writer = SummaryWriter(logdir=self.log_directory)
+            # tensorboardX names event files by the second: a unique, increasing suffix keeps
+            # a writer opened in the same second (a resumed run) from truncating this one.
+            self._writer = SummaryWriter(logdir=self.log_directory,
+                                         filename_suffix=f".{time.time_ns():020d}.{os.getpid()}")
             self._owns_writer = True
         return self._writer
 

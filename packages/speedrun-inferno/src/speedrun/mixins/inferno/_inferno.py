@@ -6,18 +6,17 @@ Nothing heavy is imported with this module: torch and inferno load on first use 
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import logging
 import os
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from speedrun import register_hook
 from speedrun._errors import ConfigError, ExperimentDirectoryError
 
 from ._parsing import ParsingMixin, create_instance, get_single_key_value_pair, locate
+from ._tensorboard import InfernoTensorboardSteps
 
 __all__ = ["InfernoMixin"]
 
@@ -30,7 +29,7 @@ def _register_unpickleable(experiment: Any, *names: str) -> None:
         register(*names)
 
 
-class InfernoMixin(ParsingMixin):
+class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
     """Train an experiment's model with an inferno ``Trainer`` configured from YAML.
 
     The trainer is built on first use of :attr:`trainer`: it wraps :attr:`model`, saves its
@@ -76,30 +75,6 @@ class InfernoMixin(ParsingMixin):
         "callbacks",
     )
     _INTERVAL_KEYS = ("validate_every", "save_every", "evaluate_metric_every")
-
-    # -- tag scope (prefix for what log_configuration writes) ---------------------------------
-    @property
-    def tagscope(self) -> str:
-        """Prefix of TensorBoard tags written by :meth:`log_configuration` (``''``: none)."""
-        return getattr(self, "_inferno_tagscope", "")
-
-    @contextlib.contextmanager
-    def set_tagscope(self, name: str) -> Iterator[None]:
-        """Prefix tags with ``name/`` inside the ``with`` block (scopes nest)."""
-        if not isinstance(name, str):
-            raise TypeError(f"set_tagscope expects a string such as 'train', got "
-                            f"{type(name).__name__} {name!r}")
-        previous = self.tagscope
-        name = name.strip("/")
-        self._inferno_tagscope = f"{previous}/{name}" if previous and name else previous or name
-        try:
-            yield
-        finally:
-            self._inferno_tagscope = previous
-
-    def get_full_tag(self, tag: str) -> str:
-        """``tag`` inside the current tag scope."""
-        return f"{self.tagscope}/{tag}" if self.tagscope else tag
 
     # -- device --------------------------------------------------------------------------------
     @property
@@ -156,6 +131,10 @@ class InfernoMixin(ParsingMixin):
             trainer.register_callback(ExperimentStepCallback(self))
             self._inferno_move_to_device(trainer)
             self._inferno_check_trainer(trainer)
+            if getattr(self, "_inferno_resume_pending", False):
+                self._inferno_resume_pending = False
+                if os.path.isfile(os.path.join(directory, trainer._checkpoint_filename)):
+                    self.load_trainer_checkpoint()
         except BaseException:
             self._inferno_close_logger(trainer)
             self._trainer = None
@@ -283,98 +262,6 @@ class InfernoMixin(ParsingMixin):
         if self.val_loader is not None:
             self.trainer.bind_loader("validate", self.val_loader, num_targets=self.num_targets)
 
-    def inferno_build_tensorboard(self) -> None:
-        """Log to TensorBoard (``Logs/``) if ``trainer/tensorboard`` is configured."""
-        from ._callbacks import TensorboardXLogger
-
-        config = self.get("trainer/tensorboard")
-        if config is None:
-            return
-        if config is True:
-            config = {}
-        if not isinstance(config, Mapping):
-            raise ConfigError(f"trainer/tensorboard: expected a mapping of logger options "
-                              f"(log_scalars_every, log_images_every, ...), got {config!r}")
-        options = dict(copy.deepcopy(config))
-        log_config = options.pop("log_config", True)
-        split_keys = options.pop("split_config_keys", True)
-        if options.pop("log_anywhere", None) is not None:
-            warnings.warn("trainer/tensorboard/log_anywhere is not supported by speedrun and "
-                          "is ignored", stacklevel=2)
-        log_directory = options.pop("log_directory", None) or self.log_directory
-        shared = None
-        if os.path.abspath(log_directory) == os.path.abspath(self.log_directory or "") \
-                and self._inferno_has_tensorboard_mixin():
-            # read the mixin's logger on each use: it reopens its writer after a load
-            shared = self._inferno_tensorboard_mixin_writer
-        try:
-            logger = TensorboardXLogger(writer=shared, **options)
-        except TypeError as exc:
-            raise ConfigError(
-                f"trainer/tensorboard: {exc}. Expected options among log_scalars_every, "
-                f"log_images_every, send_image_at_batch_indices, send_image_at_channel_indices, "
-                f"send_volume_at_z_indices, log_directory, log_config, split_config_keys"
-            ) from exc
-        self.trainer.build_logger(logger, log_directory=log_directory)
-        if log_config:
-            self.log_configuration(split_keys)
-
-    def _inferno_has_tensorboard_mixin(self) -> bool:
-        try:
-            from speedrun.mixins.tensorboard import TensorboardMixin
-        except ImportError:
-            return False
-        return isinstance(self, TensorboardMixin)
-
-    def _inferno_tensorboard_mixin_writer(self) -> Any:
-        """The ``TensorboardMixin``'s writer (``None`` without that mixin)."""
-        if not self._inferno_has_tensorboard_mixin():
-            return None
-        return self.logger  # type: ignore[attr-defined]
-
-    def _inferno_summary_writer(self) -> Any:
-        from ._callbacks import TensorboardXLogger
-
-        trainer = getattr(self, "_trainer", None)
-        logger = getattr(trainer, "logger", None)
-        if isinstance(logger, TensorboardXLogger):
-            return logger.writer
-        writer = self._inferno_tensorboard_mixin_writer()
-        if writer is None:
-            raise ConfigError("no TensorBoard writer: expected 'trainer/tensorboard' in the "
-                              "configuration (or TensorboardMixin among the experiment's bases)")
-        return writer
-
-    def log_configuration(self, split_keys: bool = True) -> None:
-        """Write the YAML files of ``Configurations/`` to TensorBoard as text (step 0).
-
-        With ``split_keys`` each top-level key gets its own tag ``<key>/<file name>``.
-        """
-        directory = self.configuration_directory
-        if directory is None or not os.path.isdir(directory):
-            return
-        writer = self._inferno_summary_writer()
-        for file_name in sorted(os.listdir(directory)):
-            if not file_name.endswith((".yml", ".yaml")):
-                continue
-            with open(os.path.join(directory, file_name), encoding="utf-8") as handle:
-                lines = handle.read().splitlines()
-            sections: list[tuple[str, list[str]]] = []
-            if split_keys:
-                for line in lines:
-                    top_level = line[:1] not in ("", " ", "\t", "#", "-") and ":" in line
-                    if top_level:
-                        key, rest = line.split(":", 1)
-                        sections.append((key.strip(), [rest.strip()] if rest.strip() else []))
-                    elif sections:
-                        sections[-1][1].append(line)
-            else:
-                sections = [("", lines)]
-            for key, body in sections:
-                tag = f"{key}/{file_name}" if key else file_name
-                text = "\n".join("    " + line for line in body) or "    (empty)"
-                writer.add_text(self.get_full_tag(tag), text, global_step=0)
-
     def inferno_build_callbacks(self) -> None:
         """Register callbacks from ``trainer/callbacks`` and, with ``firelight``, its images."""
         callbacks = self.get("trainer/callbacks")
@@ -397,41 +284,6 @@ class InfernoMixin(ParsingMixin):
         if self.get("firelight") is not None:
             self._inferno_register_firelight()
 
-    def _inferno_register_firelight(self) -> None:
-        from ._callbacks import TensorboardXLogger
-
-        if not isinstance(self.trainer.logger, TensorboardXLogger):
-            raise ConfigError("firelight: visualizations are logged to TensorBoard, but no "
-                              "logger is configured: add 'trainer/tensorboard: {}' (and "
-                              "log_images_every) to the configuration")
-        root = logging.getLogger()
-        handlers, level = list(root.handlers), root.level
-        try:
-            from firelight import config_parsing
-            from firelight.inferno_callback import get_visualization_callback
-        except ImportError as exc:
-            raise ImportError("the 'firelight' config needs firelight: pip install "
-                              "'speedrun-inferno[firelight]'") from exc
-        finally:  # firelight calls logging.basicConfig on import: undo that
-            for handler in root.handlers[:]:
-                if handler not in handlers:
-                    root.removeHandler(handler)
-            root.setLevel(level)
-        config = copy.deepcopy(self.get("firelight"))
-        if not isinstance(config, Mapping):
-            raise ConfigError(f"firelight: expected a mapping tag -> visualizer config, got "
-                              f"{config!r}")
-        config = dict(config)
-        config.pop("log_anywhere", None)
-        if len(config) == 1 and isinstance(vars(config_parsing).get(next(iter(config))), type):
-            config = {"firelight": config}  # one visualizer config (FirelightMixin's form)
-        try:
-            callback = get_visualization_callback(config)
-        except Exception as exc:
-            raise ConfigError(f"firelight: could not build the visualizers: "
-                              f"{type(exc).__name__}: {exc}") from exc
-        self.trainer.register_callback(callback)
-
     def create_transform(self, list_of_transforms: list[Any]) -> Any:
         """An inferno ``Compose`` of transforms given as ``[{Class: kwargs}, ...]``."""
         from ._compat import import_inferno_trainers
@@ -441,6 +293,49 @@ class InfernoMixin(ParsingMixin):
 
         return Compose(*[create_instance(spec, self.TRANSFORM_LOCATIONS, "transforms")
                          for spec in list_of_transforms])
+
+    def load_trainer_checkpoint(self, best: bool = False) -> Any:
+        """Continue from the trainer's checkpoint in ``Weights/``: weights, optimizer state and
+        the iteration, epoch and best-validation counters. Returns the trainer.
+
+        The rest (loaders, callbacks, logger, intervals) stays as configured now. After
+        ``--resume`` / ``load_from_checkpoint()`` this happens on its own when the trainer is
+        rebuilt and ``Weights/checkpoint.pytorch`` exists.
+
+        Parameters
+        ----------
+        best : bool
+            Load ``best_checkpoint.pytorch`` instead of ``checkpoint.pytorch``.
+        """
+        import dill
+        import torch
+
+        from speedrun._errors import CheckpointError
+
+        trainer = self.trainer
+        name = trainer._best_checkpoint_filename if best else trainer._checkpoint_filename
+        path = os.path.join(trainer.save_directory, name)
+        if not os.path.isfile(path):
+            raise CheckpointError(f"no trainer checkpoint to load: expected {path!r} (written "
+                                  f"by trainer/intervals/save_every), but it does not exist")
+        try:
+            saved = torch.load(path, map_location=self.device, pickle_module=dill,
+                               weights_only=False)
+        except Exception as exc:
+            raise CheckpointError(f"could not read the trainer checkpoint {path!r}: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(saved, Mapping) or "_model" not in saved:
+            raise CheckpointError(f"{path!r} is not an inferno trainer checkpoint (expected the "
+                                  f"trainer's saved attributes, got {type(saved).__name__})")
+        trainer.model.load_state_dict(saved["_model"].state_dict())
+        if saved.get("_optimizer") is not None and trainer.optimizer_is_defined:
+            trainer.optimizer.load_state_dict(saved["_optimizer"].state_dict())
+        for counter in ("_iteration_count", "_epoch_count", "_batch_count",
+                        "_best_validation_score", "_last_validated_at_epoch",
+                        "_last_saved_at_epoch", "_last_metric_evaluated_at_epoch"):
+            if counter in saved:
+                setattr(trainer, counter, saved[counter])
+        return trainer
 
     # -- training ------------------------------------------------------------------------------
     def train(self) -> Any:
@@ -469,10 +364,13 @@ class InfernoMixin(ParsingMixin):
     register_hook(_inferno_clean_up, "clean_up")
 
     def _inferno_post_load(self) -> None:
-        # The restored model replaced the one the trainer holds: rebuild it on next use.
+        # The restored model replaced the one the trainer holds: rebuild the trainer on next
+        # use, continuing from its own checkpoint (optimizer state, counters) if there is one.
         trainer = getattr(self, "_trainer", None)
-        if trainer is not None and trainer.model is not getattr(self, "_model", None):
+        if trainer is not None:
             self._inferno_close_logger(trainer)
             self._trainer = None
+        _register_unpickleable(self, "_inferno_resume_pending")
+        self._inferno_resume_pending = True
 
     register_hook(_inferno_post_load, "post_load")

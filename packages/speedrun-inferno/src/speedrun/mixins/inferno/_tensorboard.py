@@ -1,0 +1,180 @@
+"""TensorBoard for ``InfernoMixin``: the logger step, the configuration as text, tag scopes,
+and firelight visualizations (the part of the mixin that writes events).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from speedrun._errors import ConfigError
+
+if TYPE_CHECKING:
+    from speedrun import BaseExperiment as _Base
+else:
+    _Base = object
+
+__all__ = ["InfernoTensorboardSteps"]
+
+
+class InfernoTensorboardSteps(_Base):
+    """``inferno_build_tensorboard``, ``log_configuration`` and the tag scope of
+    :class:`~speedrun.mixins.inferno.InfernoMixin`."""
+
+    trainer: Any
+
+    # -- tag scope (prefix for what log_configuration writes) ---------------------------------
+    @property
+    def tagscope(self) -> str:
+        """Prefix of TensorBoard tags written by :meth:`log_configuration` (``''``: none)."""
+        return getattr(self, "_inferno_tagscope", "")
+
+    @contextlib.contextmanager
+    def set_tagscope(self, name: str) -> Iterator[None]:
+        """Prefix tags with ``name/`` inside the ``with`` block (scopes nest)."""
+        if not isinstance(name, str):
+            raise TypeError(f"set_tagscope expects a string such as 'train', got "
+                            f"{type(name).__name__} {name!r}")
+        previous = self.tagscope
+        name = name.strip("/")
+        self._inferno_tagscope = f"{previous}/{name}" if previous and name else previous or name
+        try:
+            yield
+        finally:
+            self._inferno_tagscope = previous
+
+    def get_full_tag(self, tag: str) -> str:
+        """``tag`` inside the current tag scope."""
+        return f"{self.tagscope}/{tag}" if self.tagscope else tag
+
+    def inferno_build_tensorboard(self) -> None:
+        """Log to TensorBoard (``Logs/``) if ``trainer/tensorboard`` is configured."""
+        from ._callbacks import TensorboardXLogger
+
+        config = self.get("trainer/tensorboard")
+        if config is None:
+            return
+        if config is True:
+            config = {}
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"trainer/tensorboard: expected a mapping of logger options "
+                              f"(log_scalars_every, log_images_every, ...), got {config!r}")
+        options = dict(copy.deepcopy(config))
+        log_config = options.pop("log_config", True)
+        split_keys = options.pop("split_config_keys", True)
+        if options.pop("log_anywhere", None) is not None:
+            warnings.warn("trainer/tensorboard/log_anywhere is not supported by speedrun and "
+                          "is ignored", stacklevel=2)
+        log_directory = options.pop("log_directory", None) or self.log_directory
+        shared = None
+        if os.path.abspath(log_directory) == os.path.abspath(self.log_directory or "") \
+                and self._inferno_has_tensorboard_mixin():
+            # read the mixin's logger on each use: it reopens its writer after a load
+            shared = self._inferno_tensorboard_mixin_writer
+        try:
+            logger = TensorboardXLogger(writer=shared, **options)
+        except TypeError as exc:
+            raise ConfigError(
+                f"trainer/tensorboard: {exc}. Expected options among log_scalars_every, "
+                f"log_images_every, send_image_at_batch_indices, send_image_at_channel_indices, "
+                f"send_volume_at_z_indices, log_directory, log_config, split_config_keys"
+            ) from exc
+        self.trainer.build_logger(logger, log_directory=log_directory)
+        if log_config:
+            self.log_configuration(split_keys)
+
+    def _inferno_has_tensorboard_mixin(self) -> bool:
+        try:
+            from speedrun.mixins.tensorboard import TensorboardMixin
+        except ImportError:
+            return False
+        return isinstance(self, TensorboardMixin)
+
+    def _inferno_tensorboard_mixin_writer(self) -> Any:
+        """The ``TensorboardMixin``'s writer (``None`` without that mixin)."""
+        if not self._inferno_has_tensorboard_mixin():
+            return None
+        return self.logger  # type: ignore[attr-defined]
+
+    def _inferno_summary_writer(self) -> Any:
+        from ._callbacks import TensorboardXLogger
+
+        trainer = getattr(self, "_trainer", None)
+        logger = getattr(trainer, "logger", None)
+        if isinstance(logger, TensorboardXLogger):
+            return logger.writer
+        writer = self._inferno_tensorboard_mixin_writer()
+        if writer is None:
+            raise ConfigError("no TensorBoard writer: expected 'trainer/tensorboard' in the "
+                              "configuration (or TensorboardMixin among the experiment's bases)")
+        return writer
+
+    def log_configuration(self, split_keys: bool = True) -> None:
+        """Write the YAML files of ``Configurations/`` to TensorBoard as text (step 0).
+
+        With ``split_keys`` each top-level key gets its own tag ``<key>/<file name>``.
+        """
+        directory = self.configuration_directory
+        if directory is None or not os.path.isdir(directory):
+            return
+        writer = self._inferno_summary_writer()
+        for file_name in sorted(os.listdir(directory)):
+            if not file_name.endswith((".yml", ".yaml")):
+                continue
+            with open(os.path.join(directory, file_name), encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+            sections: list[tuple[str, list[str]]] = []
+            if split_keys:
+                for line in lines:
+                    top_level = line[:1] not in ("", " ", "\t", "#", "-") and ":" in line
+                    if top_level:
+                        key, rest = line.split(":", 1)
+                        sections.append((key.strip(), [rest.strip()] if rest.strip() else []))
+                    elif sections:
+                        sections[-1][1].append(line)
+            else:
+                sections = [("", lines)]
+            for key, body in sections:
+                tag = f"{key}/{file_name}" if key else file_name
+                text = "\n".join("    " + line for line in body) or "    (empty)"
+                writer.add_text(self.get_full_tag(tag), text, global_step=0)
+
+    def _inferno_register_firelight(self) -> None:
+        from ._callbacks import TensorboardXLogger
+
+        if not isinstance(self.trainer.logger, TensorboardXLogger):
+            raise ConfigError("firelight: visualizations are logged to TensorBoard, but no "
+                              "logger is configured: add 'trainer/tensorboard: {}' (and "
+                              "log_images_every) to the configuration")
+        root = logging.getLogger()
+        handlers, level = list(root.handlers), root.level
+        try:
+            from firelight import config_parsing
+            from firelight.inferno_callback import get_visualization_callback
+        except ImportError as exc:
+            raise ImportError("the 'firelight' config needs firelight: pip install "
+                              "'speedrun-inferno[firelight]'") from exc
+        finally:  # firelight calls logging.basicConfig on import: undo that
+            for handler in root.handlers[:]:
+                if handler not in handlers:
+                    root.removeHandler(handler)
+            root.setLevel(level)
+        config = copy.deepcopy(self.get("firelight"))
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"firelight: expected a mapping tag -> visualizer config, got "
+                              f"{config!r}")
+        config = dict(config)
+        config.pop("log_anywhere", None)
+        if len(config) == 1 and isinstance(vars(config_parsing).get(next(iter(config))), type):
+            config = {"firelight": config}  # one visualizer config (FirelightMixin's form)
+        try:
+            callback = get_visualization_callback(config)
+        except Exception as exc:
+            raise ConfigError(f"firelight: could not build the visualizers: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        self.trainer.register_callback(callback)
