@@ -383,7 +383,7 @@ def test_interrupted_purge_leaves_no_half_deleted_experiment(tmp_path: Path, mon
         real_rmtree(Path(target) / "Weights")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(directory_module.shutil, "rmtree", interrupted_rmtree)
+    monkeypatch.setattr(shutil, "rmtree", interrupted_rmtree)
     with pytest.raises(KeyboardInterrupt):
         purge_experiment_directory(path)
     monkeypatch.undo()

@@ -1,5 +1,3 @@
-import argparse
-
 import pytest
 
 from speedrun._namespace import Namespace
@@ -15,7 +13,10 @@ def test_slash_paths_and_attributes():
     assert ns["loss"] == 0.5
     ns["loss"] = 0.25
     assert ns.loss == 0.25
-    assert isinstance(ns, argparse.Namespace)
+    assert "loss" in ns and "nothing" not in ns
+    assert vars(Namespace(a=1)) == {"a": 1}
+    assert Namespace(a=1) == Namespace(a=1) != Namespace(a=2)
+    assert repr(Namespace(a=1, b="x")) == "Namespace(a=1, b='x')"
     assert ns.update({"x": 1}).x == 1
 
 

@@ -175,3 +175,29 @@ def test_bad_signals_are_refused_and_nothing_changes(signals, match):
         preemption.install(signals)
     assert signal.getsignal(signal.SIGTERM) is before
     assert preemption.installed_signals() == ()
+
+
+def test_a_second_signal_ends_a_run_that_never_reaches_a_step(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "stuck.py"
+    script.write_text(
+        "import time\n"
+        "from speedrun import _preemption\n"
+        "_preemption.install()\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert process.poll() is None, "the first SIGTERM only requests a checkpoint"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        process.kill()
+        process.wait()

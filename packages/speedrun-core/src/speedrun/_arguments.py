@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import ArgumentError
@@ -26,7 +25,6 @@ def parse_literal(text: str) -> Any:
         return text
 
 
-@dataclass
 class Arguments:
     """A parsed command line.
 
@@ -34,10 +32,17 @@ class Arguments:
     bare flag; ``overrides`` keeps every ``--config.a.b VALUE`` as ``('a/b', raw)`` in order.
     """
 
-    argv: list[str]
-    positionals: list[str] = field(default_factory=list)
-    flags: dict[str, str | bool] = field(default_factory=dict)
-    overrides: list[tuple[str, str]] = field(default_factory=list)
+    __slots__ = ("argv", "positionals", "flags", "overrides")
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        self.argv: list[str] = list(argv)
+        self.positionals: list[str] = []
+        self.flags: dict[str, str | bool] = {}
+        self.overrides: list[tuple[str, str]] = []
+
+    def __repr__(self) -> str:
+        return (f"Arguments(positionals={self.positionals!r}, flags={self.flags!r}, "
+                f"overrides={self.overrides!r})")
 
     def get(self, name: str, default: Any = None) -> Any:
         """The value of ``--name`` parsed as a Python literal, ``True`` if bare, else ``default``."""
@@ -67,7 +72,7 @@ def parse_arguments(argv: Sequence[str]) -> Arguments:
     boolean flag never swallows the directory: ``--purge experiments/RUN-0`` is a bare
     ``--purge`` followed by the directory.
     """
-    args = Arguments(argv=list(argv))
+    args = Arguments(argv)
     tokens = list(argv[1:])
     index = 0
     while index < len(tokens):

@@ -20,7 +20,6 @@ code. Only load checkpoints that you or people you trust wrote.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import operator
 import os
@@ -32,7 +31,7 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, Union
+from typing import IO, Any, NamedTuple, Union
 
 from ._errors import CheckpointError
 from ._fs import atomic_open
@@ -66,8 +65,7 @@ _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # first object of torch's pre-1.6 
 _HEADER_FORMAT = "speedrun-checkpoint-header"
 
 
-@dataclasses.dataclass(frozen=True)
-class Checkpoint:
+class Checkpoint(NamedTuple):
     """A loaded checkpoint.
 
     Attributes
@@ -87,11 +85,16 @@ class Checkpoint:
     """
 
     step: int
-    state: dict[str, Any] = dataclasses.field(repr=False)
+    state: dict[str, Any]
     path: Path
     experiment_class: str | None
     serializer: str
     legacy: bool = False
+
+    def __repr__(self) -> str:  # the state can be gigabytes: leave it out
+        return (f"Checkpoint(step={self.step}, path={str(self.path)!r}, "
+                f"experiment_class={self.experiment_class!r}, serializer={self.serializer!r}, "
+                f"legacy={self.legacy})")
 
 
 class _CorruptCheckpointError(CheckpointError):
@@ -256,7 +259,6 @@ def save_checkpoint(
     started = envelope["saved_at"]
     try:
         with atomic_open(target, "wb") as handle:
-            _apply_default_mode(handle)
             _dump(envelope, handle, chosen)
     except (KeyboardInterrupt, SystemExit, MemoryError):
         raise
@@ -399,28 +401,6 @@ def _remove_stale_temp_files(folder: Path, *, before: float) -> None:
                 path.unlink()
         except OSError:
             continue
-
-
-def _apply_default_mode(handle: IO[bytes]) -> None:
-    """Give the temp file the permissions a plain ``open()`` would (mkstemp uses 0600)."""
-    if not hasattr(os, "fchmod"):  # pragma: no cover - Windows
-        return
-    mask = None
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    mask = int(line.split()[1], 8)
-                    break
-    except (OSError, ValueError):
-        pass
-    if mask is None:  # pragma: no cover - no procfs
-        mask = os.umask(0o022)
-        os.umask(mask)
-    try:
-        os.fchmod(handle.fileno(), 0o666 & ~mask)
-    except OSError:  # pragma: no cover - file systems without permissions
-        pass
 
 
 def _resolve_serializer(serializer: str | None) -> str:

@@ -11,15 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import socket
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn, Union
 
 from speedrun._errors import ExperimentDirectoryError
 from speedrun._fs import atomic_write_text, fsync_directory
-from speedrun._lock import LOCK_NAME, _describe_holder, _take_for_removal
+from speedrun._lock import LOCK_NAME, _describe_holder, _hostname, _take_for_removal
 
 __all__ = [
     "SUBDIRECTORIES",
@@ -45,6 +43,7 @@ MARKER_VERSION = 1
 # Files speedrun itself puts into an experiment directory, besides the subfolders.
 _SPEEDRUN_FILES = frozenset({MARKER_NAME, LOCK_NAME})
 _LISTED_ENTRIES = 5
+
 
 
 def _listing(names: list[str]) -> str:
@@ -93,7 +92,7 @@ def _write_marker(path: Path, *, adopted: bool) -> None:
         "speedrun": "experiment directory",
         "marker_version": MARKER_VERSION,
         "created": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "host": socket.gethostname(),
+        "host": _hostname(),
     }
     if adopted:
         content["adopted"] = True
@@ -289,7 +288,7 @@ def purge_experiment_directory(path: PathLike) -> None:
     lock_fd, holder = _take_for_removal(real)
     if lock_fd is None:
         holder = holder or {}
-        if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
+        if holder.get("pid") == os.getpid() and holder.get("host") == _hostname():
             _refuse(
                 directory,
                 "this process holds its writer lock",
@@ -334,6 +333,8 @@ def _rename_and_delete(directory: Path, real: Path) -> None:
         )
     fsync_directory(real.parent)
     try:
+        import shutil
+
         shutil.rmtree(hidden)
     except OSError as error:
         raise ExperimentDirectoryError(

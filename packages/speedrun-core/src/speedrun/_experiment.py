@@ -441,6 +441,14 @@ class BaseExperiment:
         else:
             loaded = load_checkpoint(find_checkpoint(directory, step),
                                      experiment_class=class_path(self))
+            newer = [found for found, _ in list_checkpoints(directory) if found > loaded.step]
+            if newer:
+                warnings.warn(
+                    f"loaded step {loaded.step}, but {directory} also holds later checkpoints "
+                    f"(steps {', '.join(map(str, newer))}); a later --resume picks the newest. "
+                    f"Move them aside if this run should continue from step {loaded.step}.",
+                    stacklevel=2,
+                )
         state = dict(loaded.state)
         random_state = state.pop(_RANDOM_STATE_KEY, None)
         excluded = _PROCESS_ATTRIBUTES.union(self._meta_config["exclude_attrs_from_save"])
@@ -553,6 +561,7 @@ class BaseExperiment:
                 try:
                     self.execute_hooks("clean_up")
                 finally:
+                    _preemption.uninstall()
                     if self._writer_lock is not None:
                         self._writer_lock.release()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from typing import IO, Union
 
@@ -39,7 +38,7 @@ def atomic_open(path: PathLike, mode: str = "wb", *, durable: bool = True) -> It
         raise ValueError(f"atomic_open writes whole files: expected a 'w' mode, got {mode!r}")
     target = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(target))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
+    fd, tmp = _create_temp(folder, os.path.basename(target))
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
             yield handle
@@ -53,6 +52,18 @@ def atomic_open(path: PathLike, mode: str = "wb", *, durable: bool = True) -> It
         raise
     if durable:
         fsync_directory(folder)
+
+
+def _create_temp(folder: str, name: str) -> tuple[int, str]:
+    """Create ``.<name>.<random>.tmp`` exclusively, with the mode a plain ``open()`` gives."""
+    for _ in range(100):
+        tmp = os.path.join(folder, f".{name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                           0o666), tmp
+        except FileExistsError:  # pragma: no cover - 48 random bits collided
+            continue
+    raise FileExistsError(f"could not create a temporary file for {name} in {folder}")
 
 
 def atomic_write_bytes(path: PathLike, data: bytes, *, durable: bool = True) -> None:

@@ -15,7 +15,6 @@ import errno
 import fcntl
 import json
 import os
-import socket
 import sys
 import time
 import warnings
@@ -41,6 +40,11 @@ _MAX_INFO_BYTES = 64 * 1024
 
 _BUSY_ERRNOS = frozenset({errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES})
 
+
+
+def _hostname() -> str:
+    """This machine's host name (``socket.gethostname()`` without importing socket)."""
+    return os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
 
 def _now_iso() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
@@ -128,7 +132,7 @@ def _describe_holder(info: dict[str, Any], *, mark_self: bool = True) -> str:
         extras.append(f"command: {command}")
     if extras:
         text += " (" + ", ".join(extras) + ")"
-    if mark_self and pid == os.getpid() and host == socket.gethostname():
+    if mark_self and pid == os.getpid() and host == _hostname():
         text += " [this process]"
     return text
 
@@ -214,7 +218,7 @@ class WriterLock:
         try:
             if not _flock_with_grace(fd):
                 holder = _read_info_of_live_holder(fd)
-                if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
+                if holder.get("pid") == os.getpid() and holder.get("host") == _hostname():
                     fix = (
                         "Fix: release the other WriterLock of this directory first, "
                         "or use another experiment directory."
@@ -244,7 +248,7 @@ class WriterLock:
         previous = _read_info(fd)
         info = {
             "pid": os.getpid(),
-            "host": socket.gethostname(),
+            "host": _hostname(),
             "started": _now_iso(),
             "argv": list(sys.argv),
         }

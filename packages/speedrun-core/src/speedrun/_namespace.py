@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 __all__ = ["Namespace"]
 
 
-class Namespace(argparse.Namespace):
-    """An ``argparse.Namespace`` with ``get``/``set``/``new`` on slash paths and item access.
+class Namespace:
+    """Attributes from keyword arguments, with ``get``/``set``/``new`` on slash paths.
+
+    It behaves like ``argparse.Namespace`` (``vars()``, ``==``, ``in``, ``repr``) and adds
+    item access and slash paths.
 
     Examples
     --------
@@ -19,6 +21,23 @@ class Namespace(argparse.Namespace):
     >>> ns.metrics.accuracy, ns["loss"]
     (0.9, 0.5)
     """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.__dict__.update(kwargs)
+
+    def __repr__(self) -> str:
+        items = ", ".join(f"{key}={value!r}" for key, value in self.__dict__.items())
+        return f"{type(self).__name__}({items})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Namespace):
+            return NotImplemented
+        return vars(self) == vars(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like argparse.Namespace
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.__dict__
 
     def get(self, tag: str, default: Any = None, ensure_exists: bool = False) -> Any:
         """The value at ``tag`` (``'a/b'`` walks nested namespaces and mappings)."""

@@ -11,13 +11,14 @@ boundary, saves a checkpoint, and exits with :data:`PREEMPTION_EXIT_CODE` by rai
     [ $? -eq 75 ] && scontrol requeue "$SLURM_JOB_ID"
 
 The handler does nothing else: no I/O, no exception in the middle of a step, so a signal can
-never interrupt a checkpoint write. A second signal while a request is pending changes nothing;
-a hung step is not interrupted (the scheduler's final SIGKILL ends it, and the atomic
-checkpoint writes make that safe).
+never interrupt a checkpoint write. A second signal while a request is still pending gets the
+signal's previous behaviour (for SIGTERM: the process ends at once), so a run that never reaches
+a step boundary can still be stopped; the atomic checkpoint writes make that safe.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import warnings
@@ -85,8 +86,14 @@ class Preempted(SystemExit):
 
 def _handler(signum: int, frame: Any) -> None:
     global _requested, _signal
-    if not _requested:
-        _signal = signum
+    if _requested:
+        # A second signal: the run did not reach a step boundary in between (it may never call
+        # next_step()). Give the signal its previous meaning and deliver it again, so a plain
+        # `kill` twice (or a scheduler's repeated TERM) still ends the process.
+        signal.signal(signum, _restorable(_previous.pop(signum, signal.SIG_DFL)))
+        os.kill(os.getpid(), signum)
+        return
+    _signal = signum
     _requested = True
 
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["GitState", "git_state"]
 
 
-@dataclass(frozen=True)
-class GitState:
+class GitState(NamedTuple):
     """The git revision of a source tree; ``revision`` is ``None`` outside a git repository."""
 
     revision: str | None
@@ -32,6 +30,8 @@ def git_state(folder: str | None = None) -> GitState:
     experiment's code, wherever it is started from). Uses a single ``git status`` call;
     untracked files do not make the tree dirty.
     """
+    import subprocess
+
     try:
         result = subprocess.run(
             ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
