@@ -104,10 +104,27 @@ def test_visualizer_from_a_yaml_file_and_config_untouched(tmp_path, experiment):
     assert experiment.visualizer is visualizer
 
 
-def test_custom_visualizer_by_dotted_path(experiment):
-    experiment.set("firelight", {"firelight.visualizers.visualizers.IdentityVisualizer": {
-        "input": "prediction"}})
-    assert experiment.get_image_grid({"prediction": torch.rand(2, 1, 4, 4)}).shape[-1] == 4
+def _inverted_class():
+    from firelight.visualizers.visualizers import IdentityVisualizer
+
+    class InvertedVisualizer(IdentityVisualizer):
+        def visualize(self, tensor, **_):
+            return 1.0 - tensor
+
+    return InvertedVisualizer
+
+
+InvertedVisualizer = _inverted_class()
+
+
+def test_custom_visualizers_by_dotted_path_also_nested(experiment):
+    dotted = f"{__name__}.InvertedVisualizer"
+    experiment.set("firelight", {"ImageGridVisualizer": {"visualizers": [
+        {dotted: {"input": "prediction", "value_range": [0, 1], "cmap": "gray"}}]}})
+    grid = experiment.get_image_grid({"prediction": torch.zeros(1, 1, 4, 4)})
+    assert grid.shape == (4, 4, 4)
+    assert np.allclose(grid[..., :3], 1.0)  # inverted zeros are white
+    assert dotted in str(experiment.get("firelight"))  # the config keeps the user's spelling
 
 
 @pytest.mark.parametrize("config, message", [

@@ -239,6 +239,14 @@ def test_bad_configuration_is_refused_with_the_key_and_the_fix(tmp_path, change,
     experiment.execute_hooks("clean_up")
 
 
+def test_validate_every_never_needs_no_validation_data(tmp_path):
+    config = regression_config(max_iterations=2, intervals={"validate_every": "never"})
+    del config["val_loader"]
+    experiment = make(tmp_path, config)
+    assert experiment.train().iteration_count == 2
+    experiment.execute_hooks("clean_up")
+
+
 def test_training_without_an_end_is_refused(tmp_path):
     config = regression_config()
     del config["trainer"]["max_iterations"]

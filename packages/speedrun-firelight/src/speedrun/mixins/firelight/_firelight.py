@@ -48,6 +48,34 @@ def import_firelight() -> Any:
     return firelight
 
 
+def _resolve_dotted_visualizers(config: Any, firelight: Any, source: str) -> Any:
+    """Replace ``{package.module.MyVisualizer: ...}`` keys by the class name, made known to
+    firelight (0.2.1 looks dotted paths up but then drops the class)."""
+    from firelight.visualizers.base import BaseVisualizer
+
+    if isinstance(config, list):
+        return [_resolve_dotted_visualizers(item, firelight, source) for item in config]
+    if not isinstance(config, dict):
+        return config
+    resolved = {}
+    for key, value in config.items():
+        value = _resolve_dotted_visualizers(value, firelight, source)
+        if isinstance(key, str) and "." in key and len(config) == 1:
+            import pydoc
+
+            located = pydoc.locate(key)
+            if isinstance(located, type) and issubclass(located, BaseVisualizer):
+                namespace = vars(firelight.config_parsing)
+                known = namespace.get(located.__name__)
+                if known is not None and known is not located:
+                    raise ConfigError(f"{source}: {key!r} has the class name of firelight's "
+                                      f"own {located.__name__}; rename the class")
+                setattr(firelight.config_parsing, located.__name__, located)
+                key = located.__name__
+        resolved[key] = value
+    return resolved
+
+
 def _build_visualizer(config: Any, source: str) -> Any:
     firelight = import_firelight()
     from firelight.visualizers.base import BaseVisualizer
@@ -59,27 +87,10 @@ def _build_visualizer(config: Any, source: str) -> Any:
             f"{source}: expected a firelight visualizer config, a mapping with one entry "
             f"{{VisualizerName: {{...}}}} (e.g. {{ImageGridVisualizer: {{visualizers: [...]}}}}), "
             f"got {config!r}")
-    name = next(iter(config))
-    if isinstance(name, str) and "." in name:
-        # firelight 0.2.1 fails to return classes given by dotted path: resolve it here.
-        import pydoc
-
-        visualizer_class = pydoc.locate(name)
-        if not (isinstance(visualizer_class, type) and issubclass(visualizer_class,
-                                                                  BaseVisualizer)):
-            raise ConfigError(f"{source}: {name!r} is not an importable firelight visualizer "
-                              f"class (a subclass of firelight's BaseVisualizer)")
-        config_parsing = firelight.config_parsing
-        short = visualizer_class.__name__
-        known = vars(config_parsing).get(short)
-        if known is not None and known is not visualizer_class:
-            raise ConfigError(f"{source}: {name!r} shares its class name with firelight's own "
-                              f"{short}; rename the class")
-        setattr(config_parsing, short, visualizer_class)
-        config = {short: config[name]}
+    config = _resolve_dotted_visualizers(copy.deepcopy(dict(config)), firelight, source)
     try:
         # firelight replaces nested configs by visualizers in place: give it a copy.
-        return firelight.get_visualizer(copy.deepcopy(dict(config)))
+        return firelight.get_visualizer(config)
     except Exception as exc:
         detail = str(exc) or repr(exc)
         raise ConfigError(f"{source}: firelight could not build the visualizer: "

@@ -132,9 +132,9 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
             self._inferno_move_to_device(trainer)
             self._inferno_check_trainer(trainer)
             if getattr(self, "_inferno_resume_pending", False):
-                self._inferno_resume_pending = False
                 if os.path.isfile(os.path.join(directory, trainer._checkpoint_filename)):
                     self.load_trainer_checkpoint()
+                self._inferno_resume_pending = False
         except BaseException:
             self._inferno_close_logger(trainer)
             self._trainer = None
@@ -158,7 +158,9 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
                               f"{str(device)!r}")
 
     def _inferno_check_trainer(self, trainer: Any) -> None:
-        if trainer.validating_every is not None and "validate" not in trainer._loaders:
+        every = trainer.validating_every
+        validates = every is not None and every.value != float("inf")  # 'never' is inf
+        if validates and "validate" not in trainer._loaders:
             raise ConfigError(
                 "trainer/intervals/validate_every is set, but there is no validation data: "
                 "expected a 'val_loader' config (or build_val_loader() returning a DataLoader); "
