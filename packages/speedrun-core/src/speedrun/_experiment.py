@@ -19,9 +19,8 @@ from ._checkpoint import checkpoint_file_name, class_path, find_checkpoint, list
 from ._checkpoint import load_checkpoint, load_latest_valid, save_checkpoint
 from ._config import Config, diff_overrides
 from ._directory import prepare_experiment_directory, purge_experiment_directory
-from ._dispatch import find_marked, register_default_dispatch, register_hook
-from ._dispatch import register_pre_dispatch_hook
-from ._errors import ArgumentError, CheckpointError, ConfigError, DispatchError
+from ._dispatch import Dispatcher
+from ._errors import ArgumentError, CheckpointError, ConfigError
 from ._errors import ExperimentDirectoryError
 from ._fs import atomic_write_text
 from ._lock import WriterLock
@@ -43,7 +42,7 @@ _PROCESS_ATTRIBUTES = frozenset({
 })
 
 
-class BaseExperiment:
+class BaseExperiment(Dispatcher):
     """Base class for experiments.
 
     Parameters
@@ -52,9 +51,6 @@ class BaseExperiment:
         The experiment's folder. It is created (if missing) with ``Configurations/``,
         ``Logs/``, ``Weights/`` and ``Plots/`` and a ``.speedrun`` marker.
     """
-
-    #: Name of the method ``run()`` calls when nothing else names one.
-    DEFAULT_DISPATCH: str | None = None
 
     def __init__(self, experiment_directory: str | os.PathLike[str] | None = None) -> None:
         self._experiment_directory: str | None = None
@@ -530,92 +526,18 @@ class BaseExperiment:
                               f"starting from step 0", stacklevel=2)
         return self
 
-    # -- dispatch and hooks --------------------------------------------------------------------
-    register_hook = staticmethod(register_hook)
-    register_default_dispatch = staticmethod(register_default_dispatch)
-    register_pre_dispatch_hook = staticmethod(register_pre_dispatch_hook)
+    # -- run: the parts of Dispatcher.run() that belong to the experiment -----------------------
+    def _dispatch_flag(self) -> str | None:
+        return self._raw_flag("dispatch")
 
-    def execute_hooks(self, key: str) -> dict[str, Any]:
-        """Call every method marked as a ``key`` hook; returns ``{name: result}``."""
-        return {name: getattr(self, name)() for name in find_marked(type(self), key)}
+    def _before_dispatch(self) -> None:
+        if self._resume_pending:
+            self.load_from_checkpoint()
 
-    def execute_pre_dispatch_hooks(self) -> dict[str, Any]:
-        """Call the pre-dispatch hooks (see ``register_pre_dispatch_hook``)."""
-        return self.execute_hooks("pre_dispatch")
-
-    def run(self, *args: Any, **kwargs: Any) -> Any:
-        """Dispatch the method named by ``--dispatch`` (or the default) with ``args``.
-
-        Resumes first if ``--resume`` asked for it, then runs the pre-dispatch hooks.
-        ``clean_up()`` and the ``'clean_up'`` hooks always run afterwards, even on errors.
-        """
-        try:
-            if self._resume_pending:
-                self.load_from_checkpoint()
-            self.execute_pre_dispatch_hooks()
-            return self.dispatch(self.get_dispatch_key(), *args, **kwargs)
-        finally:
-            try:
-                self.clean_up()
-            finally:
-                try:
-                    self.execute_hooks("clean_up")
-                finally:
-                    _preemption.uninstall()
-                    if self._writer_lock is not None:
-                        self._writer_lock.release()
-
-    def dispatch(self, key: str, *args: Any, **kwargs: Any) -> Any:
-        """Call the method named ``key``."""
-        method = getattr(self, key, None)
-        if not callable(method):
-            raise DispatchError(
-                f"cannot dispatch {key!r}: expected the name of a method of "
-                f"{type(self).__name__}, got {'a non-callable' if hasattr(self, key) else 'no such attribute'}. "
-                f"Methods you can dispatch: {', '.join(self._dispatchable()) or 'none'}"
-            )
-        return method(*args, **kwargs)
-
-    def _dispatchable(self) -> list[str]:
-        own = set(dir(BaseExperiment))
-        return sorted(name for name in dir(type(self)) if not name.startswith("_")
-                      and name not in own and callable(getattr(type(self), name, None)))
-
-    def get_dispatch_key(self) -> str:
-        """The method to dispatch: ``--dispatch``, else the decorated default, else
-        ``set_default_dispatch``'s, else ``DEFAULT_DISPATCH``."""
-        key = self._raw_flag("dispatch")
-        if key is None:
-            key = self.find_default_dispatch() or self._default_dispatch or self.DEFAULT_DISPATCH
-        if key is None:
-            raise DispatchError(
-                "no method to dispatch: pass --dispatch NAME, decorate a method with "
-                "@register_default_dispatch, call set_default_dispatch(NAME) or set "
-                f"DEFAULT_DISPATCH. Candidates: {', '.join(self._dispatchable()) or 'none'}"
-            )
-        return key
-
-    def set_default_dispatch(self, method_name: str) -> BaseExperiment:
-        """Make ``method_name`` this instance's default dispatch."""
-        if not callable(getattr(type(self), method_name, None)):
-            raise DispatchError(
-                f"set_default_dispatch expects the name of a method of {type(self).__name__}, "
-                f"got {method_name!r}. Methods: {', '.join(self._dispatchable()) or 'none'}"
-            )
-        self._default_dispatch = method_name
-        return self
-
-    def get_default_dispatch(self) -> str | None:
-        """The instance's default dispatch (``set_default_dispatch``), if any."""
-        return self._default_dispatch
-
-    def find_default_dispatch(self) -> str | None:
-        """The method marked with ``register_default_dispatch``, if any."""
-        marked = find_marked(type(self), None)
-        return marked[0] if marked else None
-
-    def clean_up(self) -> None:
-        """Override to release resources; ``run()`` always calls it, even on errors."""
+    def _after_run(self) -> None:
+        _preemption.uninstall()
+        if self._writer_lock is not None:
+            self._writer_lock.release()
 
 
 def _inherit_source(source: str, file_name: str) -> str:
