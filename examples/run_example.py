@@ -38,6 +38,7 @@ def main() -> int:
         config_text(run_0), config_text(run_1),
         fromfile="RUN-0/Configurations/train_config.yml",
         tofile="RUN-1/Configurations/train_config.yml"))
+    print("\nSee the curves with:  tensorboard --logdir experiments")
     return 0
 
 

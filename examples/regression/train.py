@@ -13,9 +13,12 @@ from __future__ import annotations
 import torch
 
 from speedrun import BaseExperiment, register_default_dispatch
+from speedrun.mixins.io import IOMixin
+from speedrun.mixins.mpl import MatplotlibMixin
+from speedrun.mixins.tensorboard import TensorboardMixin
 
 
-class RegressionExperiment(BaseExperiment):
+class RegressionExperiment(BaseExperiment, TensorboardMixin, IOMixin, MatplotlibMixin):
     def __init__(self) -> None:
         super().__init__()
         self.auto_setup()
@@ -32,6 +35,7 @@ class RegressionExperiment(BaseExperiment):
         self.model = torch.nn.Sequential(*layers, torch.nn.Linear(width, 1))
         self.optimizer = torch.optim.Adam(self.model.parameters(),
                                           lr=self.get("training/lr", ensure_exists=True))
+        self.losses: list[float] = []  # checkpointed with the rest, so the curve survives --resume
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.randn(self.get("data/batch_size", 64), self.get("data/num_features"))
@@ -41,24 +45,33 @@ class RegressionExperiment(BaseExperiment):
 
     @register_default_dispatch
     def train(self) -> float:
-        loss_value = float("nan")
-        while self.step < self.get("training/num_steps", ensure_exists=True):
+        num_steps = self.get("training/num_steps", ensure_exists=True)
+        log_every = self.get("training/log_every", 50)
+        for _ in self.progress(range(self.step, num_steps), tag="train",
+                               initial=self.step, total=num_steps):
             x, y = self.batch()
             loss = torch.nn.functional.mse_loss(self.model(x), y)
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
-            loss_value = loss.item()
-            self.accumulate_in_cache("loss_sum", loss_value)
+            self.losses.append(loss.item())
+            if self.log_scalars_now:  # tensorboard/log_scalars_every
+                self.log_scalar("train/loss", self.losses[-1])
+            self.log_progress("train", loss=self.losses[-1])
             self.next_step()
-            self.checkpoint(force=False)
-            if self.step % self.get("training/log_every", 50) == 0:
-                mean = self.read_from_cache("loss_sum") / self.get("training/log_every", 50)
-                self.clear_in_cache("loss_sum")
-                print(f"step {self.step:5d}  loss {mean:.4f}", flush=True)
-        print(f"done: {self.step} steps, final loss {loss_value:.4f}, "
-              f"checkpoints in {self.checkpoint_directory}")
-        return loss_value
+            self.checkpoint(force=False)  # training/checkpoint_every
+            if self.step % log_every == 0:
+                recent = self.losses[-log_every:]
+                self.print(f"step {self.step:5d}  loss {sum(recent) / len(recent):.4f}")
+        figure = self.new_figure(figsize=(5, 3), layout="constrained")
+        axes = figure.subplots()
+        axes.plot(self.losses)
+        axes.set(xlabel="step", ylabel="training loss", yscale="log")
+        self.save_figure("curves/loss", figure)  # Plots/curves/loss_step_<step>.png
+        self.print(f"done: {self.step} steps, final loss {self.losses[-1]:.4f}; "
+                   f"checkpoints in {self.checkpoint_directory}, "
+                   f"TensorBoard logs in {self.log_directory}, plots in {self.plot_directory}")
+        return self.losses[-1]
 
     def evaluate(self) -> float:
         """Evaluate the latest checkpoint (start with ``--resume --dispatch evaluate``)."""
@@ -66,7 +79,7 @@ class RegressionExperiment(BaseExperiment):
         x = torch.randn(1024, self.get("data/num_features"), generator=generator)
         with torch.no_grad():
             loss = torch.nn.functional.mse_loss(self.model(x), self.teacher(x)).item()
-        print(f"evaluation at step {self.step}: mse {loss:.4f}")
+        self.print(f"evaluation at step {self.step}: mse {loss:.4f}")
         return loss
 
 
