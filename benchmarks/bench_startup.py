@@ -99,9 +99,15 @@ if __name__ == "__main__":
 """
 
 
+# Bytecode caching as on any normal install (pip compiles wheels; editable installs cache on
+# first import). Some shells export PYTHONDONTWRITEBYTECODE, which would make every run
+# recompile speedrun's sources while PyYAML's and Hydra's were compiled by pip at install.
+ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+
+
 def timed(command: list[str], cwd: str) -> float:
     start = time.perf_counter()
-    subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL, env=ENV)
     return time.perf_counter() - start
 
 
