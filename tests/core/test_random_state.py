@@ -11,10 +11,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+np = pytest.importorskip("numpy")  # the random state of NumPy and torch is what this file tests
+torch = pytest.importorskip("torch")
 import speedrun._random_state
-import torch
 from speedrun._checkpoint import load_checkpoint, save_checkpoint
 from speedrun._errors import CheckpointError
 from speedrun._random_state import RANDOM_STATE_FORMAT, capture_random_state, restore_random_state

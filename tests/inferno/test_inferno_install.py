@@ -72,8 +72,10 @@ TRAIN_SCRIPT = textwrap.dedent('''
 
 
 def _run(command, **kwargs):
+    # A nested hatch must not think it runs inside `hatch test`'s environment.
+    env = {key: value for key, value in os.environ.items() if key != "HATCH_ENV_ACTIVE"}
     result = subprocess.run([str(part) for part in command], capture_output=True, text=True,
-                            timeout=1500, **kwargs)
+                            timeout=1500, env=env, **kwargs)
     assert result.returncode == 0, (
         f"{' '.join(map(str, command))} failed ({result.returncode}):\n"
         f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")

@@ -1,6 +1,11 @@
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
+# extend_path must come first (see DESIGN.md: namespace recipe), so the docstring is set here.
+__doc__ = """speedrun: a no-strings-attached toolkit for reproducible ML experiments.
 
-"""speedrun: a no-strings-attached toolkit for reproducible ML experiments."""
+Subclass :class:`BaseExperiment`, call ``self.auto_setup()`` and ``run()``. Mixins live in
+their own distributions (``speedrun.mixins.<name>``); the original names
+(``from speedrun import TensorboardMixin``) are resolved lazily from the installed ones.
+"""
 
 from ._config import Config
 from ._dispatch import register_default_dispatch, register_hook, register_pre_dispatch_hook
