@@ -96,7 +96,9 @@ def _write_marker(path: Path, *, adopted: bool) -> None:
     }
     if adopted:
         content["adopted"] = True
-    atomic_write_text(path / MARKER_NAME, json.dumps(content, indent=2) + "\n")
+    # Atomic but not fsynced: a marker lost to a power cut costs nothing, because a folder with
+    # speedrun's layout is adopted (and marked again) on the next run.
+    atomic_write_text(path / MARKER_NAME, json.dumps(content, indent=2) + "\n", durable=False)
 
 
 def _create_layout(path: Path, *, mark: bool, adopted: bool = False) -> None:
