@@ -9,27 +9,36 @@ layout is never touched.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-from datetime import datetime
-from pathlib import Path
-from typing import Any, NoReturn, Union
 
 from speedrun._errors import ExperimentDirectoryError
 from speedrun._fs import atomic_write_text, fsync_directory
-from speedrun._lock import LOCK_NAME, _describe_holder, _hostname, _take_for_removal
+from speedrun._lock import (
+    LOCK_NAME,
+    _clean_path,
+    _describe_holder,
+    _hostname,
+    _take_for_removal,
+)
+
+# Kept off the start-up path: pathlib, json and typing are imported only where they are used.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, NoReturn
+
+    PathLike = str | os.PathLike[str]
 
 __all__ = [
-    "SUBDIRECTORIES",
     "MARKER_NAME",
     "MARKER_VERSION",
-    "prepare_experiment_directory",
+    "SUBDIRECTORIES",
+    "ensure_experiment_directory",
     "is_experiment_directory",
-    "read_marker",
+    "prepare_experiment_directory",
     "purge_experiment_directory",
+    "read_marker",
 ]
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 SUBDIRECTORIES = ("Configurations", "Logs", "Weights", "Plots")
 """The folders every experiment directory holds (the original speedrun's layout)."""
@@ -45,7 +54,6 @@ _SPEEDRUN_FILES = frozenset({MARKER_NAME, LOCK_NAME})
 _LISTED_ENTRIES = 5
 
 
-
 def _listing(names: list[str]) -> str:
     """``'a', 'b', 'c' (and 4 more)`` for error messages."""
     shown = ", ".join(repr(name) for name in names[:_LISTED_ENTRIES])
@@ -54,7 +62,7 @@ def _listing(names: list[str]) -> str:
     return shown
 
 
-def _entries(path: Path) -> list[str]:
+def _entries(path: str) -> list[str]:
     try:
         return sorted(os.listdir(path))
     except OSError as error:
@@ -70,11 +78,15 @@ def read_marker(path: PathLike) -> dict[str, Any] | None:
     A valid marker is a regular file (not a symlink) holding a JSON mapping with a
     ``marker_version``.
     """
-    marker = Path(path) / MARKER_NAME
+    marker = os.path.join(_clean_path(path), MARKER_NAME)
     try:
-        if marker.is_symlink() or not marker.is_file():
+        if os.path.islink(marker) or not os.path.isfile(marker):
             return None
-        content = json.loads(marker.read_text(encoding="utf-8"))
+        with open(marker, encoding="utf-8") as handle:
+            text = handle.read()
+        import json
+
+        content = json.loads(text)
     except (OSError, UnicodeDecodeError, ValueError):
         return None
     if not isinstance(content, dict) or "marker_version" not in content:
@@ -84,10 +96,13 @@ def read_marker(path: PathLike) -> dict[str, Any] | None:
 
 def is_experiment_directory(path: PathLike) -> bool:
     """Whether ``path`` is a folder carrying a valid speedrun marker."""
-    return Path(path).is_dir() and read_marker(path) is not None
+    return os.path.isdir(_clean_path(path)) and read_marker(path) is not None
 
 
-def _write_marker(path: Path, *, adopted: bool) -> None:
+def _write_marker(path: str, *, adopted: bool) -> None:
+    import json
+    from datetime import datetime
+
     content: dict[str, Any] = {
         "speedrun": "experiment directory",
         "marker_version": MARKER_VERSION,
@@ -98,14 +113,20 @@ def _write_marker(path: Path, *, adopted: bool) -> None:
         content["adopted"] = True
     # Atomic but not fsynced: a marker lost to a power cut costs nothing, because a folder with
     # speedrun's layout is adopted (and marked again) on the next run.
-    atomic_write_text(path / MARKER_NAME, json.dumps(content, indent=2) + "\n", durable=False)
+    text = json.dumps(content, indent=2) + "\n"
+    atomic_write_text(os.path.join(path, MARKER_NAME), text, durable=False)
 
 
-def _create_layout(path: Path, *, mark: bool, adopted: bool = False) -> None:
+def _create_layout(path: str, *, mark: bool, adopted: bool = False) -> None:
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        os.makedirs(path, exist_ok=True)
         for name in SUBDIRECTORIES:
-            (path / name).mkdir(exist_ok=True)
+            subdirectory = os.path.join(path, name)
+            try:
+                os.mkdir(subdirectory)
+            except OSError:
+                if not os.path.isdir(subdirectory):
+                    raise
         if mark:  # The marker goes last: it says "this layout is complete and speedrun's".
             _write_marker(path, adopted=adopted)
     except OSError as error:
@@ -117,7 +138,7 @@ def _create_layout(path: Path, *, mark: bool, adopted: bool = False) -> None:
         ) from error
 
 
-def prepare_experiment_directory(path: PathLike) -> Path:
+def ensure_experiment_directory(path: PathLike) -> str:
     """Create (or adopt) an experiment directory with its subfolders and marker.
 
     - A missing or empty folder is created and marked.
@@ -134,28 +155,29 @@ def prepare_experiment_directory(path: PathLike) -> Path:
 
     Returns
     -------
-    pathlib.Path
-        ``path`` as a :class:`~pathlib.Path`.
+    str
+        ``path`` as a string, spelled as ``str(pathlib.Path(path))`` (pathlib is not imported:
+        this is the variant for the start-up path).
 
     Raises
     ------
     ExperimentDirectoryError
         ``path`` is a file or a foreign non-empty folder, or cannot be created.
     """
-    directory = Path(path)
-    if directory.is_symlink() and not directory.exists():
+    directory = _clean_path(path)
+    if os.path.islink(directory) and not os.path.exists(directory):
         raise ExperimentDirectoryError(
             f"Cannot use {directory} as an experiment directory: it is a symbolic link to "
             f"{os.readlink(directory)!r}, which does not exist. "
             "Fix: create the link's target folder first, or remove the link and pick a new path."
         )
-    if directory.exists() and not directory.is_dir():
+    if os.path.exists(directory) and not os.path.isdir(directory):
         raise ExperimentDirectoryError(
             f"{directory} is not a speedrun experiment directory: expected a folder (or a path "
             "that does not exist yet), but it is an existing file. "
             "Fix: pick a new path for the experiment directory."
         )
-    if not directory.exists():
+    if not os.path.exists(directory):
         _create_layout(directory, mark=True)
         return directory
     if read_marker(directory) is not None:
@@ -164,7 +186,7 @@ def prepare_experiment_directory(path: PathLike) -> Path:
     foreign = [name for name in _entries(directory) if name not in _SPEEDRUN_FILES]
     if not foreign:
         _create_layout(directory, mark=True)
-    elif (directory / "Configurations").is_dir():
+    elif os.path.isdir(os.path.join(directory, "Configurations")):
         _create_layout(directory, mark=True, adopted=True)
     else:
         raise ExperimentDirectoryError(
@@ -176,13 +198,31 @@ def prepare_experiment_directory(path: PathLike) -> Path:
     return directory
 
 
-def _real(path: PathLike) -> Path:
-    return Path(os.path.realpath(path))
+def prepare_experiment_directory(path: PathLike) -> Path:
+    """Create (or adopt) an experiment directory; see :func:`ensure_experiment_directory`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    from pathlib import Path
+
+    return Path(ensure_experiment_directory(path))
 
 
-def _protected_reason(real: Path) -> str | None:
+def _real(path: PathLike) -> str:
+    return os.path.realpath(path)
+
+
+def _is_within(path: str, folder: str) -> bool:
+    """Whether the resolved ``path`` is the resolved ``folder`` or inside it."""
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _protected_reason(real: str) -> str | None:
     """Why deleting the (resolved) folder ``real`` would be a disaster, or None."""
-    if real.parent == real:
+    if os.path.dirname(real) == real:
         return "the file system root"
     homes = {_real(os.path.expanduser("~"))}
     with contextlib.suppress(ImportError, KeyError, OSError):
@@ -192,7 +232,7 @@ def _protected_reason(real: Path) -> str | None:
     for home in homes:
         if home == real:
             return "your home folder"
-        if home.is_relative_to(real):
+        if _is_within(home, real):
             return f"a parent of your home folder {home}"
     try:
         cwd = _real(os.getcwd())
@@ -200,18 +240,18 @@ def _protected_reason(real: Path) -> str | None:
         return None
     if cwd == real:
         return "the current working directory"
-    if cwd.is_relative_to(real):
+    if _is_within(cwd, real):
         return f"a parent of the current working directory {cwd}"
     return None
 
 
 def _refuse(
-    path: Path, why: str, fix: str = "Fix: delete it yourself if you are sure."
+    path: str, why: str, fix: str = "Fix: delete it yourself if you are sure."
 ) -> NoReturn:
     raise ExperimentDirectoryError(f"Refusing to purge {path}: {why}. It was left untouched. {fix}")
 
 
-def _check_purgeable_content(directory: Path) -> None:
+def _check_purgeable_content(directory: str) -> None:
     """Refuse unless ``directory`` is marked or holds nothing but speedrun's own layout."""
     if read_marker(directory) is not None:
         return
@@ -221,7 +261,7 @@ def _check_purgeable_content(directory: Path) -> None:
         for name in entries
         if not (
             name in _SPEEDRUN_FILES
-            or (name in SUBDIRECTORIES and (directory / name).is_dir())
+            or (name in SUBDIRECTORIES and os.path.isdir(os.path.join(directory, name)))
         )
     ]
     if foreign:
@@ -266,17 +306,17 @@ def purge_experiment_directory(path: PathLike) -> None:
         The directory is not safe to delete (the message says why and what to do), or it
         could not be deleted completely (the message names the hidden leftover folder).
     """
-    directory = Path(path)
-    if directory.is_symlink():
+    directory = _clean_path(path)
+    if os.path.islink(directory):
         _refuse(
             directory,
             f"it is a symbolic link (to {os.readlink(directory)!r}) and speedrun never follows "
             "links when deleting",
             f"Fix: remove the link itself (rm {directory}), or purge the folder it points to.",
         )
-    if not directory.exists():
+    if not os.path.exists(directory):
         return
-    if not directory.is_dir():
+    if not os.path.isdir(directory):
         _refuse(directory, "it is a file, not an experiment directory")
     real = _real(directory)
     reason = _protected_reason(real)
@@ -307,12 +347,13 @@ def purge_experiment_directory(path: PathLike) -> None:
         os.close(lock_fd)
 
 
-def _rename_and_delete(directory: Path, real: Path) -> None:
+def _rename_and_delete(directory: str, real: str) -> None:
+    parent, name = os.path.split(real)
     before = os.lstat(real)
     counter = 0
     while True:
         suffix = f"-{counter}" if counter else ""
-        hidden = real.parent / f".{real.name}.purging-{os.getpid()}{suffix}"
+        hidden = os.path.join(parent, f".{name}.purging-{os.getpid()}{suffix}")
         if not os.path.lexists(hidden):
             break
         counter += 1
@@ -320,7 +361,7 @@ def _rename_and_delete(directory: Path, real: Path) -> None:
         os.rename(real, hidden)
     except OSError as error:
         raise ExperimentDirectoryError(
-            f"Cannot purge {directory}: renaming it to {hidden.name} failed "
+            f"Cannot purge {directory}: renaming it to {os.path.basename(hidden)} failed "
             f"({error.strerror or error}). It was left untouched. "
             "Fix: check that you may write to its parent folder and that it is not a mount point."
         ) from error
@@ -333,7 +374,7 @@ def _rename_and_delete(directory: Path, real: Path) -> None:
             f"Refusing to purge {directory}: it was replaced by another file or folder while "
             "being purged. It was left in place. Fix: check who else writes there, then retry."
         )
-    fsync_directory(real.parent)
+    fsync_directory(parent)
     try:
         import shutil
 
@@ -344,4 +385,4 @@ def _rename_and_delete(directory: Path, real: Path) -> None:
             f"({error.strerror or error}: {error.filename}). The experiment directory itself "
             f"is gone. Fix: delete {hidden} yourself."
         ) from error
-    fsync_directory(real.parent)
+    fsync_directory(parent)

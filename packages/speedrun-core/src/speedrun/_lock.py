@@ -13,21 +13,23 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import sys
 import time
 import warnings
-from datetime import datetime
-from pathlib import Path
-from types import TracebackType
-from typing import Any, Union
 
 from speedrun._errors import ExperimentDirectoryError, LockError
 
-__all__ = ["LOCK_NAME", "WriterLock", "read_lock_holder", "is_locked"]
+# Kept off the start-up path: pathlib, json and typing are imported only where they are used.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import TracebackType
+    from typing import Any
 
-PathLike = Union[str, "os.PathLike[str]"]
+    PathLike = str | os.PathLike[str]
+
+__all__ = ["LOCK_NAME", "WriterLock", "is_locked", "read_lock_holder"]
 
 LOCK_NAME = ".speedrun.lock"
 """Name of the lock file inside an experiment directory."""
@@ -41,17 +43,34 @@ _MAX_INFO_BYTES = 64 * 1024
 _BUSY_ERRNOS = frozenset({errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES})
 
 
+def _clean_path(path: PathLike) -> str:
+    """``path`` spelled as ``str(pathlib.Path(path))`` does, without importing pathlib.
+
+    ``a//b/./c/`` becomes ``a/b/c`` and ``""`` becomes ``"."``; ``..`` is kept (POSIX rules).
+    """
+    text = os.fspath(path)
+    if not isinstance(text, str):
+        raise TypeError(f"expected a str or os.PathLike path, got {type(text).__name__} {text!r}")
+    if text.startswith("//") and not text.startswith("///"):
+        root = "//"
+    else:
+        root = "/" if text.startswith("/") else ""
+    return root + "/".join(part for part in text.split("/") if part and part != ".") or "."
+
 
 def _hostname() -> str:
     """This machine's host name (``socket.gethostname()`` without importing socket)."""
     return os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
 
+
 def _now_iso() -> str:
+    from datetime import datetime
+
     return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def _lock_path(directory: PathLike) -> Path:
-    return Path(directory) / LOCK_NAME
+def _lock_path(directory: PathLike) -> str:
+    return os.path.join(_clean_path(directory), LOCK_NAME)
 
 
 def _try_flock(fd: int) -> bool:
@@ -73,6 +92,8 @@ def _read_info(fd: int) -> dict[str, Any] | None:
         return None
     if not raw.strip():
         return None
+    import json
+
     try:
         info = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -90,7 +111,7 @@ def _read_info_of_live_holder(fd: int) -> dict[str, Any]:
         time.sleep(_RETRY_INTERVAL_SECONDS)
 
 
-def _open_lock_file(path: Path, *, create: bool, write: bool = True) -> int | None:
+def _open_lock_file(path: str, *, create: bool, write: bool = True) -> int | None:
     """Open the lock file (never following a symlink); None if it is missing and not created."""
     flags = (os.O_RDWR if write else os.O_RDONLY) | getattr(os, "O_CLOEXEC", 0)
     flags |= getattr(os, "O_NOFOLLOW", 0)
@@ -137,7 +158,7 @@ def _describe_holder(info: dict[str, Any], *, mark_self: bool = True) -> str:
     return text
 
 
-def _lock_unsupported(path: Path, error: OSError) -> ExperimentDirectoryError:
+def _lock_unsupported(path: str, error: OSError) -> ExperimentDirectoryError:
     return ExperimentDirectoryError(
         f"Cannot lock {path}: the file system refused flock ({error.strerror or error}). "
         "Expected a local or NFS file system that supports advisory locks. "
@@ -166,14 +187,28 @@ class WriterLock:
     """
 
     def __init__(self, directory: PathLike) -> None:
-        self.directory = Path(directory)
-        self.path = self.directory / LOCK_NAME
+        self._directory = _clean_path(directory)
+        self._path = os.path.join(self._directory, LOCK_NAME)
         self.took_over_from: dict[str, Any] | None = None
         """Note of a previous holder that died without releasing the lock, if any."""
         self.holder_info: dict[str, Any] | None = None
         """The note this object wrote while it holds the lock."""
         self._fd: int | None = None
         self._owner_pid: int | None = None
+
+    @property
+    def directory(self) -> Path:
+        """The experiment directory, as a :class:`~pathlib.Path`."""
+        from pathlib import Path
+
+        return Path(self._directory)
+
+    @property
+    def path(self) -> Path:
+        """The lock file ``<directory>/.speedrun.lock``, as a :class:`~pathlib.Path`."""
+        from pathlib import Path
+
+        return Path(self._path)
 
     @property
     def held(self) -> bool:
@@ -199,18 +234,18 @@ class WriterLock:
         """
         if self.held:
             return self
-        if not self.directory.is_dir():
-            found = "it is not a folder" if self.directory.exists() else "it does not exist"
+        if not os.path.isdir(self._directory):
+            found = "it is not a folder" if os.path.exists(self._directory) else "it does not exist"
             raise ExperimentDirectoryError(
-                f"Cannot lock experiment directory {self.directory}: expected an existing "
+                f"Cannot lock experiment directory {self._directory}: expected an existing "
                 f"folder, but {found}. "
                 "Fix: create it first with prepare_experiment_directory()."
             )
         try:
-            fd = _open_lock_file(self.path, create=True)
+            fd = _open_lock_file(self._path, create=True)
         except OSError as error:
             raise ExperimentDirectoryError(
-                f"Cannot open the lock file {self.path}: {error.strerror or error}. "
+                f"Cannot open the lock file {self._path}: {error.strerror or error}. "
                 "Expected a writable experiment directory holding a regular lock file. "
                 "Fix: check the folder's permissions, or remove the lock file if it is a symlink."
             ) from error
@@ -231,19 +266,19 @@ class WriterLock:
                         f"Fix: wait for that run to finish, stop it{kill_hint}, "
                         "or use another experiment directory."
                     )
-                error = LockError(
-                    f"Experiment directory {self.directory} is in use: "
-                    f"{_describe_holder(holder)} holds its writer lock ({self.path}). "
+                conflict = LockError(
+                    f"Experiment directory {self._directory} is in use: "
+                    f"{_describe_holder(holder)} holds its writer lock ({self._path}). "
                     f"Only one run may write to an experiment directory at a time. {fix}"
                 )
-                error.holder = holder  # type: ignore[attr-defined]
-                raise error
+                conflict.holder = holder  # type: ignore[attr-defined]
+                raise conflict
         except LockError:
             os.close(fd)
             raise
         except OSError as error:
             os.close(fd)
-            raise _lock_unsupported(self.path, error) from error
+            raise _lock_unsupported(self._path, error) from error
 
         previous = _read_info(fd)
         info = {
@@ -252,6 +287,8 @@ class WriterLock:
             "started": _now_iso(),
             "argv": list(sys.argv),
         }
+        import json
+
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps(info, indent=2) + "\n").encode("utf-8"), 0)
@@ -261,7 +298,7 @@ class WriterLock:
                 fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
             raise ExperimentDirectoryError(
-                f"Cannot write the lock file {self.path}: {error.strerror or error}. "
+                f"Cannot write the lock file {self._path}: {error.strerror or error}. "
                 "Fix: check the free space and permissions of the experiment directory."
             ) from error
 
@@ -271,7 +308,7 @@ class WriterLock:
         self.took_over_from = previous
         if previous is not None:
             warnings.warn(
-                f"Took over the writer lock of {self.directory} from "
+                f"Took over the writer lock of {self._directory} from "
                 f"{_describe_holder(previous, mark_self=False)}, which did not "
                 "release it: that run has exited or crashed. Check that its outputs are complete.",
                 RuntimeWarning,
@@ -316,7 +353,7 @@ class WriterLock:
             self.release()
 
     def __repr__(self) -> str:
-        return f"WriterLock({str(self.directory)!r}, held={self.held})"
+        return f"WriterLock({self._directory!r}, held={self.held})"
 
 
 def _probe(directory: PathLike) -> tuple[bool, dict[str, Any] | None]:
