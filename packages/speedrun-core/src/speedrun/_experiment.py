@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from . import _preemption
+from . import _distributed, _preemption
 from ._arguments import Arguments, parse_arguments
 from ._checkpoint import checkpoint_file_name, class_path, find_checkpoint, list_checkpoints
 from ._checkpoint import load_checkpoint, load_latest_valid, save_checkpoint
@@ -38,7 +38,7 @@ _RANDOM_STATE_KEY = "__speedrun_random_state__"
 # and never overwritten by a load.
 _PROCESS_ATTRIBUTES = frozenset({
     "_experiment_directory", "_tree", "_config_memo", "_meta_config", "_argv", "_args",
-    "_default_dispatch", "_writer_lock", "_resume_pending",
+    "_default_dispatch", "_writer_lock", "_resume_pending", "_world_size", "_run_record",
 })
 
 
@@ -67,6 +67,7 @@ class BaseExperiment(Dispatcher):
         self._default_dispatch: str | None = None
         self._writer_lock: WriterLock | None = None
         self._resume_pending = False
+        self._world_size = _distributed.get_world_size()  # processes of this launch (torchrun, srun)
         self.experiment_directory = experiment_directory
         super().__init__()
 
@@ -85,7 +86,10 @@ class BaseExperiment(Dispatcher):
     def next_step(self) -> BaseExperiment:
         """Increment the step; on a pending preemption signal, checkpoint and exit (code 75)."""
         self._step = (self._step or 0) + 1
-        if _preemption.requested():
+        if self._world_size > 1:  # every rank checkpoints at the same step
+            if _distributed.preemption_agreed(_preemption.requested()):
+                self._preempt()
+        elif _preemption.requested():
             self._preempt()
         return self
 
@@ -110,7 +114,8 @@ class BaseExperiment(Dispatcher):
     @experiment_directory.setter
     def experiment_directory(self, value: str | os.PathLike[str] | None) -> None:
         if value is not None:
-            prepare_experiment_directory(value)
+            if _distributed.is_main_process():  # other ranks use the folder rank 0 creates
+                prepare_experiment_directory(value)
             self._experiment_directory = os.fspath(value)
 
     def _subdirectory(self, name: str) -> str | None:
@@ -223,6 +228,8 @@ class BaseExperiment(Dispatcher):
 
     def _write_config_text(self, text: str, file_name: str) -> None:
         directory = os.path.join(self._require_directory("dump_configuration"), "Configurations")
+        if not _distributed.is_main_process():
+            return
         path = os.path.join(directory, file_name)
         try:
             with open(path, encoding="utf-8") as handle:
@@ -415,6 +422,10 @@ class BaseExperiment(Dispatcher):
             if self.step % int(every):
                 return self
         directory = os.path.join(self._require_directory("checkpoint"), "Weights")
+        if not _distributed.is_main_process():  # one checkpoint per save, from rank 0
+            _distributed.save_rank_random_state(directory, self.step, capture_random_state(),
+                                                keep=self.get("training/checkpoint_keep"))
+            return self
         save_checkpoint(directory, self.step, self._checkpoint_state(),
                         experiment_class=class_path(self),
                         keep=self.get("training/checkpoint_keep"))
@@ -428,7 +439,8 @@ class BaseExperiment(Dispatcher):
         """
         directory = os.path.join(self._require_directory("load_from_checkpoint"), "Weights")
         if step is None:
-            loaded = load_latest_valid(directory, experiment_class=class_path(self))
+            loaded = load_latest_valid(directory, experiment_class=class_path(self),
+                                       map_location=_distributed.checkpoint_map_location())
             if loaded is None:
                 raise CheckpointError(
                     f"no checkpoint in {directory} to load: save one with checkpoint() first, "
@@ -436,7 +448,8 @@ class BaseExperiment(Dispatcher):
                 )
         else:
             loaded = load_checkpoint(find_checkpoint(directory, step),
-                                     experiment_class=class_path(self))
+                                     experiment_class=class_path(self),
+                                     map_location=_distributed.checkpoint_map_location())
             newer = [found for found, _ in list_checkpoints(directory) if found > loaded.step]
             if newer:
                 warnings.warn(
@@ -447,6 +460,8 @@ class BaseExperiment(Dispatcher):
                 )
         state = dict(loaded.state)
         random_state = state.pop(_RANDOM_STATE_KEY, None)
+        if not _distributed.is_main_process():  # rank 0's is in the file; each rank has its own
+            random_state = _distributed.load_rank_random_state(directory, loaded.step)
         excluded = _PROCESS_ATTRIBUTES.union(self._meta_config["exclude_attrs_from_save"])
         self.__dict__.update({k: v for k, v in state.items() if k not in excluded})
         if random_state is not None:
@@ -458,6 +473,7 @@ class BaseExperiment(Dispatcher):
     def _preempt(self) -> None:
         if self._experiment_directory is not None:
             self.checkpoint(force=True)
+        _distributed.wait_after_preemption_checkpoint(self._experiment_directory)
         raise _preemption.Preempted(self.step, _preemption.received_signal())
 
     # -- provenance ----------------------------------------------------------------------------
@@ -483,6 +499,8 @@ class BaseExperiment(Dispatcher):
         ``load_from_checkpoint()`` yourself once your objects exist).
         """
         self.record_args()
+        if not _distributed.is_main_process():  # wait for rank 0's set-up, then read its result
+            return _distributed.follow_main_setup(self, update_git_revision, dump_configuration)
         args = self._require_args()
         resume = bool(args.get("resume", False))
         purge = bool(args.get("purge", False))
@@ -517,6 +535,9 @@ class BaseExperiment(Dispatcher):
             self.update_git_revision(overwrite=True)
         if dump_configuration:
             self.dump_configuration()
+        from ._runinfo import start_run_record
+
+        self._run_record = start_run_record(self)  # Configurations/run.json (main process only)
         _preemption.install(self.get("speedrun/preemption_signals", _preemption.DEFAULT_SIGNALS))
         if resume:
             if existing:
@@ -524,6 +545,10 @@ class BaseExperiment(Dispatcher):
             else:
                 warnings.warn(f"--resume: no checkpoint in {self.checkpoint_directory} yet; "
                               f"starting from step 0", stacklevel=2)
+        if self._world_size > 1:  # the other ranks wait in follow_main_setup() for this
+            _distributed.announce_setup(self._require_directory("auto_setup"),
+                                        checkpoints=[step for step, _ in existing],
+                                        config_dumped=dump_configuration)
         return self
 
     # -- run: the parts of Dispatcher.run() that belong to the experiment -----------------------
@@ -531,10 +556,16 @@ class BaseExperiment(Dispatcher):
         return self._raw_flag("dispatch")
 
     def _before_dispatch(self) -> None:
+        record = getattr(self, "_run_record", None)
+        if record is not None:
+            record.enter_run()
         if self._resume_pending:
             self.load_from_checkpoint()
 
     def _after_run(self) -> None:
+        record = getattr(self, "_run_record", None)
+        if record is not None:  # the end status, written while the writer lock is still held
+            record.finish_run(sys.exc_info()[1], self.step)
         _preemption.uninstall()
         if self._writer_lock is not None:
             self._writer_lock.release()
