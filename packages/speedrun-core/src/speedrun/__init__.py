@@ -9,6 +9,13 @@ their own distributions (``speedrun.mixins.<name>``); the original names
 
 from ._config import Config
 from ._dispatch import register_default_dispatch, register_hook, register_pre_dispatch_hook
+from ._distributed import (
+    get_local_rank,
+    get_rank,
+    get_world_size,
+    is_main_process,
+    main_process_only,
+)
 from ._errors import (
     ArgumentError,
     CheckpointError,
@@ -35,6 +42,11 @@ __all__ = [
     "PREEMPTION_EXIT_CODE",
     "Preempted",
     "SpeedrunError",
+    "get_local_rank",
+    "get_rank",
+    "get_world_size",
+    "is_main_process",
+    "main_process_only",
     "register_default_dispatch",
     "register_hook",
     "register_pre_dispatch_hook",
