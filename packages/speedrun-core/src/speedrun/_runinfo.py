@@ -53,11 +53,14 @@ __all__ = [
     "RECORD_NAME",
     "RunRecord",
     "describe_exception",
+    "last_activity",
     "latest_valid_checkpoint",
     "read_run_record",
     "record_path",
     "resolve_status",
     "start_run_record",
+    "Tagged",
+    "load_config",
 ]
 
 RECORD_NAME = "run.json"
@@ -78,15 +81,9 @@ _HISTORY_FIELDS = ("attempt", "status", "exception", "message", "exit_code", "st
 
 def _is_main_process() -> bool:
     """Whether this process writes the record (rank 0 of a torchrun or SLURM job)."""
-    try:
-        from ._distributed import is_main_process  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raw = os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))
-        try:
-            return int(raw) == 0
-        except ValueError:
-            return True
-    return bool(is_main_process())
+    from ._distributed import is_main_process
+
+    return is_main_process()
 
 
 def _now() -> tuple[str, float]:
@@ -232,15 +229,17 @@ class RunRecord:
             self.finish("finished", 0)
 
 
-def _previous_attempts(old: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _previous_attempts(directory: str, old: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The history of a new attempt: the old record's history plus the old attempt itself."""
     if not old:
         return []
     history = [entry for entry in old.get("history") or [] if isinstance(entry, dict)]
     summary = {key: old.get(key) for key in _HISTORY_FIELDS if key in old}
     if summary.get("status") == "running":
-        # This process holds the writer lock now, so the earlier process is gone.
+        # This process holds the writer lock now, so the earlier process is gone; it was last
+        # seen writing a checkpoint or a log.
         summary["status"] = "killed"
+        summary["last_activity_at"] = last_activity(directory)
     history.append(summary)
     return history
 
@@ -314,7 +313,7 @@ def start_run_record(experiment: BaseExperiment) -> RunRecord | None:
         old = read_run_record(directory)
     except ExperimentDirectoryError:
         old = None
-    history = _previous_attempts(old)
+    history = _previous_attempts(directory, old)
     started, started_at = _now()
     state = recent_git_state()
     git: dict[str, Any] = {"revision": state.revision, "branch": state.branch,
@@ -340,9 +339,10 @@ def start_run_record(experiment: BaseExperiment) -> RunRecord | None:
             "executable": sys.executable,
             "cwd": os.getcwd(),
         },
-        "inherit": _describe_inherit(inherit),
-        "macros": [os.path.abspath(part) for part in macro.split(":") if part]
-        if macro else [],
+        # A resumed (or re-run) directory keeps the parent its configuration came from.
+        "inherit": _describe_inherit(inherit) if inherit is not None or not old
+        else old.get("inherit"),
+        "macros": _macro_paths(macro),
         "git": git,
         "python": python_version(),
         "speedrun": speedrun_distributions(),
@@ -376,6 +376,14 @@ def start_run_record(experiment: BaseExperiment) -> RunRecord | None:
     record._step = current_step
     atexit.register(record._at_exit)
     return record
+
+
+def _macro_paths(spec: str | None) -> list[str]:
+    if not spec:
+        return []
+    from ._macro import _split_spec
+
+    return [os.path.abspath(os.path.expanduser(path)) for path in _split_spec(spec)]
 
 
 def _describe_inherit(inherit: str | None) -> dict[str, Any] | None:
@@ -474,6 +482,22 @@ def _looks_complete(path: str) -> bool:
     return False
 
 
+def last_activity(directory: str | os.PathLike[str]) -> float | None:
+    """When a run last wrote: the newest mtime of its checkpoints and of the files in Logs/."""
+    times = []
+    for folder in ("Weights", "Logs"):
+        try:
+            with os.scandir(os.path.join(os.fspath(directory), folder)) as entries:
+                for entry in entries:
+                    try:
+                        times.append(entry.stat().st_mtime)
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+    return max(times) if times else None
+
+
 def latest_valid_checkpoint(directory: str | os.PathLike[str]) -> tuple[int, str] | None:
     """``(step, path)`` of the newest checkpoint in ``<directory>/Weights`` that looks complete.
 
@@ -487,3 +511,83 @@ def latest_valid_checkpoint(directory: str | os.PathLike[str]) -> tuple[int, str
         if _looks_complete(os.fspath(path)):
             return step, os.fspath(path)
     return None
+
+
+# ------------------------------------------------------------------------------------------------
+# configurations, read for inspection
+
+
+class Tagged(tuple):  # type: ignore[type-arg]
+    """A ``!NumpyArray``/``!TorchTensor`` value read without numpy or torch: ``(tag, data)``."""
+
+    __slots__ = ()
+
+    def __new__(cls, tag: str, data: Any) -> Tagged:
+        return super().__new__(cls, (tag, data))
+
+    @property
+    def tag(self) -> str:
+        """``"!NumpyArray"`` or ``"!TorchTensor"``."""
+        return str(self[0])
+
+    @property
+    def data(self) -> Any:
+        """The (nested) list of numbers, or the scalar of a 0-d array."""
+        return self[1]
+
+    def __repr__(self) -> str:
+        return f"{self.tag} {self.data!r}"
+
+
+_inspect_loader: type | None = None
+
+
+def _loader() -> type:
+    """speedrun's loader, except that arrays and tensors stay :class:`Tagged` data."""
+    global _inspect_loader
+    if _inspect_loader is None:
+        from ._yaml import SpeedrunLoader, _construct_array_data
+
+        class InspectLoader(SpeedrunLoader):  # type: ignore[misc, valid-type]
+            pass
+
+        for tag in ("!NumpyArray", "!TorchTensor"):
+            def construct(loader: Any, node: Any, tag: str = tag) -> Tagged:
+                return Tagged(tag, _construct_array_data(loader, node, tag))
+
+            InspectLoader.add_constructor(tag, construct)
+        _inspect_loader = InspectLoader
+    return _inspect_loader
+
+
+def load_config(path: str | os.PathLike[str]) -> dict[Any, Any]:
+    """Read a configuration file for inspection (``speedrun diff``, ``show``, completion).
+
+    Safe like every speedrun load; ``!NumpyArray`` and ``!TorchTensor`` values come back as
+    :class:`Tagged` lists, so neither numpy nor torch is needed.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, unreadable, malformed, or its top level is not a mapping.
+    """
+    from ._errors import ConfigError
+    from ._yaml import _load
+
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {name} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"expected a YAML file at {name}, found a folder") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read configuration file {name}: "
+                          f"{error.strerror or error}; check its permissions") from None
+    data = _load(text, name, _loader())
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping at the top of {name}, got "
+                          f"{type(data).__name__}; write the configuration as 'key: value' "
+                          "lines starting in the first column")
+    return data
