@@ -18,7 +18,7 @@ from ._arguments import Arguments, parse_arguments
 from ._checkpoint import checkpoint_file_name, class_path, find_checkpoint, list_checkpoints
 from ._checkpoint import load_checkpoint, load_latest_valid, save_checkpoint
 from ._config import Config, diff_overrides
-from ._directory import prepare_experiment_directory, purge_experiment_directory
+from ._directory import ensure_experiment_directory, purge_experiment_directory
 from ._dispatch import Dispatcher
 from ._errors import ArgumentError, CheckpointError, ConfigError
 from ._errors import ExperimentDirectoryError
@@ -115,7 +115,7 @@ class BaseExperiment(Dispatcher):
     def experiment_directory(self, value: str | os.PathLike[str] | None) -> None:
         if value is not None:
             if _distributed.is_main_process():  # other ranks use the folder rank 0 creates
-                prepare_experiment_directory(value)
+                ensure_experiment_directory(value)
             self._experiment_directory = os.fspath(value)
 
     def _subdirectory(self, name: str) -> str | None:
