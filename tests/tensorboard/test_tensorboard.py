@@ -131,10 +131,14 @@ def test_import_is_light():
     assert out.strip() == "[]"
 
 
-def test_only_rank_zero_writes(tmp_path, monkeypatch):
-    monkeypatch.setenv("RANK", "1")
+@pytest.mark.parametrize("variable", ["RANK", "SLURM_PROCID"])
+def test_only_rank_zero_writes(tmp_path, monkeypatch, variable):
+    Experiment(str(tmp_path / "RUN-0"))  # rank 0 creates the directory
+    monkeypatch.setenv(variable, "1")
+    monkeypatch.setenv("WORLD_SIZE" if variable == "RANK" else "SLURM_NTASKS", "2")
     experiment = Experiment(str(tmp_path / "RUN-0"))
     experiment.log_scalar("loss", 1.0).log_scalars({"a": 1}).log_text("t", "x")
+    experiment.log_image("i", np.zeros((4, 4))).log_histogram("h", np.ones(3))
     experiment.log_embedding("e", np.zeros((3, 2)))
     experiment.log_hparams({"m": 1.0}).dump_logs_to_json()
     experiment.execute_hooks("clean_up")

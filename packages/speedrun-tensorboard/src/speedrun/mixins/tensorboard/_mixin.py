@@ -6,12 +6,11 @@ import contextlib
 import json
 import os
 import re
-import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from speedrun import register_hook
+from speedrun import is_main_process, register_hook
 from speedrun._errors import ConfigError, ExperimentDirectoryError
 from speedrun._fs import atomic_write_text
 
@@ -65,14 +64,6 @@ def _clean_tag(tag: str) -> str:
     return _INVALID_TAG_CHARACTERS.sub("_", tag).lstrip("/")
 
 
-def _is_main_process() -> bool:
-    """False in the non-zero ranks of a torch.distributed / torchrun job."""
-    distributed = sys.modules.get("torch.distributed")
-    if distributed is not None and distributed.is_available() and distributed.is_initialized():
-        return bool(distributed.get_rank() == 0)
-    return os.environ.get("RANK", "0").strip() in ("", "0")
-
-
 def _check_every(key: str, value: Any) -> int | None:
     """A ``log_<kind>_every`` value as a positive int, or ``None`` for "never"."""
     if value is None or (value == 0 and not isinstance(value, bool)):
@@ -117,8 +108,8 @@ class TensorboardMixin(_Base):
     ``tensorboard/max_queue``
         Events buffered before a write blocks (default 10, tensorboardX's default).
 
-    In a multi-process job (torchrun, ``torch.distributed``) only rank 0 writes; the other
-    ranks' ``log_*`` calls do nothing.
+    In a multi-process job (torchrun, SLURM tasks, ``torch.distributed``) only the main process
+    (``speedrun.is_main_process()``) writes; the other ranks' ``log_*`` calls do nothing.
     """
 
     _tensorboard_writer: SummaryWriter | None = None
@@ -163,7 +154,7 @@ class TensorboardMixin(_Base):
             # increasing suffix keeps two writers opened in the same second from truncating
             # each other's file and keeps TensorBoard's (sorted) reading order chronological.
             filename_suffix=f".{time.time_ns():020d}.{os.getpid()}",
-            write_to_disk=_is_main_process(),
+            write_to_disk=is_main_process(),
         )
         self._tensorboard_writer = writer
         self._tensorboard_purge_step = None
@@ -351,7 +342,7 @@ class TensorboardMixin(_Base):
                              f"square thumbnail per point ({matrix.shape[0]} points), got shape "
                              f"{label_images.shape}")
         writer = self.logger
-        if not _is_main_process():  # tensorboardX writes projector files even without events
+        if not is_main_process():  # tensorboardX writes projector files even without events
             return self
         writer.add_embedding(matrix, metadata=metadata, label_img=label_images,
                              global_step=self.step if step is None else step,
@@ -467,7 +458,7 @@ class TensorboardMixin(_Base):
                 "dump_logs_to_json reads the experiment's Logs/ folder, but the experiment has "
                 "no directory; set experiment.experiment_directory first"
             )
-        if not _is_main_process():
+        if not is_main_process():
             return self
         self._tensorboard_close()
         target = os.path.join(directory, "tensorboard.json") if path is None else os.fspath(path)
