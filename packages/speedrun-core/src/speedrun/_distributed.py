@@ -46,17 +46,22 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import CheckpointError, ExperimentDirectoryError, SpeedrunError
 
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
     from ._experiment import BaseExperiment
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
     "LAUNCH_FILE_NAME",
     "RANDOM_STATE_FOLDER",
+    "announce_failure_at_exit",
     "announce_setup",
     "checkpoint_map_location",
     "follow_main_setup",
@@ -74,8 +79,6 @@ __all__ = [
     "wait_for_main_setup",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 LAUNCH_FILE_NAME = ".speedrun.launch"
 """The main process's set-up announcement, in the experiment directory."""
 
@@ -89,6 +92,7 @@ _STALE_SECONDS = 15 * 60.0
 _EXIT_WAIT_SECONDS = 60.0
 _POLL_SECONDS = 0.05
 _IMPORTED_AT = time.time()
+_announced: set[str] = set()  # directories whose set-up this process announced
 
 # (rank, world size, local rank) variables of each launcher, most specific first: torchrun inside
 # a SLURM job sets both RANK and SLURM_PROCID, and RANK is the one that counts then.
@@ -294,6 +298,46 @@ def announce_setup(directory: str, *, checkpoints: list[int], config_dumped: boo
     # runs, and a rename is visible to the other processes at once.
     atomic_write_text(os.path.join(directory, LAUNCH_FILE_NAME),
                       json.dumps(record, indent=2) + "\n", durable=False)
+    _announced.add(os.path.abspath(directory))
+
+
+def announce_failure_at_exit(directory: str | None) -> None:
+    """Main process, before its set-up: should this process exit before :func:`announce_setup`
+    for ``directory``, tell the other processes, so that they stop at once instead of waiting
+    for the time-out. Written only into an existing speedrun experiment directory."""
+    if directory is None:
+        return
+    import atexit
+
+    atexit.register(_announce_failure, os.path.abspath(directory))
+
+
+def _announce_failure(directory: str) -> None:
+    if directory in _announced:
+        return
+    import json
+
+    from ._directory import is_experiment_directory
+    from ._fs import atomic_write_text
+    from ._lock import _hostname
+
+    try:
+        if not is_experiment_directory(directory):
+            return
+        error = getattr(sys, "last_value", None)  # set when an uncaught exception ended the run
+        record = {
+            "format": _LAUNCH_FORMAT,
+            "launch": launch_id(),
+            "written": time.time(),
+            "pid": os.getpid(),
+            "host": _hostname(),
+            "failed": True,
+            "error": f"{type(error).__name__}: {error}" if error is not None else None,
+        }
+        atomic_write_text(os.path.join(directory, LAUNCH_FILE_NAME),
+                          json.dumps(record, indent=2) + "\n", durable=False)
+    except Exception:  # noqa: BLE001 - at exit, nothing more to do: the others time out
+        return
 
 
 def _setup_timeout() -> float:
@@ -343,6 +387,13 @@ def wait_for_main_setup(directory: str, timeout: float | None = None) -> dict[st
     while True:
         record = announced()
         if record is not None:
+            if record.get("failed"):
+                raise ExperimentDirectoryError(
+                    f"Rank {get_rank()} waited for the main process (rank 0) to set up "
+                    f"{directory}, but it failed (process {record.get('pid')} on host "
+                    f"{record.get('host')}): "
+                    f"{str(record.get('error') or 'see its output').rstrip('.')}."
+                )
             return record
         try:
             holder = read_lock_holder(directory) if os.path.isdir(directory) else None
@@ -352,7 +403,7 @@ def wait_for_main_setup(directory: str, timeout: float | None = None) -> dict[st
             seen_holder = holder
         elif seen_holder is not None:
             record = announced()  # it may have announced and finished in between
-            if record is not None:
+            if record is not None and not record.get("failed"):
                 return record
             raise ExperimentDirectoryError(
                 f"Rank {get_rank()} waited for the main process (rank 0) to set up {directory}, "

@@ -501,6 +501,9 @@ class BaseExperiment(Dispatcher):
         self.record_args()
         if not _distributed.is_main_process():  # wait for rank 0's set-up, then read its result
             return _distributed.follow_main_setup(self, update_git_revision, dump_configuration)
+        if self._world_size > 1:  # should this set-up fail, the other ranks learn it at exit
+            positionals = self._require_args().positionals
+            _distributed.announce_failure_at_exit(positionals[0] if positionals else None)
         args = self._require_args()
         resume = bool(args.get("resume", False))
         purge = bool(args.get("purge", False))

@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from speedrun import ExperimentDirectoryError, register_hook
+from speedrun import ExperimentDirectoryError, is_main_process, register_hook
 
 from ._images import to_array as _to_array
 from ._images import to_image_array, write_png
@@ -38,6 +38,9 @@ class IOMixin(_Base):
     attributes prefixed with ``_io_``. Open files and progress bars stay out of checkpoints;
     the printing settings and the size of each printed file go into them, so ``--resume``
     cuts lines printed after the checkpoint out of ``Logs/`` instead of printing them twice.
+
+    In a multi-process run (torchrun, SLURM tasks) only the main process writes files (printed
+    logs, images, YAML dumps); every process still prints to its own screen.
     """
 
     # -- bookkeeping ------------------------------------------------------------------------
@@ -80,7 +83,8 @@ class IOMixin(_Base):
         """Also append every printed message to ``Logs/<fname>`` (``yes=False`` stops).
 
         The file is appended to (never truncated), one whole line per write, flushed at
-        once: safe to follow with ``tail -f``.
+        once: safe to follow with ``tail -f``. In a multi-process run only the main process
+        writes it.
         """
         relative_parts(fname, what="print_to_file file name")
         if fname != self.printing_to_file_name:
@@ -158,7 +162,7 @@ class IOMixin(_Base):
         ``Logs/<file>`` first, so the file gets every line even if the screen is gone.
         """
         show = self.printer if printer is None else self._io_resolve_printer(printer)
-        if self.is_printing_to_file:
+        if self.is_printing_to_file and is_main_process():
             self._io_write_line(str(message))
         if show is builtins.print:
             with bars_paused(sys.stdout):
@@ -195,6 +199,8 @@ class IOMixin(_Base):
     def _io_rewind_printed_files(self) -> None:
         """``post_load`` hook: cut printed files back to their size at the checkpoint."""
         self._io_close_files()
+        if not is_main_process():  # the main process's files: it rewinds them
+            return
         log_directory = getattr(self, "log_directory", None)
         marks: dict[str, tuple[int, bytes]] = self.__dict__.get("_io_print_marks", {})
         if log_directory is None or not marks:
@@ -238,6 +244,8 @@ class IOMixin(_Base):
         plot_directory = self._io_require(getattr(self, "plot_directory", None), "print_image", "")
         relative_parts(tag, what="image tag")
         image = to_image_array(value)
+        if not is_main_process():
+            return self
         step = getattr(self, "step", 0)
         path = tagged_file(plot_directory, tag, suffix=f"_step_{step}.png", what="image tag")
         write_png(path, image)
@@ -308,6 +316,8 @@ class IOMixin(_Base):
         from speedrun._yaml import dump_yaml
 
         relative_parts(tag, what="YAML dump tag")
+        if not is_main_process():
+            return self
         path = tagged_file(self.yaml_dump_directory, tag, suffix=".yml", what="YAML dump tag")
         dump_yaml(payload, path)
         return self
