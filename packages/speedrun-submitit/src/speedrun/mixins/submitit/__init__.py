@@ -1,0 +1,35 @@
+"""speedrun-submitit: sweeps of speedrun experiments as submitit job arrays.
+
+A sweep file (a base configuration plus a grid and/or a list of overrides) becomes one normal
+experiment directory per point, submitted as one job array: SLURM on a cluster, local processes
+on a workstation. Preempted and timed-out jobs save a checkpoint, are requeued and continue with
+``--resume``. Run ``speedrun-sweep sweep.yml``; ``speedrun ls`` shows the points' status.
+
+``SubmititMixin`` (``from speedrun.mixins.submitit import SubmititMixin``, or
+``from speedrun import SubmititMixin``) tells an experiment which sweep point and attempt it is.
+Importing this package does not import submitit; submitting does.
+"""
+
+from __future__ import annotations
+
+from ._job import SweepJob, run_point
+from ._mixin import SubmititMixin
+from ._submit import make_executor, point_status, prepare_sweep, submit_sweep, wait_for_jobs
+from ._sweep import MANIFEST_NAME, Sweep, SweepPoint, expand_points, load_sweep, point_config
+
+__all__ = [
+    "MANIFEST_NAME",
+    "SubmititMixin",
+    "Sweep",
+    "SweepJob",
+    "SweepPoint",
+    "expand_points",
+    "load_sweep",
+    "make_executor",
+    "point_config",
+    "point_status",
+    "prepare_sweep",
+    "run_point",
+    "submit_sweep",
+    "wait_for_jobs",
+]
