@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Sequence
-from typing import Any
 
 from ._errors import ArgumentError
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
+if TYPE_CHECKING:
+    from typing import Any
+
 
 __all__ = ["Arguments", "BOOLEAN_FLAGS", "VALUE_FLAGS", "parse_arguments", "parse_literal"]
 

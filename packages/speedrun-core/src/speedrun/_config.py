@@ -8,9 +8,13 @@ a ``dict`` that clears the memo whenever it is changed, however it is reached.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from ._errors import ConfigError
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
+if TYPE_CHECKING:
+    from typing import Any
+
 
 __all__ = ["Config", "ConfigNode", "MISSING", "diff_overrides", "to_plain"]
 

@@ -3,9 +3,14 @@ clean-up hooks, and the decorators that mark methods for them."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
-
 from ._errors import DispatchError
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
+if TYPE_CHECKING:
+    from typing import Any, Callable, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
+
 
 __all__ = [
     "Dispatcher",
@@ -15,7 +20,6 @@ __all__ = [
     "register_pre_dispatch_hook",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
 _DEFAULT_DISPATCH_MARK = "__is_speedrun_default_dispatch"
 
 

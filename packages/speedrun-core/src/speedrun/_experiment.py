@@ -11,17 +11,22 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any
 
 from . import _distributed, _preemption
 from ._arguments import Arguments, parse_arguments
-from ._checkpoint import checkpoint_file_name, class_path, find_checkpoint, list_checkpoints
-from ._checkpoint import load_checkpoint, load_latest_valid, save_checkpoint
+from ._checkpoint import (
+    checkpoint_file_name,
+    class_path,
+    find_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    load_latest_valid,
+    save_checkpoint,
+)
 from ._config import Config, diff_overrides
 from ._directory import ensure_experiment_directory, purge_experiment_directory
 from ._dispatch import Dispatcher
-from ._errors import ArgumentError, CheckpointError, ConfigError
-from ._errors import ExperimentDirectoryError
+from ._errors import ArgumentError, CheckpointError, ConfigError, ExperimentDirectoryError
 from ._fs import atomic_write_text
 from ._lock import WriterLock
 from ._macro import merge_macro, read_macro_files
@@ -29,6 +34,11 @@ from ._namespace import Namespace
 from ._provenance import git_state
 from ._random_state import capture_random_state, restore_random_state
 from ._yaml import dumps_yaml, load_mapping
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
+if TYPE_CHECKING:
+    from typing import Any
+
 
 __all__ = ["BaseExperiment"]
 
@@ -147,7 +157,9 @@ class BaseExperiment(Dispatcher):
     def checkpoint_path(self) -> str | None:
         """The file a checkpoint at the current step is written to."""
         directory = self.checkpoint_directory
-        return None if directory is None else os.path.join(directory, checkpoint_file_name(self.step))
+        if directory is None:
+            return None
+        return os.path.join(directory, checkpoint_file_name(self.step))
 
     def _require_directory(self, purpose: str) -> str:
         if self._experiment_directory is None:

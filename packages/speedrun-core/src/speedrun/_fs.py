@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import IO, Union
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
+if TYPE_CHECKING:
+    from typing import IO, Union
+
+    PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "fsync_directory"]
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 def fsync_directory(path: PathLike) -> None:

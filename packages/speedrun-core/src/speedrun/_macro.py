@@ -26,10 +26,14 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Mapping, MutableMapping
-from typing import Any
 
 from speedrun._errors import ConfigError
 from speedrun._yaml import load_mapping
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
+if TYPE_CHECKING:
+    from typing import Any
+
 
 __all__ = ["WAKE_KEY", "merge_macro", "read_macro_files"]
 

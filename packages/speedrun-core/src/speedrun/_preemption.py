@@ -23,9 +23,13 @@ import signal
 import threading
 import warnings
 from collections.abc import Iterable
-from typing import Any
 
 from ._errors import SpeedrunError
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
+if TYPE_CHECKING:
+    from typing import Any
+
 
 __all__ = [
     "DEFAULT_SIGNALS",

@@ -22,9 +22,13 @@ from __future__ import annotations
 import random
 import sys
 import warnings
-from typing import Any
 
 from ._errors import CheckpointError
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
+if TYPE_CHECKING:
+    from typing import Any
+
 
 __all__ = ["RANDOM_STATE_FORMAT", "capture_random_state", "restore_random_state"]
 

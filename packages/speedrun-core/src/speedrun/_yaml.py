@@ -30,7 +30,6 @@ import os
 import re
 from collections.abc import Callable
 from functools import reduce
-from typing import TYPE_CHECKING, Any, Union
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -38,7 +37,10 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from speedrun._errors import ConfigError
 from speedrun._fs import atomic_write_text
 
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
 if TYPE_CHECKING:
+    from typing import Any, Union
+
     PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = [
