@@ -482,8 +482,7 @@ def _command_changes(a: _Run, b: _Run) -> list[dict[str, Any]]:
 def _print_changes(title: str, changes: list[dict[str, Any]]) -> None:
     if not changes:
         return
-    # Command-line values are the words typed, shown as they are.
-    show = str if title == "command line" else format_value
+    show = {"command line": str, "git": _git_value}.get(title, format_value)
     counts = {kind: sum(1 for c in changes if c["change"] == kind)
               for kind in ("changed", "added", "removed")}
     summary = ", ".join(f"{count} {kind}" for kind, count in counts.items() if count)
@@ -495,6 +494,12 @@ def _print_changes(title: str, changes: list[dict[str, Any]]) -> None:
             print(f"  + {change['path']}: {show(change['new'])}")
         else:
             print(f"  - {change['path']}: {show(change['old'])}")
+
+
+def _git_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "dirty" if value else "clean"
+    return "-" if value is None else str(value)
 
 
 def command_diff(args: Any) -> int:
@@ -631,7 +636,7 @@ def command_show(args: Any) -> int:
     print("\n".join("  " + line for line in text.rstrip("\n").splitlines()) or "  {}")
     print("\nlineage:")
     for depth, entry in enumerate(chain):
-        prefix = "  " + ("<- " * (depth > 0)) + "  " * max(depth - 1, 0)
+        prefix = "  <- " if depth else "  "
         details = [entry["kind"]] if entry["kind"] != "directory" else [
             entry.get("status", "?"),
             "git " + _short_revision(entry.get("git_revision"), entry.get("git_dirty")),
