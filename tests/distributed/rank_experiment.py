@@ -3,8 +3,8 @@
 Each rank seeds Python's ``random`` with its rank and draws one number per step, so a resumed
 rank draws exactly what an uninterrupted one would only if its own random state came back.
 Writes ``$TEST_OUT/rank<r>.json`` (its config, first step, draws) when training ends.
-``TEST_MAIN_DELAY`` delays rank 0 before ``auto_setup()``; ``TEST_CRASH_AT`` raises after that
-step on every rank.
+``TEST_MAIN_DELAY`` delays rank 0 before ``auto_setup()``, ``TEST_FOLLOWER_DELAY`` the other
+ranks after it; ``TEST_CRASH_AT`` raises after that step on every rank.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ class RankExperiment(BaseExperiment):
         if delay and get_rank() == 0:
             time.sleep(delay)
         self.auto_setup()
+        delay = float(os.environ.get("TEST_FOLLOWER_DELAY", "0"))
+        if delay and get_rank() != 0:  # rank 0 trains on (and saves newer checkpoints) meanwhile
+            time.sleep(delay)
         random.seed(get_rank())
         self.rank_at_save = get_rank()  # checkpointed by rank 0: loads as 0 on every rank
 

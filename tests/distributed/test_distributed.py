@@ -283,7 +283,10 @@ def test_resume_restores_each_ranks_random_state(tmp_path: Path, base_config: Pa
                          TEST_CRASH_AT="7")
     assert [p.returncode for p in crashed] == [1, 1]
     assert "crash requested at step 7" in crashed[1].stderr
-    processes, results = _launch(tmp_path, directory, "--resume", launch="second")
+    # Rank 1 loads late: rank 0 has resumed from 5 and saved step 10 by then. Rank 1 must
+    # still resume from 5, the checkpoint rank 0 resumed from.
+    processes, results = _launch(tmp_path, directory, "--resume", launch="second",
+                                 TEST_FOLLOWER_DELAY="1.5")
     assert [p.returncode for p in processes] == [0, 0], [p.stderr for p in processes]
     for rank, result in enumerate(results):
         assert result["first_step"] == 5 and result["step"] == 10

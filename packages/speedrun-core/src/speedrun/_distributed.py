@@ -70,6 +70,7 @@ __all__ = [
     "get_world_size",
     "is_main_process",
     "launch_id",
+    "load_announced_checkpoint",
     "load_rank_random_state",
     "main_process_only",
     "preemption_agreed",
@@ -93,6 +94,7 @@ _EXIT_WAIT_SECONDS = 60.0
 _POLL_SECONDS = 0.05
 _IMPORTED_AT = time.time()
 _announced: set[str] = set()  # directories whose set-up this process announced
+_resume_steps: dict[str, list[int]] = {}  # other ranks: checkpoint steps rank 0 found at set-up
 
 # (rank, world size, local rank) variables of each launcher, most specific first: torchrun inside
 # a SLURM job sets both RANK and SLURM_PROCID, and RANK is the one that counts then.
@@ -463,8 +465,39 @@ def follow_main_setup(experiment: BaseExperiment, update_git_revision: bool,
         if update_git_revision:
             experiment.update_git_revision(overwrite=True)
     _preemption.install(experiment.get("speedrun/preemption_signals", _preemption.DEFAULT_SIGNALS))
-    experiment._resume_pending = bool(resume and record.get("checkpoints"))
+    steps = [step for step in record.get("checkpoints") or [] if isinstance(step, int)]
+    experiment._resume_pending = bool(resume and steps)
+    if steps:
+        weights = os.path.join(os.fspath(args.positionals[0]), "Weights")
+        _resume_steps[os.path.abspath(weights)] = sorted(steps)
     return experiment
+
+
+def load_announced_checkpoint(checkpoint_directory: str, experiment_class: str) -> Any:
+    """Other ranks on ``--resume``: the newest valid checkpoint among those rank 0 found at
+    set-up (the one it resumes from), never a newer one it may have saved since. None in the
+    main process, or when this process did not follow a set-up of this directory."""
+    steps = _resume_steps.get(os.path.abspath(checkpoint_directory))
+    if not steps or get_rank() == 0:
+        return None
+    from ._checkpoint import _CorruptCheckpointError, list_checkpoints, load_checkpoint
+
+    files = dict(list_checkpoints(checkpoint_directory))  # newest file name per step wins
+    failures = []
+    for step in reversed(steps):
+        if step not in files:
+            failures.append(f"step {step}: deleted since set-up")
+            continue
+        try:
+            return load_checkpoint(files[step], experiment_class=experiment_class,
+                                   map_location=checkpoint_map_location())
+        except _CorruptCheckpointError as error:  # rank 0 skipped it too
+            failures.append(f"step {step}: {error}")
+    raise CheckpointError(
+        f"Rank {get_rank()} found none of the checkpoints of {checkpoint_directory} that rank 0 "
+        f"saw at set-up loadable: {'; '.join(failures)}. Start again without --resume, or "
+        "restore the checkpoint files."
+    )
 
 
 # ------------------------------------------------------------------------------------------------

@@ -450,9 +450,10 @@ class BaseExperiment(Dispatcher):
         ``'post_load'`` hooks afterwards.
         """
         directory = os.path.join(self._require_directory("load_from_checkpoint"), "Weights")
-        if step is None:
-            loaded = load_latest_valid(directory, experiment_class=class_path(self),
-                                       map_location=_distributed.checkpoint_map_location())
+        if step is None:  # other ranks: the checkpoint rank 0 resumes from (not a newer one)
+            loaded = (_distributed.load_announced_checkpoint(directory, class_path(self))
+                      or load_latest_valid(directory, experiment_class=class_path(self),
+                                           map_location=_distributed.checkpoint_map_location()))
             if loaded is None:
                 raise CheckpointError(
                     f"no checkpoint in {directory} to load: save one with checkpoint() first, "
