@@ -9,8 +9,8 @@
     speedrun completion bash|zsh          a completion script to source
 
 Every problem is one line on stderr: ``speedrun <command>: error: <what and how to fix>``.
-Exit codes: 0 fine (``diff``: identical), 1 differences (``diff``) or skipped directories
-(``ls``, ``show``), 2 errors.
+Exit codes: 0 fine (``diff``: identical), 1 differences (``diff``) or directories that were
+missing or skipped (``ls``), 2 errors.
 """
 
 from __future__ import annotations
@@ -168,14 +168,18 @@ def _require_experiment(path: str) -> str:
     return path
 
 
-def find_experiments(roots: Sequence[str], depth: int = 3) -> tuple[list[str], list[str]]:
+def find_experiments(roots: Sequence[str],
+                     depth: int = 3) -> tuple[list[str], list[str], list[str]]:
     """Experiment directories at or below ``roots`` (``depth`` folder levels deep).
 
-    Returns ``(directories, problems)``; hidden folders are skipped, experiment directories
-    are not searched further, and symbolic links are listed but not descended into.
+    Returns ``(directories, problems, notes)``: problems are roots that are missing or
+    unreadable, notes roots without experiment directories. Hidden folders are skipped,
+    experiment directories are not searched further, and symbolic links are listed but not
+    descended into.
     """
     found: list[str] = []
     problems: list[str] = []
+    notes: list[str] = []
     seen: set[str] = set()
 
     def add(path: str) -> None:
@@ -216,8 +220,8 @@ def find_experiments(roots: Sequence[str], depth: int = 3) -> tuple[list[str], l
                 elif level + 1 < depth and not link:
                     stack.append((path, level + 1))
         if len(found) == before:
-            problems.append(f"no experiment directories in {root} (searched {depth} levels deep)")
-    return found, problems
+            notes.append(f"no experiment directories in {root} (searched {depth} levels deep)")
+    return found, problems, notes
 
 
 def _legacy_start(directory: str) -> float | None:
@@ -314,7 +318,7 @@ def _short_revision(revision: Any, dirty: Any) -> str:
 
 
 def command_ls(args: Any) -> int:
-    directories, problems = find_experiments(args.directories or ["."], depth=args.depth)
+    directories, problems, notes = find_experiments(args.directories or ["."], depth=args.depth)
     rows, skipped = [], []
     for directory in directories:
         try:
@@ -340,9 +344,9 @@ def command_ls(args: Any) -> int:
                 _format_time(row["started_at"]), duration,
             ])
         print(_table(["NAME", "STATUS", "STEP", "PARENT", "GIT", "STARTED", "DURATION"], table))
-    for line in problems + skipped:
+    for line in problems + notes + skipped:
         print(f"speedrun ls: {line}", file=sys.stderr)
-    return EXIT_DIFFERENT if skipped or (problems and not rows) else EXIT_OK
+    return EXIT_DIFFERENT if problems or skipped else EXIT_OK
 
 
 # ------------------------------------------------------------------------------------------------
@@ -378,8 +382,7 @@ def diff_configs(a: Any, b: Any, path: str = "") -> list[dict[str, Any]]:
             if key not in a:
                 changes.append({"change": "added", "path": at(key), "old": None, "new": new})
         return changes
-    if isinstance(a, list) and isinstance(b, list) and not isinstance(a, Tagged) \
-            and not isinstance(b, Tagged):
+    if isinstance(a, list) and isinstance(b, list):
         shorter = min(len(a), len(b))
         if len(a) == len(b) or all(_same(x, y) for x, y in zip(a[:shorter], b[:shorter])):
             for index in range(shorter):
