@@ -17,9 +17,8 @@ import warnings
 from pathlib import Path
 
 import pytest
-
 import speedrun
-from speedrun import _distributed
+from speedrun import _distributed, _launch
 from speedrun._errors import ExperimentDirectoryError, SpeedrunError
 from speedrun._lock import WriterLock
 
@@ -113,23 +112,23 @@ def test_launch_id_from_launchers(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("TORCHELASTIC_RESTART_COUNT", "0")
     clean_env.setenv("LOCAL_WORLD_SIZE", "2")
     clean_env.setenv("WORLD_SIZE", "2")
-    first = _distributed.launch_id()
+    first = _launch.launch_id()
     assert "TORCHELASTIC_RUN_ID=abc" in first and f"launcher_pid={os.getppid()}" in first
     clean_env.setenv("TORCHELASTIC_RESTART_COUNT", "1")  # torchrun restarted the workers
-    assert _distributed.launch_id() != first
+    assert _launch.launch_id() != first
     clean_env.setenv("WORLD_SIZE", "4")  # two nodes: the parent differs between them
-    assert "launcher_pid" not in _distributed.launch_id()
+    assert "launcher_pid" not in _launch.launch_id()
     clean_env.setenv("SPEEDRUN_LAUNCH_ID", "mine")
-    assert _distributed.launch_id() == "SPEEDRUN_LAUNCH_ID=mine"
+    assert _launch.launch_id() == "SPEEDRUN_LAUNCH_ID=mine"
 
 
 def test_launch_id_of_a_requeued_slurm_job_differs(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("SLURM_JOB_ID", "77")
     clean_env.setenv("SLURM_STEP_ID", "0")
     clean_env.setenv("SLURM_JOB_NUM_NODES", "2")
-    first = _distributed.launch_id()
+    first = _launch.launch_id()
     clean_env.setenv("SLURM_RESTART_COUNT", "1")
-    assert _distributed.launch_id() != first and "launcher_pid" not in first
+    assert _launch.launch_id() != first and "launcher_pid" not in first
 
 
 # ------------------------------------------------------------------------------------------------
@@ -137,7 +136,7 @@ def test_launch_id_of_a_requeued_slurm_job_differs(clean_env: pytest.MonkeyPatch
 
 
 def _announce(directory: Path, launch: str, written: float) -> None:
-    (directory / _distributed.LAUNCH_FILE_NAME).write_text(json.dumps(
+    (directory / _launch.LAUNCH_FILE_NAME).write_text(json.dumps(
         {"format": "speedrun-launch", "launch": launch, "written": written,
          "checkpoints": [5], "config_dumped": True}))
 
@@ -146,7 +145,7 @@ def test_wait_returns_this_launchs_announcement(clean_env: pytest.MonkeyPatch,
                                                 tmp_path: Path) -> None:
     clean_env.setenv("SPEEDRUN_LAUNCH_ID", "now")
     _announce(tmp_path, "SPEEDRUN_LAUNCH_ID=now", time.time())
-    assert _distributed.wait_for_main_setup(str(tmp_path), timeout=5)["checkpoints"] == [5]
+    assert _launch.wait_for_main_setup(str(tmp_path), timeout=5)["checkpoints"] == [5]
 
 
 @pytest.mark.parametrize("launch, age", [("SPEEDRUN_LAUNCH_ID=before", 0.0),
@@ -158,7 +157,7 @@ def test_wait_ignores_an_earlier_launchs_announcement(
     _announce(tmp_path, launch, time.time() - age)
     with pytest.raises(ExperimentDirectoryError,
                        match=r"waited 0 s for the main process.*SPEEDRUN_LAUNCH_ID"):
-        _distributed.wait_for_main_setup(str(tmp_path), timeout=0.3)
+        _launch.wait_for_main_setup(str(tmp_path), timeout=0.3)
 
 
 def test_wait_stops_when_the_main_process_lets_go_without_announcing(
@@ -167,14 +166,14 @@ def test_wait_stops_when_the_main_process_lets_go_without_announcing(
     threading.Timer(0.5, lock.release).start()  # ... and fails half a second later
     started = time.monotonic()
     with pytest.raises(ExperimentDirectoryError, match="released the directory without finishing"):
-        _distributed.wait_for_main_setup(str(tmp_path), timeout=60)
+        _launch.wait_for_main_setup(str(tmp_path), timeout=60)
     assert time.monotonic() - started < 10
 
 
 def test_bad_setup_timeout(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     clean_env.setenv("SPEEDRUN_SETUP_TIMEOUT", "soon")
     with pytest.raises(SpeedrunError, match="SPEEDRUN_SETUP_TIMEOUT.*positive number"):
-        _distributed.wait_for_main_setup(str(tmp_path))
+        _launch.wait_for_main_setup(str(tmp_path))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -222,7 +221,7 @@ def test_preemption_agreement_without_a_process_group_is_local() -> None:
 # several real processes
 
 
-def _launch(tmp_path: Path, directory: Path, *flags: str, launch: str, world: int = 2,
+def _start_ranks(tmp_path: Path, directory: Path, *flags: str, launch: str, world: int = 2,
             **extra: str) -> tuple[list[subprocess.CompletedProcess[str]], list[dict]]:
     out = tmp_path / f"out-{launch}"
     out.mkdir(exist_ok=True)
@@ -260,7 +259,7 @@ def base_config(tmp_path: Path) -> Path:
 def test_every_rank_resolves_the_config_only_rank_0_writes(tmp_path: Path,
                                                           base_config: Path) -> None:
     directory = tmp_path / "RUN"
-    processes, results = _launch(tmp_path, directory, "--inherit", str(base_config),
+    processes, results = _start_ranks(tmp_path, directory, "--inherit", str(base_config),
                                  "--config.training.lr", "0.5", launch="one")
     assert [p.returncode for p in processes] == [0, 0], [p.stderr for p in processes]
     assert len(results) == 2
@@ -279,13 +278,13 @@ def test_every_rank_resolves_the_config_only_rank_0_writes(tmp_path: Path,
 
 def test_resume_restores_each_ranks_random_state(tmp_path: Path, base_config: Path) -> None:
     directory = tmp_path / "RUN"
-    crashed, _ = _launch(tmp_path, directory, "--inherit", str(base_config), launch="first",
+    crashed, _ = _start_ranks(tmp_path, directory, "--inherit", str(base_config), launch="first",
                          TEST_CRASH_AT="7")
     assert [p.returncode for p in crashed] == [1, 1]
     assert "crash requested at step 7" in crashed[1].stderr
     # Rank 1 loads late: rank 0 has resumed from 5 and saved step 10 by then. Rank 1 must
     # still resume from 5, the checkpoint rank 0 resumed from.
-    processes, results = _launch(tmp_path, directory, "--resume", launch="second",
+    processes, results = _start_ranks(tmp_path, directory, "--resume", launch="second",
                                  TEST_FOLLOWER_DELAY="1.5")
     assert [p.returncode for p in processes] == [0, 0], [p.stderr for p in processes]
     for rank, result in enumerate(results):
@@ -297,11 +296,11 @@ def test_resume_restores_each_ranks_random_state(tmp_path: Path, base_config: Pa
 def test_purge_of_an_old_directory_never_fools_the_other_ranks(tmp_path: Path,
                                                                base_config: Path) -> None:
     directory = tmp_path / "RUN"
-    processes, _ = _launch(tmp_path, directory, "--inherit", str(base_config), launch="old")
+    processes, _ = _start_ranks(tmp_path, directory, "--inherit", str(base_config), launch="old")
     assert [p.returncode for p in processes] == [0, 0]
     # The next launch purges the directory; rank 0 starts late, so rank 1 finds the old
     # directory, its old config and the old launch's announcement first.
-    processes, results = _launch(tmp_path, directory, "--purge", "--inherit", str(base_config),
+    processes, results = _start_ranks(tmp_path, directory, "--purge", "--inherit", str(base_config),
                                  "--config.training.lr", "0.7", launch="new",
                                  TEST_MAIN_DELAY="1.5")
     assert [p.returncode for p in processes] == [0, 0], [p.stderr for p in processes]
@@ -311,10 +310,10 @@ def test_purge_of_an_old_directory_never_fools_the_other_ranks(tmp_path: Path,
 def test_a_failing_main_process_stops_the_others_at_once(tmp_path: Path,
                                                          base_config: Path) -> None:
     directory = tmp_path / "RUN"
-    _launch(tmp_path, directory, "--inherit", str(base_config), launch="first")
+    _start_ranks(tmp_path, directory, "--inherit", str(base_config), launch="first")
     started = time.monotonic()
     # Checkpoints exist and neither --resume nor --purge: rank 0 refuses after taking the lock.
-    processes, _ = _launch(tmp_path, directory, "--inherit", str(base_config), launch="second",
+    processes, _ = _start_ranks(tmp_path, directory, "--inherit", str(base_config), launch="second",
                            TEST_MAIN_DELAY="0.5")
     assert [p.returncode for p in processes] == [1, 1]
     assert "already has checkpoints" in processes[0].stderr

@@ -11,7 +11,6 @@ import pytest
 pytest.importorskip("submitit")
 
 import yaml  # noqa: E402
-
 from speedrun import ConfigError, ExperimentDirectoryError, Preempted  # noqa: E402
 from speedrun.mixins.submitit import (  # noqa: E402
     SubmititMixin,
@@ -85,7 +84,8 @@ def test_load_sweep_resolves_paths_against_the_file(tmp_path: Path) -> None:
     assert sweep.base == str(tmp_path / "base.yml")
     assert sweep.directory == str(tmp_path / "experiments" / "sweep")
     assert [point.name for point in sweep.points] == ["000-lr=0.5_seed=1", "001-lr=2.0_seed=1"]
-    assert sweep.points[1].directory == str(tmp_path / "experiments" / "sweep" / "001-lr=2.0_seed=1")
+    assert sweep.points[1].directory == str(tmp_path / "experiments" / "sweep" /
+                                            "001-lr=2.0_seed=1")
     assert sweep.args == ["--dispatch", "train"]
 
 
@@ -132,7 +132,8 @@ def test_prepare_writes_one_experiment_directory_per_point(tmp_path: Path,
     sweep = load_sweep(write_sweep(tmp_path, "grid:\n  training.lr: [0.5, 2]\n  extra: [1]\n"))
     todo = prepare_sweep(sweep)
     assert [point.name for point in todo] == ["000-lr=0.5_extra=1", "001-lr=2_extra=1"]
-    config = yaml.safe_load(Path(todo[1].directory, "Configurations", "train_config.yml").read_text())
+    config_file = Path(todo[1].directory, "Configurations", "train_config.yml")
+    config = yaml.safe_load(config_file.read_text())
     assert config["training"] == {"lr": 2, "num_steps": 6, "checkpoint_every": 2}
     assert config["seed"] == 0 and config["extra"] == 1
     assert config["speedrun"]["sweep"] == {

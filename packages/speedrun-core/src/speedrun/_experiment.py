@@ -12,7 +12,7 @@ import time
 import warnings
 from collections.abc import Callable
 
-from . import _distributed, _preemption
+from . import _distributed, _launch, _preemption
 from ._arguments import Arguments, parse_arguments
 from ._checkpoint import (
     checkpoint_file_name,
@@ -451,7 +451,7 @@ class BaseExperiment(Dispatcher):
         """
         directory = os.path.join(self._require_directory("load_from_checkpoint"), "Weights")
         if step is None:  # other ranks: the checkpoint rank 0 resumes from (not a newer one)
-            loaded = (_distributed.load_announced_checkpoint(directory, class_path(self))
+            loaded = (_launch.load_announced_checkpoint(directory, class_path(self))
                       or load_latest_valid(directory, experiment_class=class_path(self),
                                            map_location=_distributed.checkpoint_map_location()))
             if loaded is None:
@@ -513,10 +513,10 @@ class BaseExperiment(Dispatcher):
         """
         self.record_args()
         if not _distributed.is_main_process():  # wait for rank 0's set-up, then read its result
-            return _distributed.follow_main_setup(self, update_git_revision, dump_configuration)
+            return _launch.follow_main_setup(self, update_git_revision, dump_configuration)
         if self._world_size > 1:  # should this set-up fail, the other ranks learn it at exit
             positionals = self._require_args().positionals
-            _distributed.announce_failure_at_exit(positionals[0] if positionals else None)
+            _launch.announce_failure_at_exit(positionals[0] if positionals else None)
         args = self._require_args()
         resume = bool(args.get("resume", False))
         purge = bool(args.get("purge", False))
@@ -562,9 +562,9 @@ class BaseExperiment(Dispatcher):
                 warnings.warn(f"--resume: no checkpoint in {self.checkpoint_directory} yet; "
                               f"starting from step 0", stacklevel=2)
         if self._world_size > 1:  # the other ranks wait in follow_main_setup() for this
-            _distributed.announce_setup(self._require_directory("auto_setup"),
-                                        checkpoints=[step for step, _ in existing],
-                                        config_dumped=dump_configuration)
+            _launch.announce_setup(self._require_directory("auto_setup"),
+                                   checkpoints=[step for step, _ in existing],
+                                   config_dumped=dump_configuration)
         return self
 
     # -- run: the parts of Dispatcher.run() that belong to the experiment -----------------------

@@ -44,7 +44,8 @@ def _read_manifest(sweep: Sweep) -> dict[str, Any] | None:
 
 def _manifest_points(sweep: Sweep) -> list[dict[str, Any]]:
     return [{"name": point.name,
-             "overrides": {path.replace("/", "."): value for path, value in point.overrides.items()}}
+             "overrides": {path.replace("/", "."): value
+                           for path, value in point.overrides.items()}}
             for point in sweep.points]
 
 
@@ -107,7 +108,8 @@ def prepare_sweep(sweep: Sweep, *, resume: bool = False, purge: bool = False
     from speedrun._yaml import dumps_yaml
 
     if resume and purge:
-        raise ExperimentDirectoryError("--resume continues a sweep and --purge deletes it: pass one")
+        raise ExperimentDirectoryError(
+            "--resume continues a sweep and --purge deletes it: pass one")
     if is_experiment_directory(sweep.directory):
         raise ExperimentDirectoryError(
             f"the sweep directory {sweep.directory} is itself an experiment directory; expected a "
@@ -205,7 +207,7 @@ def submit_sweep(sweep: Sweep, *, cluster: str | None = None, resume: bool = Fal
     with executor.batch():
         jobs = [executor.submit(SweepJob(sweep.script, point.directory, sweep.args))
                 for point in todo]
-    submitted = list(zip(todo, jobs))
+    submitted = list(zip(todo, jobs, strict=True))
     from datetime import datetime
 
     _write_manifest(sweep, {

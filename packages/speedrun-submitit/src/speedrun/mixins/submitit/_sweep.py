@@ -162,15 +162,18 @@ def expand_points(grid: Any = None, points: Any = None, source: str = "<sweep>"
         for key, values in grid.items():
             path = normalize_key(key, source, f"grid key {key!r}")
             if not isinstance(values, list) or not values:
-                raise _fail(source, f"grid/{key}", "expected a non-empty list of values to try, "
-                                                   f"got {values!r}; write [{values!r}] for one value")
+                raise _fail(source, f"grid/{key}",
+                            f"expected a non-empty list of values to try, got {values!r}; "
+                            f"write [{values!r}] for one value")
             keys.append(path)
             choices.append(values)
-        grid_sets = [dict(zip(keys, combination)) for combination in itertools.product(*choices)]
+        grid_sets = [dict(zip(keys, combination, strict=True))
+                     for combination in itertools.product(*choices)]
     point_sets: list[dict[str, Any]] = [{}]
     if points is not None:
         if not isinstance(points, list) or not points:
-            raise _fail(source, "points", f"expected a non-empty list of override sets, got {points!r}")
+            raise _fail(source, "points",
+                        f"expected a non-empty list of override sets, got {points!r}")
         point_sets = [_point_overrides(entry, source, f"points[{index}]")
                       for index, entry in enumerate(points)]
     expanded = []
@@ -252,8 +255,8 @@ def load_sweep(path: str | os.PathLike[str]) -> Sweep:
     folder = os.path.dirname(source)
     name = spec.get("name") or os.path.splitext(os.path.basename(source))[0]
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._=+-]*", name):
-        raise _fail(source, "name", f"expected a folder-friendly name (letters, digits, . _ = + -), "
-                                    f"got {name!r}")
+        raise _fail(source, "name", "expected a folder-friendly name (letters, digits, "
+                                    f". _ = + -), got {name!r}")
     if "script" not in spec:
         raise _fail(source, "script", "missing: name the experiment script, e.g. "
                                       "script: train.py")
@@ -281,7 +284,8 @@ def load_sweep(path: str | os.PathLike[str]) -> Sweep:
         raise _fail(source, "strict", f"expected true or false, got {strict!r}")
     executor = spec.get("executor") or {}
     if not isinstance(executor, dict) or not all(isinstance(key, str) for key in executor):
-        raise _fail(source, "executor", f"expected a mapping of submitit parameters, got {executor!r}")
+        raise _fail(source, "executor",
+                    f"expected a mapping of submitit parameters, got {executor!r}")
     overrides = expand_points(spec.get("grid"), spec.get("points"), source)
     points = [SweepPoint(index, point_name(index, values), values,
                          os.path.join(directory, point_name(index, values)))
