@@ -32,7 +32,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_startup import ENV, PARENT_CONFIG, PYYAML_SCRIPT  # noqa: E402
+from bench_startup import ENV, PARENT_CONFIG, PYYAML_SCRIPT
 
 SPEEDRUN_SCRIPT = """\
 from speedrun import BaseExperiment

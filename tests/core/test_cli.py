@@ -9,7 +9,6 @@ import textwrap
 import time
 
 import pytest
-
 from speedrun._cli import diff_configs, format_value, main
 from speedrun._runinfo import Tagged
 
@@ -58,7 +57,7 @@ def _env():
 
 def _run(folder, *args, check=True):
     result = subprocess.run([sys.executable, "train.py", *map(str, args)], cwd=folder,
-                            capture_output=True, text=True, timeout=120, env=_env())
+                            capture_output=True, text=True, timeout=120, env=_env(), check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\n{result.stderr}")
     return result
@@ -168,7 +167,7 @@ def test_ls_json_is_sorted_by_start_time(at, capsys):
     assert run_4["parent"] == str(at / "experiments" / "RUN-0")
     assert run_4["duration_estimated"] is True  # the killed first attempt
     assert rows[1]["exception"] == "RuntimeError"
-    code, out, _ = cli(capsys, "ls", "--json", "--reverse", "experiments/RUN-4",
+    _, out, _ = cli(capsys, "ls", "--json", "--reverse", "experiments/RUN-4",
                        "experiments/RUN-0")
     assert [row["directory"] for row in json.loads(out)] == ["experiments/RUN-4",
                                                             "experiments/RUN-0"]
@@ -188,7 +187,8 @@ def test_ls_reports_missing_folders_and_empty_ones(at, capsys):
 
 def test_ls_defaults_to_the_working_folder(at, capsys, monkeypatch):
     monkeypatch.chdir(at / "experiments")
-    code, out, _ = cli(capsys, "ls")
+    code, out, err = cli(capsys, "ls")
+    assert code == 1 and err.startswith("speedrun ls: skipped broken: ")
     assert "RUN-1" in out.split() and "group/RUN-3" in out.split()
 
 
@@ -199,7 +199,7 @@ def test_ls_notices_a_live_run(at, capsys):
                                env=_env())
     try:
         assert process.stdout.readline().strip() == "ready"
-        code, out, _ = cli(capsys, "ls", "--json", "experiments/RUN-live")
+        _, out, _ = cli(capsys, "ls", "--json", "experiments/RUN-live")
         (row,) = json.loads(out)
         assert row["status"] == "running" and row["duration_seconds"] >= 0
     finally:
@@ -207,7 +207,7 @@ def test_ls_notices_a_live_run(at, capsys):
         process.wait(timeout=60)
         process.stdout.close()
         process.stderr.close()
-    code, out, _ = cli(capsys, "ls", "--json", "experiments/RUN-live")
+    _, out, _ = cli(capsys, "ls", "--json", "experiments/RUN-live")
     assert json.loads(out)[0]["status"] == "killed"
 
 
@@ -305,6 +305,7 @@ def test_show_prints_config_lineage_and_provenance(at, capsys):
 
 def test_show_json_and_resumed_attempts(at, capsys):
     code, out, _ = cli(capsys, "show", "--json", "experiments/RUN-4")
+    assert code == 0
     data = json.loads(out)
     assert data["status"] == "finished" and data["latest_checkpoint_step"] == 6
     assert data["config"]["training"]["steps"] == 6
@@ -325,19 +326,19 @@ def test_show_of_a_legacy_directory(at, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["show", "experiments/notes"],
-     "speedrun show: error: experiments/notes is not a speedrun experiment directory: expected "
-     "a folder with a .speedrun marker or Configurations/train_config.yml; pass a run's folder, "
-     "e.g. experiments/RUN-0"),
+     ("speedrun show: error: experiments/notes is not a speedrun experiment directory: expected "
+      "a folder with a .speedrun marker or Configurations/train_config.yml; pass a run's folder, "
+      "e.g. experiments/RUN-0")),
     (["diff", "experiments/RUN-0", "nowhere"],
      "speedrun diff: error: nowhere: no such experiment directory; check the path"),
     (["show", "train.py"],
-     "speedrun show: error: train.py is a file, not an experiment directory; pass the run's "
-     "folder (or a .yml configuration file where the command accepts one)"),
+     ("speedrun show: error: train.py is a file, not an experiment directory; pass the run's "
+      "folder (or a .yml configuration file where the command accepts one)")),
     (["diff", "experiments/RUN-0", "experiments/broken"],
-     "speedrun diff: error: experiments/broken/Configurations/run.json is not valid JSON "
-     "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); expected "
-     "a speedrun run record. Restore it or delete it (the run's configuration and checkpoints "
-     "do not depend on it)"),
+     ("speedrun diff: error: experiments/broken/Configurations/run.json is not valid JSON "
+      "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); expected "
+      "a speedrun run record. Restore it or delete it (the run's configuration and checkpoints "
+      "do not depend on it)")),
 ])
 def test_errors_are_one_line(at, capsys, args, message):
     code, out, err = cli(capsys, *args)
@@ -349,7 +350,7 @@ def test_unreadable_config_is_one_line(at, capsys, tmp_path):
     bad = tmp_path / "bad.yml"
     bad.write_text("lr: [0.1\n")
     code, out, err = cli(capsys, "diff", bad, "base.yml")
-    assert code == 2 and len(err.splitlines()) == 1
+    assert (code, out) == (2, "") and len(err.splitlines()) == 1
     assert err.startswith(f"speedrun diff: error: {bad}:2:1: could not parse YAML")
 
 
@@ -379,14 +380,14 @@ def test_mixins_are_read_from_entry_points_without_importing_them(at):
 
 def test_console_script_and_module_entry(at):
     result = subprocess.run([sys.executable, "-m", "speedrun._cli", "--version"],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, check=False)
     assert result.returncode == 0 and result.stdout.startswith("speedrun-core ")
     script = os.path.join(os.path.dirname(sys.executable), "speedrun")
     if not os.path.exists(script):
         pytest.skip("the speedrun console script is not installed next to this interpreter")
     result = subprocess.run([script, "ls", "experiments/RUN-0"], cwd=at, capture_output=True,
-                            text=True)
+                            text=True, check=False)
     assert result.returncode == 0 and "experiments/RUN-0" in result.stdout
     piped = subprocess.run(f"{script} ls experiments | head -1", shell=True, cwd=at,
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, check=False)
     assert piped.stdout.startswith("NAME") and "Traceback" not in piped.stderr

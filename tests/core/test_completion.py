@@ -8,9 +8,13 @@ import subprocess
 import sys
 
 import pytest
-
 from speedrun import BaseExperiment
-from speedrun._completion import bash_script, complete, config_key_candidates, zsh_script
+from speedrun._completion import (
+    bash_script,
+    complete,
+    config_key_candidates,
+    zsh_script,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
@@ -61,9 +65,11 @@ def bash(workspace, body, *, before="", args=()):
     script = subprocess.run(["speedrun", "completion", "bash", *args], env=env, cwd=project,
                             capture_output=True, text=True, check=True).stdout
     (project.parent / "completion.bash").write_text(script)
-    program = f"{HARNESS}\n{before}\nsource {shlex.quote(str(project.parent / 'completion.bash'))}\n{body}"
+    source = f"source {shlex.quote(str(project.parent / 'completion.bash'))}"
+    program = f"{HARNESS}\n{before}\n{source}\n{body}"
     result = subprocess.run(["bash", "--norc", "--noprofile", "-c", program], env=env,
-                            cwd=project, capture_output=True, text=True, timeout=120)
+                            cwd=project, capture_output=True, text=True, timeout=120,
+                            check=False)
     assert result.returncode == 0, result.stderr
     assert result.stderr == "", result.stderr
     return result.stdout
@@ -99,8 +105,8 @@ def test_config_keys_from_the_inherit_target_and_from_dir(workspace):
         "python train.py experiments/RUN-1 --inherit experiments/RUN-0 --config.tr",
         "python3 train.py experiments/RUN-1 --inherit experiments/RUN-0 --config.training.",
         "python3 train.py experiments/RUN-0 --config.training.schedule.n",
-        "python -u train.py experiments/RUN-2 --inherit experiments/RUN-0/Configurations/"
-        "train_config.yml --macro macro.yml --config.a",
+        ("python -u train.py experiments/RUN-2 --inherit experiments/RUN-0/Configurations/"
+         "train_config.yml --macro macro.yml --config.a"),
     ]))
     assert candidates(out) == [
         ["--config.empty", "--config.model.", "--config.seed", "--config.training."],
@@ -168,7 +174,7 @@ complete_line "python x"
 
 
 def test_only_the_chosen_commands_are_wrapped_and_no_rc_file_is_written(workspace):
-    project, env = workspace
+    _, env = workspace
     out = bash(workspace, args=("--python", "torchrun"), body="""
 complete -p python 2>/dev/null || echo "python: untouched"
 complete_line "torchrun --nproc_per_node 2 train.py experiments/RUN-0 --config.m"
@@ -244,14 +250,14 @@ def test_zsh_completes_speedrun_and_config_keys(workspace):
     script = subprocess.run(["speedrun", "completion", "zsh"], env=env, cwd=project,
                             capture_output=True, text=True, check=True).stdout
     (project / "completion.zsh").write_text(script)
-    assert subprocess.run(["zsh", "-n", "completion.zsh"], cwd=project).returncode == 0
+    subprocess.run(["zsh", "-n", "completion.zsh"], cwd=project, check=True)
     (project / "driver.zsh").write_text(ZSH_DRIVER)
     result = subprocess.run(["zsh", "-f", "driver.zsh"], cwd=project, env=env,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, check=False)
     assert result.stdout.splitlines() == [
         "<speedrun show >",
         "<python train.py experiments/RUN-0 --config.training.>",
-        "<python3 train.py experiments/RUN-1 --inherit experiments/RUN-0 "
-        "--config.training.epochs >",
+        ("<python3 train.py experiments/RUN-1 --inherit experiments/RUN-0 "
+         "--config.training.epochs >"),
         "<python train.py experiments/RUN-0 macro.yml >",  # python's own completion: files
     ], result.stderr

@@ -19,7 +19,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._errors import ExperimentDirectoryError, SpeedrunError
@@ -92,7 +92,7 @@ def _plain_string(text: str) -> bool:
     from ._yaml import loads_yaml
 
     try:
-        return loads_yaml(text) == text
+        return bool(loads_yaml(text) == text)
     except SpeedrunError:
         return False
 
@@ -485,7 +485,8 @@ def _command_changes(a: _Run, b: _Run) -> list[dict[str, Any]]:
 def _print_changes(title: str, changes: list[dict[str, Any]]) -> None:
     if not changes:
         return
-    show = {"command line": str, "git": _git_value}.get(title, format_value)
+    formatters: dict[str, Callable[[Any], str]] = {"command line": str, "git": _git_value}
+    show = formatters.get(title, format_value)
     counts = {kind: sum(1 for c in changes if c["change"] == kind)
               for kind in ("changed", "added", "removed")}
     summary = ", ".join(f"{count} {kind}" for kind, count in counts.items() if count)
@@ -669,7 +670,7 @@ def command_mixins(args: Any) -> int:
     from ._provenance import speedrun_distributions
 
     distributions = speedrun_distributions()
-    mixins = []
+    mixins: list[dict[str, Any]] = []
     for entry_point in sorted(entry_points(group="speedrun.mixins"), key=lambda e: e.name):
         dist = getattr(entry_point, "dist", None)
         mixins.append({

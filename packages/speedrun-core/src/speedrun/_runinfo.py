@@ -52,15 +52,15 @@ __all__ = [
     "PATCH_NAME",
     "RECORD_NAME",
     "RunRecord",
+    "Tagged",
     "describe_exception",
     "last_activity",
     "latest_valid_checkpoint",
+    "load_config",
     "read_run_record",
     "record_path",
     "resolve_status",
     "start_run_record",
-    "Tagged",
-    "load_config",
 ]
 
 RECORD_NAME = "run.json"
@@ -209,7 +209,7 @@ class RunRecord:
             current = read_run_record(self.directory)
         except ExperimentDirectoryError:
             return False
-        return bool(current) and current.get("pid") == self.data.get("pid") and \
+        return current is not None and current.get("pid") == self.data.get("pid") and \
             current.get("started_at") == self.data.get("started_at")
 
     def _at_exit(self) -> None:
@@ -305,8 +305,9 @@ def start_run_record(experiment: BaseExperiment) -> RunRecord | None:
     args = experiment._args
     argv = list(experiment._argv if experiment._argv is not None else sys.argv)
     flags = args.flags if args is not None else {}
-    inherit = flags.get("inherit") if isinstance(flags.get("inherit"), str) else None
-    macro = flags.get("macro") if isinstance(flags.get("macro"), str) else None
+    raw_inherit, raw_macro = flags.get("inherit"), flags.get("macro")
+    inherit = raw_inherit if isinstance(raw_inherit, str) else None
+    macro = raw_macro if isinstance(raw_macro, str) else None
     resume = bool(args.get("resume", False)) if args is not None else False
 
     try:
@@ -522,7 +523,7 @@ class Tagged(tuple):  # type: ignore[type-arg]
 
     __slots__ = ()
 
-    def __new__(cls, tag: str, data: Any) -> Tagged:
+    def __new__(cls, tag: str, data: Any) -> Tagged:  # noqa: PYI034
         return super().__new__(cls, (tag, data))
 
     @property
@@ -548,7 +549,7 @@ def _loader() -> type:
     if _inspect_loader is None:
         from ._yaml import SpeedrunLoader, _construct_array_data
 
-        class InspectLoader(SpeedrunLoader):  # type: ignore[misc, valid-type]
+        class InspectLoader(SpeedrunLoader):  # type: ignore[misc, valid-type, unused-ignore]
             pass
 
         for tag in ("!NumpyArray", "!TorchTensor"):
