@@ -14,7 +14,7 @@ import os
 import random
 import time
 
-from speedrun import BaseExperiment, register_default_dispatch
+from speedrun import BaseExperiment, is_main_process, register_default_dispatch
 from speedrun._fs import atomic_write_text
 from speedrun._preemption import request
 from speedrun.mixins.submitit import SubmititMixin
@@ -44,7 +44,8 @@ class SweepExperiment(BaseExperiment, SubmititMixin):
         result = {"total": self.total, "starts": self.starts, "step": self.step,
                   "overrides": self.sweep_overrides, "point": (self.sweep_point or {}).get("point"),
                   "job_id": self.job_id}
-        atomic_write_text(os.path.join(self.log_directory, "result.json"), json.dumps(result))
+        if is_main_process():
+            atomic_write_text(os.path.join(self.log_directory, "result.json"), json.dumps(result))
         return self.total
 
 

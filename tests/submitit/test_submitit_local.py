@@ -41,9 +41,9 @@ executor:
 """
 
 
-def _expected_total(lr: float, seed: int) -> float:
+def _expected_total(lr: float, seed: int, steps: int = NUM_STEPS) -> float:
     generator, total = random.Random(seed), 0.0
-    for _ in range(NUM_STEPS):
+    for _ in range(steps):
         total += lr * generator.random()
     return total
 
@@ -147,3 +147,27 @@ def test_manifest_ls_diff_and_resubmission(sweep_run: dict) -> None:
     resumed = subprocess.run(_sweep_command("sweep.yml", "--resume"), cwd=root,
                              capture_output=True, text=True, timeout=60)
     assert resumed.returncode == 0 and "nothing to submit" in resumed.stdout
+
+
+def test_a_point_with_two_tasks_runs_as_two_ranks(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from speedrun.mixins.submitit import load_sweep, submit_sweep, wait_for_jobs
+
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SPEEDRUN_LAUNCH_ID", "MASTER_ADDR",
+                 "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "base.yml").write_text(
+        "seed: 3\ntraining:\n  lr: 1.0\n  num_steps: 12\n  checkpoint_every: 4\n")
+    (tmp_path / "two.yml").write_text(
+        f"script: {SCRIPT}\nbase: base.yml\npoints: [{{training.lr: 0.25}}]\n"
+        "executor: {cluster: local, timeout_min: 5, tasks_per_node: 2}\n")
+    submitted = submit_sweep(load_sweep(tmp_path / "two.yml"))
+    outcomes = wait_for_jobs(submitted, poll=0.2)
+    point = submitted[0][0]
+    assert outcomes[point.name]["status"] == "finished", outcomes
+    assert outcomes[point.name]["final_step"] == 12
+    weights = sorted(os.listdir(Path(point.directory, "Weights", "random_states")))
+    assert weights == [f"rank_1_iter_{step}.pkl" for step in (12, 4, 8)]  # rank 1 ran too
+    assert [p for p in os.listdir(Path(point.directory, "Weights")) if p.endswith(".pt")]
+    result = json.loads(Path(point.directory, "Logs", "result.json").read_text())
+    assert result["total"] == _expected_total(0.25, 3, steps=12)

@@ -226,7 +226,7 @@ def wait_for_jobs(submitted: list[tuple[SweepPoint, Any]], poll: float = 1.0
         while not job.done():
             time.sleep(poll)
         try:
-            result = job.result()
+            result = job.results()[0]  # one per task; rank 0's describes the run
         except Exception as error:  # noqa: BLE001 - reported per point
             outcomes[point.name] = {"status": point_status(point), "error": str(error).strip()}
         else:
