@@ -183,9 +183,9 @@ complete_line "torchrun --nproc_per_node 2 train.py experiments/RUN-0 --config.m
     assert os.listdir(env["HOME"]) == []  # nothing was written to the user's shell files
 
 
-def test_candidates_for_command_line_forms(workspace):
+def test_candidates_for_command_line_forms(workspace, monkeypatch):
     project, _ = workspace
-    os.chdir(project)
+    monkeypatch.chdir(project)
     keys = ["--config.empty", "--config.model.", "--config.seed", "--config.training."]
     assert config_key_candidates("--config.", "python train.py experiments/RUN-0 ") == keys
     assert config_key_candidates("--config.", "python -m pkg.train experiments/RUN-0 ") == keys
@@ -201,9 +201,9 @@ def test_candidates_for_command_line_forms(workspace):
     assert config_key_candidates("--inherit", "python t.py experiments/RUN-0 ") == []
 
 
-def test_folder_with_spaces_and_broken_configs(workspace, capsys):
+def test_folder_with_spaces_and_broken_configs(workspace, capsys, monkeypatch):
     project, _ = workspace
-    os.chdir(project)
+    monkeypatch.chdir(project)
     run = BaseExperiment(project / "my runs" / "RUN 1")
     run.set("lr", 0.1).dump_configuration()
     assert config_key_candidates("--config.", "python t.py 'my runs/RUN 1' ") == ["--config.lr"]
