@@ -316,3 +316,14 @@ def test_record_file_is_plain_json(project):
     run(project, "RUN-0", "--inherit", "base.yml")
     text = (project / "RUN-0" / "Configurations" / "run.json").read_text()
     assert json.loads(text)["format"] == "speedrun-run-record"
+
+
+def test_an_unreadable_record_is_kept_aside_not_overwritten(tmp_path, argv):
+    argv(tmp_path / "RUN")
+    experiment = BaseExperiment(tmp_path / "RUN").record_args()
+    (tmp_path / "RUN" / "Configurations" / "run.json").write_text("{damaged")
+    start_run_record(experiment).finish("finished", 0)
+    assert read_run_record(tmp_path / "RUN")["attempt"] == 1
+    (kept,) = os.listdir(tmp_path / "RUN" / "Configurations" / "previous")
+    assert kept.startswith("run.") and kept.endswith(".json")
+    assert (tmp_path / "RUN" / "Configurations" / "previous" / kept).read_text() == "{damaged"

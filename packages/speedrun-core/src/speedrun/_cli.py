@@ -782,6 +782,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(arguments)
     try:
         return int(args.handler(args))
+    except KeyboardInterrupt:
+        return 130
     except BrokenPipeError:  # `speedrun ls | head`
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -312,8 +312,12 @@ def start_run_record(experiment: BaseExperiment) -> RunRecord | None:
 
     try:
         old = read_run_record(directory)
-    except ExperimentDirectoryError:
+    except ExperimentDirectoryError:  # unreadable: kept under previous/, not overwritten
         old = None
+        try:
+            _backup(directory, RECORD_NAME)
+        except OSError:
+            pass
     history = _previous_attempts(directory, old)
     started, started_at = _now()
     state = recent_git_state()
