@@ -9,8 +9,7 @@ import textwrap
 import time
 
 import pytest
-from speedrun._cli import diff_configs, format_value, main
-from speedrun._runinfo import Tagged
+from speedrun._cli import main
 
 TRAIN = textwrap.dedent("""\
     import sys, time
@@ -265,19 +264,6 @@ def test_diff_compares_git_revisions(at, capsys, tmp_path):
     assert code == 1
     assert out.splitlines()[2:] == ["git (2 changed):", "  ~ revision: 1111111122 -> 3333333344",
                                     "  ~ dirty: clean -> dirty"]
-
-
-def test_diff_config_paths_unit():
-    a = {"a": {"b": [1, 2, {"c": 1}]}, "l": [1, 2], "m": [1, 2, 3], "t": 1, "u": True}
-    b = {"a": {"b": [1, 3, {"c": 2}]}, "l": [1, 2, 3], "m": [3, 2], "t": 1.0, "u": 1}
-    assert [(c["change"], c["path"], c["old"], c["new"]) for c in diff_configs(a, b)] == [
-        ("changed", "a/b/1", 2, 3), ("changed", "a/b/2/c", 1, 2), ("added", "l/2", None, 3),
-        ("changed", "m", [1, 2, 3], [3, 2]), ("changed", "t", 1, 1.0), ("changed", "u", True, 1),
-    ]
-    assert diff_configs(a, a) == []
-    assert format_value({"s": "0.1", "n": None, "b": [True, "x y"],
-                         "arr": Tagged("!NumpyArray", [1, 2])}) == \
-        "{s: \"0.1\", n: null, b: [true, x y], arr: !NumpyArray [1, 2]}"
 
 
 # ----------------------------------------------------------------------------------------- show

@@ -15,9 +15,7 @@ from speedrun._checkpoint import save_checkpoint
 from speedrun._lock import WriterLock
 from speedrun._runinfo import (
     PATCH_NAME,
-    Tagged,
     latest_valid_checkpoint,
-    load_config,
     read_run_record,
     resolve_status,
     start_run_record,
@@ -283,33 +281,6 @@ def test_latest_valid_checkpoint_skips_truncated_files_without_loading(tmp_path,
     (weights / "checkpoint_iter_4.pt").write_bytes(b"not a checkpoint at all")
     assert latest_valid_checkpoint(tmp_path / "RUN")[0] == 1
     assert latest_valid_checkpoint(tmp_path / "missing") is None
-
-
-def test_load_config_keeps_arrays_as_tagged_data(tmp_path):
-    path = tmp_path / "c.yml"
-    path.write_text("a: !NumpyArray [[1, 2], [3, 4]]\nb: !TorchTensor 3\nc: !Add [1, 2]\n")
-    config = load_config(path)
-    assert config == {"a": Tagged("!NumpyArray", [[1, 2], [3, 4]]),
-                      "b": Tagged("!TorchTensor", 3), "c": 3}
-    assert config["a"].tag == "!NumpyArray" and config["a"].data == [[1, 2], [3, 4]]
-    code = ("import sys; from speedrun._runinfo import load_config; "
-            f"load_config({str(path)!r}); print('numpy' in sys.modules, 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.split() == ["False", "False"]
-
-
-def test_load_config_errors_name_the_file(tmp_path):
-    from speedrun import ConfigError
-
-    (tmp_path / "bad.yml").write_text("a: [1, 2\n")
-    with pytest.raises(ConfigError, match=r"bad.yml:"):
-        load_config(tmp_path / "bad.yml")
-    (tmp_path / "list.yml").write_text("- 1\n")
-    with pytest.raises(ConfigError, match=r"expected a mapping"):
-        load_config(tmp_path / "list.yml")
-    with pytest.raises(ConfigError, match=r"does not exist"):
-        load_config(tmp_path / "missing.yml")
 
 
 def test_record_file_is_plain_json(project):

@@ -22,46 +22,29 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._errors import ExperimentDirectoryError, SpeedrunError
-from ._runinfo import (
-    PATCH_NAME,
+from ._errors import SpeedrunError
+from ._inspection import (
+    Problem,
+    Run,
     Tagged,
-    last_activity,
-    latest_valid_checkpoint,
-    load_config,
-    read_run_record,
-    resolve_status,
+    diff_configs,
+    display_path,
+    find_experiments,
+    git_of,
+    lineage,
+    one_line,
+    summarize,
 )
+from ._runinfo import PATCH_NAME, latest_valid_checkpoint, resolve_status
 
 __all__ = ["main"]
 
-CONFIG_FILE = os.path.join("Configurations", "train_config.yml")
 _GIT_KEYS = ("git_rev", "git_dirty")  # in the config, but compared in the git section
-_IGNORED_FLAGS = frozenset({"purge", "resume"})  # how a directory was handled, not what ran
 EXIT_OK, EXIT_DIFFERENT, EXIT_ERROR = 0, 1, 2
-
-
-class _Problem(Exception):
-    """A per-item problem reported as one line (the command goes on with the other items)."""
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
 
 
 # ------------------------------------------------------------------------------------------------
 # formatting
-
-
-def _display_path(path: str) -> str:
-    """``path`` relative to the working folder when it is below it, else absolute."""
-    absolute = os.path.abspath(path)
-    try:
-        relative = os.path.relpath(absolute)
-    except ValueError:
-        return absolute
-    return absolute if relative.startswith(".." + os.sep) or relative == ".." else relative
 
 
 def _format_time(moment: float | None) -> str:
@@ -141,174 +124,7 @@ def _table(header: Sequence[str], rows: list[list[str]]) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-# experiment directories
-
-
-def _is_experiment(path: str) -> bool:
-    from ._directory import is_experiment_directory
-
-    if is_experiment_directory(path):
-        return True
-    # An unmarked folder of the original speedrun: Configurations/ plus Weights/ or Logs/.
-    return os.path.isdir(os.path.join(path, "Configurations")) and (
-        os.path.isdir(os.path.join(path, "Weights")) or os.path.isdir(os.path.join(path, "Logs")))
-
-
-def _require_experiment(path: str) -> str:
-    if not os.path.exists(path):
-        raise ExperimentDirectoryError(f"{path}: no such experiment directory; check the path")
-    if not os.path.isdir(path):
-        raise ExperimentDirectoryError(
-            f"{path} is a file, not an experiment directory; pass the run's folder "
-            "(or a .yml configuration file where the command accepts one)")
-    if not _is_experiment(path):
-        raise ExperimentDirectoryError(
-            f"{path} is not a speedrun experiment directory: expected a folder with a "
-            f".speedrun marker or {CONFIG_FILE}; pass a run's folder, e.g. experiments/RUN-0")
-    return path
-
-
-def find_experiments(roots: Sequence[str],
-                     depth: int = 3) -> tuple[list[str], list[str], list[str]]:
-    """Experiment directories at or below ``roots`` (``depth`` folder levels deep).
-
-    Returns ``(directories, problems, notes)``: problems are roots that are missing or
-    unreadable, notes roots without experiment directories. Hidden folders are skipped,
-    experiment directories are not searched further, and symbolic links are listed but not
-    descended into.
-    """
-    found: list[str] = []
-    problems: list[str] = []
-    notes: list[str] = []
-    seen: set[str] = set()
-
-    def add(path: str) -> None:
-        real = os.path.realpath(path)
-        if real not in seen:
-            seen.add(real)
-            found.append(path)
-
-    for root in roots:
-        if not os.path.isdir(root):
-            what = "is a file" if os.path.exists(root) else "does not exist"
-            problems.append(f"{root} {what}; expected a folder holding experiment directories")
-            continue
-        if _is_experiment(root):
-            add(root)
-            continue
-        before = len(found)
-        stack = [(root, 0)]
-        while stack:
-            folder, level = stack.pop()
-            try:
-                entries = sorted(os.scandir(folder), key=lambda entry: entry.name, reverse=True)
-            except OSError as error:
-                problems.append(f"cannot list {folder}: {error.strerror or error}")
-                continue
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                try:
-                    if not entry.is_dir():
-                        continue
-                    link = entry.is_symlink()
-                except OSError:
-                    continue
-                path = os.path.join(folder, entry.name) if folder != "." else entry.name
-                if _is_experiment(path):
-                    add(path)
-                elif level + 1 < depth and not link:
-                    stack.append((path, level + 1))
-        if len(found) == before:
-            notes.append(f"no experiment directories in {root} (searched {depth} levels deep)")
-    return found, problems, notes
-
-
-def _legacy_start(directory: str) -> float | None:
-    """When a run without a record started: its marker's date, else its config's mtime."""
-    from ._directory import read_marker
-
-    marker = read_marker(directory)
-    if marker and isinstance(marker.get("created"), str):
-        from datetime import datetime
-
-        try:
-            return datetime.fromisoformat(marker["created"]).timestamp()
-        except ValueError:
-            pass
-    try:
-        return os.path.getmtime(os.path.join(directory, CONFIG_FILE))
-    except OSError:
-        return None
-
-
-def _git_of(record: dict[str, Any] | None, config: dict[str, Any] | None) -> dict[str, Any]:
-    git = record.get("git") if record else None
-    if isinstance(git, dict):
-        return git
-    config = config or {}
-    return {"revision": config.get("git_rev"), "branch": None, "dirty": config.get("git_dirty"),
-            "patch": None}
-
-
-def summarize(directory: str) -> dict[str, Any]:
-    """One ``speedrun ls`` row of ``directory`` as a dict (the ``--json`` output).
-
-    Raises
-    ------
-    _Problem
-        The run record or (for a run without one) the configuration cannot be read.
-    """
-    try:
-        record = read_run_record(directory)
-        config = None
-        if record is None and os.path.exists(os.path.join(directory, CONFIG_FILE)):
-            config = load_config(os.path.join(directory, CONFIG_FILE))
-    except SpeedrunError as error:
-        raise _Problem(_one_line(error)) from None
-    status = resolve_status(directory, record)
-    latest = latest_valid_checkpoint(directory)
-    git = _git_of(record, config)
-    history = [entry for entry in (record or {}).get("history") or [] if isinstance(entry, dict)]
-    attempts = [*history, record] if record else []
-    started = next((a.get("started_at") for a in attempts if a.get("started_at")), None)
-    if not attempts:
-        started = _legacy_start(directory)
-    duration: float | None = None
-    estimated = False
-    for index, attempt in enumerate(attempts):
-        begin, end = attempt.get("started_at"), attempt.get("ended_at")
-        if not isinstance(begin, (int, float)):
-            continue
-        if end is None and index == len(attempts) - 1 and status == "running":
-            end = time.time()
-        elif end is None:  # killed: until it last wrote a checkpoint or a log
-            end = attempt.get("last_activity_at")
-            if end is None and index == len(attempts) - 1:
-                end = last_activity(directory)
-            estimated = True
-        if isinstance(end, (int, float)):
-            duration = (duration or 0.0) + max(end - begin, 0.0)
-        else:
-            estimated = True
-    inherit = (record or {}).get("inherit")
-    return {
-        "directory": directory,
-        "status": status,
-        "exception": (record or {}).get("exception") if status == "crashed" else None,
-        "step": latest[0] if latest else None,
-        "final_step": (record or {}).get("final_step"),
-        "parent": inherit.get("path") if isinstance(inherit, dict) else None,
-        "git_revision": git.get("revision"),
-        "git_branch": git.get("branch"),
-        "git_dirty": git.get("dirty"),
-        "started_at": started,
-        "ended_at": (record or {}).get("ended_at"),
-        "duration_seconds": duration,
-        "duration_estimated": estimated,
-        "attempts": len(attempts),
-        "host": (record or {}).get("host"),
-    }
+# ls
 
 
 def _short_revision(revision: Any, dirty: Any) -> str:
@@ -323,7 +139,7 @@ def command_ls(args: Any) -> int:
     for directory in directories:
         try:
             rows.append(summarize(directory))
-        except _Problem as problem:
+        except Problem as problem:
             skipped.append(f"skipped {directory}: {problem}")
     rows.sort(key=lambda row: (row["started_at"] is not None, row["started_at"] or 0.0,
                                row["directory"]), reverse=args.reverse)
@@ -337,9 +153,9 @@ def command_ls(args: Any) -> int:
             if row["duration_estimated"] and row["duration_seconds"] is not None:
                 duration = "~" + duration
             table.append([
-                _display_path(row["directory"]), status,
+                display_path(row["directory"]), status,
                 "-" if row["step"] is None else str(row["step"]),
-                _display_path(row["parent"]) if row["parent"] else "-",
+                display_path(row["parent"]) if row["parent"] else "-",
                 _short_revision(row["git_revision"], row["git_dirty"]),
                 _format_time(row["started_at"]), duration,
             ])
@@ -353,115 +169,7 @@ def command_ls(args: Any) -> int:
 # diff
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal and of the same kind (``1`` and ``1.0``, ``1`` and ``true`` differ)."""
-    if type(a) is not type(b) and not (isinstance(a, (list, tuple))
-                                       and isinstance(b, (list, tuple))):
-        return False
-    return bool(a == b)
-
-
-def diff_configs(a: Any, b: Any, path: str = "") -> list[dict[str, Any]]:
-    """The differences from config ``a`` to ``b`` as ``{"change", "path", "old", "new"}``.
-
-    Mappings are compared key by key; lists of equal length element by element, a list that
-    grows or shrinks at the end as added or removed elements, and other lists as a whole.
-    """
-    changes: list[dict[str, Any]] = []
-
-    def at(key: Any) -> str:
-        return f"{path}/{key}" if path else str(key)
-
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key, old in a.items():
-            if key in b:
-                changes.extend(diff_configs(old, b[key], at(key)))
-            else:
-                changes.append({"change": "removed", "path": at(key), "old": old, "new": None})
-        for key, new in b.items():
-            if key not in a:
-                changes.append({"change": "added", "path": at(key), "old": None, "new": new})
-        return changes
-    if isinstance(a, list) and isinstance(b, list):
-        shorter = min(len(a), len(b))
-        if len(a) == len(b) or all(_same(x, y) for x, y in zip(a[:shorter], b[:shorter])):
-            for index in range(shorter):
-                changes.extend(diff_configs(a[index], b[index], at(index)))
-            for index in range(shorter, len(a)):
-                changes.append({"change": "removed", "path": at(index), "old": a[index],
-                                "new": None})
-            for index in range(shorter, len(b)):
-                changes.append({"change": "added", "path": at(index), "old": None,
-                                "new": b[index]})
-            return changes
-    if not _same(a, b):
-        changes.append({"change": "changed", "path": path or "(top level)", "old": a, "new": b})
-    return changes
-
-
-class _Run:
-    """What ``diff`` and ``show`` know about one argument: a directory or a .yml file."""
-
-    def __init__(self, target: str) -> None:
-        self.target = target
-        if os.path.isfile(target) and target.endswith((".yml", ".yaml")):
-            self.directory: str | None = None
-            self.config_file = target
-            self.record: dict[str, Any] | None = None
-        else:
-            self.directory = _require_experiment(target)
-            self.config_file = os.path.join(target, CONFIG_FILE)
-            self.record = read_run_record(target)
-            if not os.path.isfile(self.config_file):
-                raise ExperimentDirectoryError(
-                    f"{target} has no {CONFIG_FILE}: the run was never set up with "
-                    "auto_setup() (or its configuration was removed)")
-        self.config = load_config(self.config_file)
-
-    @property
-    def git(self) -> dict[str, Any]:
-        return _git_of(self.record, self.config)
-
-    def patch(self) -> bytes | None:
-        name = self.git.get("patch")
-        if self.directory is None or not isinstance(name, str):
-            return None
-        try:
-            with open(os.path.join(self.directory, "Configurations", name), "rb") as handle:
-                return handle.read()
-        except OSError:
-            return None
-
-    def command_flags(self) -> dict[str, Any] | None:
-        """The command line's script, extra positionals and flags, paths made absolute."""
-        if not self.record:
-            return None
-        from ._arguments import parse_arguments
-
-        command = self.record.get("command") or {}
-        argv = command.get("argv") or []
-        cwd = command.get("cwd") or "."
-        try:
-            parsed = parse_arguments(argv)
-        except SpeedrunError:
-            return {"command": " ".join(map(str, argv))}
-        flags: dict[str, Any] = {}
-        if argv:
-            flags["script"] = _display_path(os.path.join(cwd, argv[0]))
-        if parsed.positionals[1:]:
-            flags["arguments"] = " ".join(parsed.positionals[1:])
-        for name, raw in parsed.flags.items():
-            if name not in _IGNORED_FLAGS:
-                flags[f"--{name}"] = raw
-        inherit = self.record.get("inherit")
-        if isinstance(inherit, dict) and inherit.get("path"):
-            flags["--inherit"] = _display_path(inherit["path"])
-        if self.record.get("macros"):
-            flags["--macro"] = ":".join(map(_display_path, self.record["macros"]))
-        return flags
-
-
-def _git_changes(a: _Run, b: _Run) -> list[dict[str, Any]]:
+def _git_changes(a: Run, b: Run) -> list[dict[str, Any]]:
     git_a, git_b = a.git, b.git
     changes = []
     for key in ("revision", "dirty"):
@@ -475,7 +183,7 @@ def _git_changes(a: _Run, b: _Run) -> list[dict[str, Any]]:
     return changes
 
 
-def _command_changes(a: _Run, b: _Run) -> list[dict[str, Any]]:
+def _command_changes(a: Run, b: Run) -> list[dict[str, Any]]:
     flags_a, flags_b = a.command_flags(), b.command_flags()
     if flags_a is None or flags_b is None:
         return []
@@ -507,7 +215,7 @@ def _git_value(value: Any) -> str:
 
 
 def command_diff(args: Any) -> int:
-    a, b = _Run(args.a), _Run(args.b)
+    a, b = Run(args.a), Run(args.b)
     strip = {key: None for key in _GIT_KEYS}
     config_a = {k: v for k, v in a.config.items() if k not in strip}
     config_b = {k: v for k, v in b.config.items() if k not in strip}
@@ -531,40 +239,7 @@ def command_diff(args: Any) -> int:
 # show
 
 
-def lineage(run: _Run, limit: int = 100) -> list[dict[str, Any]]:
-    """The chain of ``--inherit`` parents of ``run``, starting with ``run`` itself."""
-    chain: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    path: str | None = run.directory or run.config_file
-    record = run.record
-    while path is not None and len(chain) < limit:
-        real = os.path.realpath(path)
-        entry: dict[str, Any] = {"path": path, "kind": "directory" if os.path.isdir(path)
-                                 else "file" if os.path.isfile(path) else "missing"}
-        if real in seen:
-            entry["kind"] = "cycle"
-            chain.append(entry)
-            break
-        seen.add(real)
-        if entry["kind"] == "directory":
-            if record is None and chain:
-                try:
-                    record = read_run_record(path)
-                except SpeedrunError as error:
-                    entry["problem"] = _one_line(error)
-            entry["status"] = resolve_status(path, record)
-            git = _git_of(record, None)
-            entry["git_revision"], entry["git_dirty"] = git.get("revision"), git.get("dirty")
-            entry["started_at"] = (record or {}).get("started_at")
-        chain.append(entry)
-        inherit = (record or {}).get("inherit")
-        path = inherit.get("path") if isinstance(inherit, dict) and entry["kind"] == \
-            "directory" else None
-        record = None
-    return chain
-
-
-def _provenance_lines(run: _Run) -> list[tuple[str, str]]:
+def _provenance_lines(run: Run) -> list[tuple[str, str]]:
     record = run.record
     if not record:
         return [("record", "none (run not started by auto_setup(), or by the original speedrun)")]
@@ -573,13 +248,13 @@ def _provenance_lines(run: _Run) -> list[tuple[str, str]]:
     command = record.get("command") or {}
     argv = command.get("orig_argv") or [command.get("executable", "python"),
                                         *command.get("argv", [])]
-    git = _git_of(record, None)
+    git = git_of(record, None)
     git_text = str(git.get("revision") or "not a git checkout")
     if git.get("branch"):
         git_text += f" on {git['branch']}"
     if git.get("dirty"):
         patch = git.get("patch")
-        where = (_display_path(os.path.join(run.directory or "", "Configurations", patch))
+        where = (display_path(os.path.join(run.directory or "", "Configurations", patch))
                  if isinstance(patch, str) else str(patch))
         git_text += f", uncommitted changes: {where}"
     inherit = record.get("inherit")
@@ -623,7 +298,7 @@ def _provenance_lines(run: _Run) -> list[tuple[str, str]]:
 
 
 def command_show(args: Any) -> int:
-    run = _Run(args.directory)
+    run = Run(args.directory)
     chain = lineage(run)
     latest = latest_valid_checkpoint(run.directory) if run.directory else None
     if args.json:
@@ -636,7 +311,7 @@ def command_show(args: Any) -> int:
         return EXIT_OK
     with open(run.config_file, encoding="utf-8", errors="replace") as handle:
         text = handle.read()
-    print(f"config ({_display_path(run.config_file)}):")
+    print(f"config ({display_path(run.config_file)}):")
     print("\n".join("  " + line for line in text.rstrip("\n").splitlines()) or "  {}")
     print("\nlineage:")
     for depth, entry in enumerate(chain):
@@ -648,7 +323,7 @@ def command_show(args: Any) -> int:
         ]
         if entry.get("problem"):
             details.append(entry["problem"])
-        print(f"{prefix}{_display_path(entry['path'])}  ({', '.join(details)})")
+        print(f"{prefix}{display_path(entry['path'])}  ({', '.join(details)})")
     print("\nprovenance:")
     lines = _provenance_lines(run)
     if run.directory:
@@ -789,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
     except (SpeedrunError, OSError) as error:
-        print(f"speedrun {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        print(f"speedrun {args.command}: error: {one_line(error)}", file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -291,7 +291,7 @@ def _config_of(arguments: list[str]) -> dict[Any, Any] | None:
     """The configuration an experiment started with these arguments would read."""
     from ._arguments import parse_arguments
     from ._errors import SpeedrunError
-    from ._runinfo import load_config
+    from ._inspection import load_config
 
     if not arguments:
         return None

@@ -52,11 +52,9 @@ __all__ = [
     "PATCH_NAME",
     "RECORD_NAME",
     "RunRecord",
-    "Tagged",
     "describe_exception",
     "last_activity",
     "latest_valid_checkpoint",
-    "load_config",
     "read_run_record",
     "record_path",
     "resolve_status",
@@ -516,83 +514,3 @@ def latest_valid_checkpoint(directory: str | os.PathLike[str]) -> tuple[int, str
         if _looks_complete(os.fspath(path)):
             return step, os.fspath(path)
     return None
-
-
-# ------------------------------------------------------------------------------------------------
-# configurations, read for inspection
-
-
-class Tagged(tuple):  # type: ignore[type-arg]
-    """A ``!NumpyArray``/``!TorchTensor`` value read without numpy or torch: ``(tag, data)``."""
-
-    __slots__ = ()
-
-    def __new__(cls, tag: str, data: Any) -> Tagged:  # noqa: PYI034
-        return super().__new__(cls, (tag, data))
-
-    @property
-    def tag(self) -> str:
-        """``"!NumpyArray"`` or ``"!TorchTensor"``."""
-        return str(self[0])
-
-    @property
-    def data(self) -> Any:
-        """The (nested) list of numbers, or the scalar of a 0-d array."""
-        return self[1]
-
-    def __repr__(self) -> str:
-        return f"{self.tag} {self.data!r}"
-
-
-_inspect_loader: type | None = None
-
-
-def _loader() -> type:
-    """speedrun's loader, except that arrays and tensors stay :class:`Tagged` data."""
-    global _inspect_loader
-    if _inspect_loader is None:
-        from ._yaml import SpeedrunLoader, _construct_array_data
-
-        class InspectLoader(SpeedrunLoader):  # type: ignore[misc, valid-type, unused-ignore]
-            pass
-
-        for tag in ("!NumpyArray", "!TorchTensor"):
-            def construct(loader: Any, node: Any, tag: str = tag) -> Tagged:
-                return Tagged(tag, _construct_array_data(loader, node, tag))
-
-            InspectLoader.add_constructor(tag, construct)
-        _inspect_loader = InspectLoader
-    return _inspect_loader
-
-
-def load_config(path: str | os.PathLike[str]) -> dict[Any, Any]:
-    """Read a configuration file for inspection (``speedrun diff``, ``show``, completion).
-
-    Safe like every speedrun load; ``!NumpyArray`` and ``!TorchTensor`` values come back as
-    :class:`Tagged` lists, so neither numpy nor torch is needed.
-
-    Raises
-    ------
-    ConfigError
-        The file is missing, unreadable, malformed, or its top level is not a mapping.
-    """
-    from ._errors import ConfigError
-    from ._yaml import _load
-
-    name = os.fspath(path)
-    try:
-        with open(name, "rb") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        raise ConfigError(f"configuration file {name} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"expected a YAML file at {name}, found a folder") from None
-    except OSError as error:
-        raise ConfigError(f"cannot read configuration file {name}: "
-                          f"{error.strerror or error}; check its permissions") from None
-    data = _load(text, name, _loader())
-    if not isinstance(data, dict):
-        raise ConfigError(f"expected a mapping at the top of {name}, got "
-                          f"{type(data).__name__}; write the configuration as 'key: value' "
-                          "lines starting in the first column")
-    return data
