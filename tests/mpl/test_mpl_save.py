@@ -179,3 +179,26 @@ def test_figures_reach_tensorboard_through_tensorboard_mixin(tmp_path, plt):
     with Image.open(io.BytesIO(event.encoded_image_string)) as image:
         assert image.convert("RGB").getpixel((0, 0)) == (255, 0, 0)
     assert os.path.isfile(os.path.join(exp.plot_directory, "curves", "loss_step_2.png"))
+
+
+
+def test_only_the_main_process_writes(tmp_path, monkeypatch):
+    import os
+
+    from speedrun import BaseExperiment
+    from speedrun.mixins.mpl import MatplotlibMixin
+
+    class Experiment(BaseExperiment, MatplotlibMixin):
+        pass
+
+    experiment = Experiment(tmp_path / "RUN")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    figure = experiment.new_figure()
+    figure.subplots().plot([1, 2])
+    (path,) = experiment.save_figure("curves/loss", figure)
+    assert not os.path.exists(path)
+    monkeypatch.setenv("RANK", "0")
+    figure = experiment.new_figure()
+    figure.subplots().plot([1, 2])
+    assert os.path.isfile(experiment.save_figure("curves/loss", figure)[0])

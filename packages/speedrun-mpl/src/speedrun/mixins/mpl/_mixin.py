@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from speedrun import ExperimentDirectoryError
+from speedrun import ExperimentDirectoryError, is_main_process
 
 from ._paths import relative_parts, tagged_file
 from ._render import close_figure, figure_to_array, new_figure, normalize_formats
@@ -88,7 +88,7 @@ class MatplotlibMixin(_Base):
         Returns
         -------
         list of str
-            The files written, one per format.
+            The files written, one per format (written by the main process only).
         """
         plot_directory = getattr(self, "plot_directory", None)
         if plot_directory is None:
@@ -113,7 +113,8 @@ class MatplotlibMixin(_Base):
         paths = []
         for fmt in fmts:
             path = tagged_file(plot_directory, tag, suffix=f"_step_{step}.{fmt}", what="figure tag")
-            write_figure(figure, path, fmt, **savefig_kwargs)
+            if is_main_process():  # in a multi-process run, only the main process writes
+                write_figure(figure, path, fmt, **savefig_kwargs)
             paths.append(path)
         if callable(log_figure) and tensorboard is not False:
             # Closing is ours to do (or not, with close=False): ask log_figure not to.
