@@ -1,12 +1,12 @@
 """The main job: run the example as RUN-0, then RUN-1 inheriting RUN-0 with one change.
 
-Prints both runs' output and the difference between their resolved configurations.
+Prints both runs' output, the difference between them (``speedrun diff``) and the listing of
+the runs (``speedrun ls``).
 Run from the repository root: ``python examples/run_example.py`` (or ``hatch run example``).
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import subprocess
 import sys
@@ -22,9 +22,10 @@ def run(*args: str) -> None:
     subprocess.run(command, check=True)
 
 
-def config_text(run_directory: str) -> list[str]:
-    with open(os.path.join(run_directory, "Configurations", "train_config.yml")) as handle:
-        return handle.read().splitlines(keepends=True)
+def speedrun_command(*args: str) -> None:
+    """``speedrun ARGS`` (as ``python -m speedrun._cli``, so no PATH set-up is needed)."""
+    print("\n$ speedrun", *args, flush=True)
+    subprocess.run([sys.executable, "-m", "speedrun._cli", *args], check=False)
 
 
 def main() -> int:
@@ -33,11 +34,8 @@ def main() -> int:
     run(os.path.relpath(run_0), "--inherit", os.path.relpath(BASE), "--purge")
     run(os.path.relpath(run_1), "--inherit", os.path.relpath(run_0),
         "--config.training.lr", "0.01", "--purge")
-    print("\nConfiguration difference RUN-0 -> RUN-1:")
-    sys.stdout.writelines(difflib.unified_diff(
-        config_text(run_0), config_text(run_1),
-        fromfile="RUN-0/Configurations/train_config.yml",
-        tofile="RUN-1/Configurations/train_config.yml"))
+    speedrun_command("diff", os.path.relpath(run_0), os.path.relpath(run_1))
+    speedrun_command("ls", os.path.relpath(root))
     print("\nSee the curves with:  tensorboard --logdir experiments")
     return 0
 
