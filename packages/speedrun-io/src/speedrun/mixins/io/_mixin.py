@@ -10,16 +10,15 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from speedrun import ExperimentDirectoryError, is_main_process, register_hook
+from speedrun._paths import relative_parts, tagged_file
 
 from ._images import to_array as _to_array
 from ._images import to_image_array, write_png
-from ._paths import relative_parts, tagged_file
 from ._printfile import LineFile, Mark, current_mark, rewind
 from ._progress import bars_paused, make_progress_bar, tqdm_module
 
 if TYPE_CHECKING:
     import numpy as np
-
     from speedrun import BaseExperiment as _Base
 else:
     _Base = object

@@ -8,15 +8,20 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from speedrun import ExperimentDirectoryError, is_main_process
+from speedrun._paths import relative_parts, tagged_file
 
-from ._paths import relative_parts, tagged_file
-from ._render import close_figure, figure_to_array, new_figure, normalize_formats
-from ._render import require_figure, write_figure
+from ._render import (
+    close_figure,
+    figure_to_array,
+    new_figure,
+    normalize_formats,
+    require_figure,
+    write_figure,
+)
 
 if TYPE_CHECKING:
     import numpy as np
     from matplotlib.figure import Figure
-
     from speedrun import BaseExperiment as _Base
 else:
     _Base = object

@@ -1,4 +1,7 @@
-"""Turn user-supplied tags and file names into paths that stay inside an experiment folder."""
+"""Tags and file names given by users, turned into paths that stay inside an experiment folder.
+
+Shared by the mixins that write files named by tags (`Plots/<tag folders>/<name>_step_<step>.png`).
+"""
 
 from __future__ import annotations
 
