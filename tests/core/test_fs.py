@@ -34,3 +34,19 @@ def test_only_write_modes(tmp_path):
     with pytest.raises(ValueError, match="expected a 'w' mode, got 'r'"):
         with atomic_open(tmp_path / "x", "r"):
             pass
+
+
+def test_keep_previous_version_moves_aside_with_the_files_time(tmp_path):
+    from speedrun._fs import keep_previous_version
+
+    assert keep_previous_version(tmp_path / "missing.yml") is None
+    config = tmp_path / "train_config.yml"
+    for text in ("one", "two"):
+        config.write_text(text)
+        os.utime(config, (1_700_000_000, 1_700_000_000))
+        moved = keep_previous_version(config)
+        assert not config.exists() and os.path.dirname(moved) == str(tmp_path / "previous")
+    kept = sorted(os.listdir(tmp_path / "previous"))
+    stamp = kept[-1][len("train_config."):-len(".yml")]
+    assert stamp.startswith("2023") and kept == [f"train_config.{stamp}-1.yml", f"train_config.{stamp}.yml"]
+    assert sorted((tmp_path / "previous" / name).read_text() for name in kept) == ["one", "two"]

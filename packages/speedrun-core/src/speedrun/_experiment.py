@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import warnings
 from collections.abc import Callable
 
@@ -27,7 +26,7 @@ from ._config import Config, diff_overrides
 from ._directory import ensure_experiment_directory, purge_experiment_directory
 from ._dispatch import Dispatcher
 from ._errors import ArgumentError, CheckpointError, ConfigError, ExperimentDirectoryError
-from ._fs import atomic_write_text
+from ._fs import atomic_write_text, keep_previous_version
 from ._lock import WriterLock
 from ._macro import merge_macro, read_macro_files
 from ._namespace import Namespace
@@ -249,16 +248,7 @@ class BaseExperiment(Dispatcher):
         except FileNotFoundError:
             existing = None
         if existing is not None and existing != text:
-            previous = os.path.join(directory, "previous")
-            os.makedirs(previous, exist_ok=True)
-            stem, extension = os.path.splitext(file_name)
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            backup = os.path.join(previous, f"{stem}.{stamp}{extension}")
-            counter = 1
-            while os.path.exists(backup):
-                backup = os.path.join(previous, f"{stem}.{stamp}-{counter}{extension}")
-                counter += 1
-            os.replace(path, backup)
+            keep_previous_version(path)
         if existing != text:
             atomic_write_text(path, text)
 

@@ -12,7 +12,13 @@ if TYPE_CHECKING:
 
     PathLike = Union[str, "os.PathLike[str]"]
 
-__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "fsync_directory"]
+__all__ = [
+    "atomic_open",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "fsync_directory",
+    "keep_previous_version",
+]
 
 
 def fsync_directory(path: PathLike) -> None:
@@ -79,3 +85,27 @@ def atomic_write_text(path: PathLike, text: str, *, durable: bool = True) -> Non
     """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_open`)."""
     with atomic_open(path, "w", durable=durable) as handle:
         handle.write(text)
+
+
+def keep_previous_version(path: PathLike) -> str | None:
+    """Move the file ``path`` to ``previous/<stem>.<its mtime><ext>`` next to it.
+
+    Used before a file is replaced by a different version, so nothing the user had is lost.
+    Returns the new path, or None when there is no file at ``path``.
+    """
+    import time
+
+    source = os.fspath(path)
+    if not os.path.isfile(source):
+        return None
+    previous = os.path.join(os.path.dirname(source), "previous")
+    os.makedirs(previous, exist_ok=True)
+    stem, extension = os.path.splitext(os.path.basename(source))
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(os.path.getmtime(source)))
+    target = os.path.join(previous, f"{stem}.{stamp}{extension}")
+    counter = 1
+    while os.path.exists(target):
+        target = os.path.join(previous, f"{stem}.{stamp}-{counter}{extension}")
+        counter += 1
+    os.replace(source, target)
+    return target

@@ -30,12 +30,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from typing import TYPE_CHECKING, Any
 
 from ._checkpoint import list_checkpoints
 from ._errors import ExperimentDirectoryError
-from ._fs import atomic_write_text
+from ._fs import atomic_write_text, keep_previous_version
 from ._lock import is_locked
 from ._provenance import (
     git_diff,
@@ -244,20 +243,9 @@ def _previous_attempts(directory: str, old: dict[str, Any] | None) -> list[dict[
 
 def _backup(directory: str, name: str) -> str | None:
     """Move ``Configurations/<name>`` to ``Configurations/previous/``; its new relative path."""
-    source = os.path.join(directory, "Configurations", name)
-    if not os.path.isfile(source):
-        return None
-    previous = os.path.join(directory, "Configurations", "previous")
-    os.makedirs(previous, exist_ok=True)
-    stem, extension = os.path.splitext(name)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(os.path.getmtime(source)))
-    target = os.path.join(previous, f"{stem}.{stamp}{extension}")
-    counter = 1
-    while os.path.exists(target):
-        target = os.path.join(previous, f"{stem}.{stamp}-{counter}{extension}")
-        counter += 1
-    os.replace(source, target)
-    return os.path.relpath(target, os.path.join(directory, "Configurations"))
+    folder = os.path.join(directory, "Configurations")
+    moved = keep_previous_version(os.path.join(folder, name))
+    return None if moved is None else os.path.relpath(moved, folder)
 
 
 def _write_patch(directory: str, patch: str | None, history: list[dict[str, Any]]) -> Any:
