@@ -114,3 +114,18 @@ def test_speedrun_distributions_from_folder_names(tmp_path):
                                   "Version: 0.3.1\n\nlong description\n")
     assert speedrun_distributions([str(first), str(second), str(tmp_path / "missing")]) == {
         "speedrun-io": "1.0.0rc1", "speedrun-tensorboard": "0.2.0", "speedrun-waiter": "0.3.1"}
+
+
+def test_prefetched_state_is_the_same_answer(tmp_path):
+    from speedrun import _provenance
+
+    git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git(tmp_path, "add", "a.py")
+    git(tmp_path, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-m", "one")
+    _provenance.prefetch_git_state(str(tmp_path))
+    assert str(tmp_path) in _provenance._pending
+    prefetched = _provenance.git_state(str(tmp_path))
+    assert str(tmp_path) not in _provenance._pending
+    assert prefetched == _provenance.git_state(str(tmp_path))
+    assert prefetched.revision == git(tmp_path, "rev-parse", "HEAD")

@@ -18,9 +18,6 @@ from ._checkpoint import (
     class_path,
     find_checkpoint,
     list_checkpoints,
-    load_checkpoint,
-    load_latest_valid,
-    save_checkpoint,
 )
 from ._config import Config, diff_overrides
 from ._directory import ensure_experiment_directory, purge_experiment_directory
@@ -28,10 +25,8 @@ from ._dispatch import Dispatcher
 from ._errors import ArgumentError, CheckpointError, ConfigError, ExperimentDirectoryError
 from ._fs import atomic_write_text, keep_previous_version
 from ._lock import WriterLock
-from ._macro import merge_macro, read_macro_files
 from ._namespace import Namespace
-from ._provenance import git_state
-from ._random_state import capture_random_state, restore_random_state
+from ._provenance import git_state, prefetch_git_state
 from ._yaml import dumps_yaml, load_mapping
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
@@ -257,6 +252,8 @@ class BaseExperiment(Dispatcher):
         if path is None:
             path = self._raw_flag("macro")
         if path is not None:
+            from ._macro import merge_macro, read_macro_files
+
             for _, macro in read_macro_files(path):
                 merge_macro(self._tree, macro)
         return self
@@ -402,6 +399,8 @@ class BaseExperiment(Dispatcher):
         return self
 
     def _checkpoint_state(self) -> dict[str, Any]:
+        from ._random_state import capture_random_state
+
         excluded = _PROCESS_ATTRIBUTES.union(self._meta_config["exclude_attrs_from_save"])
         state = {k: v for k, v in self.__dict__.items() if k not in excluded}
         state[_RANDOM_STATE_KEY] = capture_random_state()
@@ -423,6 +422,9 @@ class BaseExperiment(Dispatcher):
                 return self
             if self.step % int(every):
                 return self
+        from ._checkpoint_io import save_checkpoint
+        from ._random_state import capture_random_state
+
         directory = os.path.join(self._require_directory("checkpoint"), "Weights")
         if not _distributed.is_main_process():  # one checkpoint per save, from rank 0
             _distributed.save_rank_random_state(directory, self.step, capture_random_state(),
@@ -439,6 +441,9 @@ class BaseExperiment(Dispatcher):
         Attributes registered as unpickleable keep their current values. Runs the
         ``'post_load'`` hooks afterwards.
         """
+        from ._checkpoint_io import load_checkpoint, load_latest_valid
+        from ._random_state import restore_random_state
+
         directory = os.path.join(self._require_directory("load_from_checkpoint"), "Weights")
         if step is None:  # other ranks: the checkpoint rank 0 resumes from (not a newer one)
             loaded = (_launch.load_announced_checkpoint(directory, class_path(self))
@@ -507,6 +512,8 @@ class BaseExperiment(Dispatcher):
         if self._world_size > 1:  # should this set-up fail, the other ranks learn it at exit
             positionals = self._require_args().positionals
             _launch.announce_failure_at_exit(positionals[0] if positionals else None)
+        if update_git_revision:
+            prefetch_git_state()  # git runs while the configuration is read
         args = self._require_args()
         resume = bool(args.get("resume", False))
         purge = bool(args.get("purge", False))

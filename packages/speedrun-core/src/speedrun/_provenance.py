@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = [
     "GitState",
     "git_diff",
     "git_state",
     "host_name",
+    "prefetch_git_state",
     "python_version",
     "recent_git_state",
     "speedrun_distributions",
@@ -27,6 +28,8 @@ __all__ = [
 # one auto_setup(), short enough that a later, separate question asks git again.
 _RECENT_SECONDS = 10.0
 _recent: dict[str, tuple[float, GitState]] = {}
+_pending: dict[str, Any] = {}  # folder -> running `git status` started by prefetch_git_state
+_STATUS = ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"]
 
 
 class GitState(NamedTuple):
@@ -52,23 +55,55 @@ def git_state(folder: str | None = None) -> GitState:
     """
     import subprocess
 
-    where = folder or _script_folder()
+    where = os.path.abspath(folder or _script_folder())
+    process = _pending.pop(where, None)
     try:
-        result = subprocess.run(
-            ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        if process is None:
+            process = subprocess.Popen(_STATUS, cwd=where, stdout=subprocess.PIPE,
+                                       stderr=subprocess.DEVNULL, text=True)
+        output, _ = process.communicate(timeout=30)
     except (OSError, subprocess.SubprocessError):
+        if process is not None:
+            process.kill()
+            process.wait()
         state = GitState(None, None, None)
     else:
-        state = _parse_status(result.stdout) if result.returncode == 0 else GitState(None, None,
-                                                                                     None)
-    _recent[os.path.abspath(where)] = (time.monotonic(), state)
+        state = _parse_status(output) if process.returncode == 0 else GitState(None, None, None)
+    _recent[where] = (time.monotonic(), state)
     return state
+
+
+def prefetch_git_state(folder: str | None = None) -> None:
+    """Start ``git status`` for ``folder`` in the background.
+
+    The next :func:`git_state` of that folder collects the answer, so the git process runs
+    while the caller does other work (``auto_setup`` reads configs meanwhile).
+    """
+    import subprocess
+
+    where = os.path.abspath(folder or _script_folder())
+    if where in _pending:
+        return
+    try:
+        _pending[where] = subprocess.Popen(_STATUS, cwd=where, stdout=subprocess.PIPE,
+                                           stderr=subprocess.DEVNULL, text=True)
+    except OSError:
+        return  # no git: git_state() will say so
+    if len(_pending) == 1:
+        import atexit
+
+        atexit.register(_reap_pending)
+
+
+def _reap_pending() -> None:
+    """Collect prefetched ``git status`` processes nobody asked for (a set-up that failed)."""
+    while _pending:
+        _, process = _pending.popitem()
+        try:
+            process.communicate(timeout=5)
+        except Exception:  # noqa: BLE001 - exiting: never let this mask the real error
+            process.kill()
+            process.communicate()
 
 
 def _parse_status(output: str) -> GitState:
