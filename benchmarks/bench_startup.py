@@ -11,9 +11,9 @@ the resolved config. Variants:
   installed), which writes its own copy of the config into its run folder.
 
 Target (issue 2): speedrun at most 1.3x the PyYAML script, and at least 5x faster than Hydra.
-Runs are interleaved and the median of each variant is reported.
+Runs are interleaved round by round; ratios are medians of the per-round ratios.
 
-    python benchmarks/bench_startup.py [--runs 15]
+    python benchmarks/bench_startup.py [--runs 31]
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def timed(command: list[str], cwd: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--runs", type=int, default=31)
     options = parser.parse_args()
     work = tempfile.mkdtemp(prefix="speedrun-bench-startup-")
     try:
@@ -152,14 +152,17 @@ def main() -> None:
         for i in range(options.runs):
             for name, make in variants.items():
                 times[name].append(timed(make(i), work))
-        base = statistics.median(times["pyyaml"])
-        print(f"{'variant':10s} {'median ms':>10s} {'ratio vs pyyaml':>16s}   ({options.runs} runs each)")
+        # Ratios per round (each round runs every variant once, back to back), then their
+        # median: robust against the machine's speed drifting during the benchmark.
+        def ratio(name: str, against: str = "pyyaml") -> float:
+            return statistics.median(a / b for a, b in zip(times[name], times[against]))
+
+        print(f"{'variant':10s} {'median ms':>10s} {'ratio vs pyyaml':>16s}   "
+              f"({options.runs} rounds; median of per-round ratios)")
         for name, values in times.items():
-            median = statistics.median(values)
-            print(f"{name:10s} {median * 1e3:10.1f} {median / base:15.2f}x")
+            print(f"{name:10s} {statistics.median(values) * 1e3:10.1f} {ratio(name):15.2f}x")
         if have_hydra:
-            speedup = statistics.median(times["hydra"]) / statistics.median(times["speedrun"])
-            print(f"speedrun is {speedup:.1f}x faster than hydra")
+            print(f"speedrun is {ratio('hydra', 'speedrun'):.1f}x faster than hydra")
         print("targets: speedrun <= 1.30x pyyaml; >= 5x faster than hydra")
     finally:
         shutil.rmtree(work, ignore_errors=True)
