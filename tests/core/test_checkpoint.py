@@ -14,11 +14,14 @@ import time
 import warnings
 from pathlib import Path
 
-import dill
 import pytest
-import speedrun._checkpoint
-import speedrun._fs
-import torch
+
+# These tests exercise every serializer; with speedrun-core alone (pickle only),
+# tests/core/test_experiment_checkpoint.py covers checkpoints through BaseExperiment.
+torch = pytest.importorskip("torch")
+dill = pytest.importorskip("dill")
+import speedrun._checkpoint  # noqa: E402
+import speedrun._fs  # noqa: E402
 from speedrun._checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,

@@ -21,9 +21,12 @@ import time
 import warnings
 from pathlib import Path
 
-import speedrun._checkpoint
-import torch
-from speedrun._checkpoint import (
+import pytest
+
+torch = pytest.importorskip("torch")  # the kill trials write torch files too
+
+import speedrun._checkpoint  # noqa: E402
+from speedrun._checkpoint import (  # noqa: E402
     list_checkpoints,
     load_checkpoint,
     load_latest_valid,
