@@ -303,10 +303,10 @@ def _config_of(arguments: list[str]) -> dict[Any, Any] | None:
     inherit, macro = flags.get("inherit"), flags.get("macro")
     sources = []
     if isinstance(inherit, str):
-        from ._experiment import CONFIG_FILE_NAME, _inherit_source
+        from ._setup import CONFIG_FILE_NAME, inherit_source
 
         try:
-            sources.append(_inherit_source(inherit, CONFIG_FILE_NAME))
+            sources.append(inherit_source(inherit, CONFIG_FILE_NAME))
         except SpeedrunError:
             pass
     if positionals:

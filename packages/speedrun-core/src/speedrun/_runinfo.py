@@ -380,10 +380,10 @@ def _macro_paths(spec: str | None) -> list[str]:
 def _describe_inherit(inherit: str | None) -> dict[str, Any] | None:
     if inherit is None:
         return None
-    from ._experiment import CONFIG_FILE_NAME, _inherit_source
+    from ._setup import CONFIG_FILE_NAME, inherit_source
 
     try:
-        source: str | None = os.path.abspath(_inherit_source(inherit, CONFIG_FILE_NAME))
+        source: str | None = os.path.abspath(inherit_source(inherit, CONFIG_FILE_NAME))
     except Exception:  # noqa: BLE001 - auto_setup already reported a bad --inherit
         source = None
     path = os.path.abspath(inherit)

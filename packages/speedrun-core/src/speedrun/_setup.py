@@ -1,0 +1,232 @@
+"""Setting an experiment up from its command line: ``auto_setup()`` and the pieces it uses.
+
+``CommandLineSetup`` is a base class of ``BaseExperiment``; it holds the methods that read
+``sys.argv`` (``record_args``, ``get_arg``, ``update_configuration_from_args``,
+``parse_experiment_directory``, ``purge_existing_experiment_directory``), record provenance
+(``update_git_revision``) and ``auto_setup`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+from . import _distributed, _launch, _preemption
+from ._arguments import Arguments, parse_arguments
+from ._checkpoint import list_checkpoints
+from ._config import diff_overrides
+from ._directory import purge_experiment_directory
+from ._errors import ArgumentError, ConfigError, ExperimentDirectoryError
+from ._lock import WriterLock
+from ._provenance import git_state, prefetch_git_state
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ._experiment import BaseExperiment
+
+__all__ = ["CONFIG_FILE_NAME", "CommandLineSetup", "inherit_source"]
+
+#: The configuration file of every experiment directory, in ``Configurations/``.
+CONFIG_FILE_NAME = "train_config.yml"
+
+
+class CommandLineSetup:
+    """The command-line half of ``BaseExperiment`` (see the module docstring)."""
+
+    _argv: list[str] | None = None
+    _args: Arguments | None = None
+
+    # -- command line --------------------------------------------------------------------------
+    def record_args(self) -> BaseExperiment:
+        """Record and parse ``sys.argv``; needed before ``get_arg``."""
+        self._argv = list(sys.argv)
+        self._args = parse_arguments(self._argv)
+        return self
+
+    def _require_args(self) -> Arguments:
+        if self._args is None:
+            raise ArgumentError(
+                "the command line was not recorded yet: call self.record_args() "
+                "(auto_setup() does) before reading arguments"
+            )
+        return self._args
+
+    def _raw_flag(self, name: str) -> str | None:
+        if self._args is None:
+            return None
+        raw = self._args.flags.get(name)
+        return raw if isinstance(raw, str) else None
+
+    def get_arg(self, tag: str | int, default: Any = None, ensure_exists: bool = False) -> Any:
+        """A command-line value: ``--tag VALUE`` parsed as a Python literal, or ``argv[tag]``.
+
+        A bare ``--tag`` gives ``True``.
+        """
+        args = self._require_args()
+        if isinstance(tag, int):
+            if tag < len(args.argv):
+                return args.argv[tag]
+            if ensure_exists:
+                raise ArgumentError(
+                    f"expected at least {tag + 1} command-line arguments, got "
+                    f"{len(args.argv)}: {args.argv}"
+                )
+            return default
+        if tag in args.flags:
+            return args.get(tag)
+        if ensure_exists:
+            raise ArgumentError(f"expected --{tag} VALUE on the command line, got {args.argv[1:]}")
+        return default
+
+    def update_configuration_from_args(self, strict: bool | None = None) -> BaseExperiment:
+        """Apply ``--config.a.b VALUE`` overrides, in order.
+
+        Overrides of keys the config lacks, or that change a value's type, are listed on
+        stderr; with ``strict`` (default: the ``--strict`` flag) they raise a ConfigError.
+        """
+        overrides = self._require_args().parsed_overrides()
+        findings = diff_overrides(self._tree, overrides)
+        if findings:
+            if strict is None:
+                strict = bool(self.get_arg("strict", False))
+            listing = "\n".join(f"  - {finding}" for finding in findings)
+            if strict:
+                raise ConfigError(
+                    f"--strict: {len(findings)} --config override(s) do not match the base "
+                    f"config:\n{listing}\nFix the key names or types, or drop --strict."
+                )
+            print(f"speedrun: {len(findings)} --config override(s) do not match the base "
+                  f"config (use --strict to make this an error):\n{listing}", file=sys.stderr)
+        for path, value in overrides:
+            self._tree.assign(path, value)
+        return self
+
+    def parse_experiment_directory(self) -> BaseExperiment:
+        """Set the experiment directory from the first positional command-line argument."""
+        args = self._require_args()
+        if not args.positionals:
+            raise ArgumentError(
+                "expected the experiment directory as the first argument, e.g. "
+                f"python {os.path.basename(args.argv[0] if args.argv else 'train.py')} "
+                f"experiments/RUN-0; got {args.argv[1:] or 'no arguments'}"
+            )
+        self.experiment_directory = args.positionals[0]
+        return self
+
+    def purge_existing_experiment_directory(
+            self, experiment_directory: str | None = None) -> BaseExperiment:
+        """Delete a speedrun experiment directory (refused for anything else)."""
+        if experiment_directory is None:
+            args = self._require_args()
+            if not args.positionals:
+                raise ArgumentError("--purge needs the experiment directory as first argument")
+            experiment_directory = args.positionals[0]
+        purge_experiment_directory(experiment_directory)
+        return self
+
+    # -- provenance ----------------------------------------------------------------------------
+    def update_git_revision(self, overwrite: bool = False) -> BaseExperiment:
+        """Record the git revision (``git_rev``) and dirty flag (``git_dirty``) in the config."""
+        if overwrite or self.get("git_rev") is None:
+            state = git_state()
+            self.set("git_rev", state.revision)
+            self.set("git_dirty", state.dirty)
+        return self
+
+    # -- set-up --------------------------------------------------------------------------------
+    def auto_setup(self, update_git_revision: bool = True,
+                   dump_configuration: bool = True) -> BaseExperiment:
+        """Set the run up from the command line.
+
+        ``python exp.py DIR [--inherit DIR_OR_YML] [--macro a.yml:b.yml]
+        [--config.a.b VALUE ...] [--purge | --resume] [--strict] [--dispatch NAME]``:
+        reads the config (inherited, or DIR's own), merges macros, applies overrides, records
+        the git revision, dumps the result to ``DIR/Configurations/train_config.yml``, takes the
+        directory's writer lock and installs the preemption handlers. With ``--resume`` the
+        latest valid checkpoint is loaded when ``run()`` starts (or call
+        ``load_from_checkpoint()`` yourself once your objects exist).
+        """
+        self.record_args()
+        if not _distributed.is_main_process():  # wait for rank 0's set-up, then read its result
+            return _launch.follow_main_setup(self, update_git_revision, dump_configuration)
+        if self._world_size > 1:  # should this set-up fail, the other ranks learn it at exit
+            positionals = self._require_args().positionals
+            _launch.announce_failure_at_exit(positionals[0] if positionals else None)
+        if update_git_revision:
+            prefetch_git_state()  # git runs while the configuration is read
+        args = self._require_args()
+        resume = bool(args.get("resume", False))
+        purge = bool(args.get("purge", False))
+        inherit = self._raw_flag("inherit")
+        if resume and purge:
+            raise ArgumentError("--resume continues a run and --purge deletes it: pass one")
+        if resume and inherit is not None:
+            raise ArgumentError("--resume continues the directory's own config; drop --inherit")
+        if purge:
+            self.purge_existing_experiment_directory()
+        self.parse_experiment_directory()
+        self._writer_lock = WriterLock(self._require_directory("auto_setup"))
+        self._writer_lock.acquire()
+        existing = list_checkpoints(self.checkpoint_directory)
+        if existing and not resume:
+            steps = ", ".join(str(step) for step, _ in existing[-5:])
+            raise ExperimentDirectoryError(
+                f"{self._experiment_directory} already has checkpoints (steps {steps}). Pass "
+                f"--resume to continue that run, or --purge to delete it and start over."
+            )
+        if inherit is not None:
+            self.inherit_configuration(inherit)
+        else:
+            try:
+                self.read_config_file()
+            except FileNotFoundError:
+                if resume:
+                    raise
+        self.read_macro()
+        self.update_configuration_from_args()
+        if update_git_revision:
+            self.update_git_revision(overwrite=True)
+        if dump_configuration:
+            self.dump_configuration()
+        from ._runinfo import start_run_record
+
+        self._run_record = start_run_record(self)  # Configurations/run.json (main process only)
+        _preemption.install(self.get("speedrun/preemption_signals", _preemption.DEFAULT_SIGNALS))
+        if resume:
+            if existing:
+                self._resume_pending = True
+            else:
+                warnings.warn(f"--resume: no checkpoint in {self.checkpoint_directory} yet; "
+                              f"starting from step 0", stacklevel=2)
+        if self._world_size > 1:  # the other ranks wait in follow_main_setup() for this
+            _launch.announce_setup(self._require_directory("auto_setup"),
+                                   checkpoints=[step for step, _ in existing],
+                                   config_dumped=dump_configuration)
+        return self
+
+
+
+def inherit_source(source: str, file_name: str) -> str:
+    """The configuration file that ``--inherit source`` refers to."""
+    if source.endswith((".yml", ".yaml")):
+        if not os.path.isfile(source):
+            raise ConfigError(f"--inherit {source}: no such file. Expected an existing .yml "
+                              f"file or experiment directory.")
+        return source
+    if not os.path.isdir(source):
+        raise ConfigError(f"--inherit {source}: no such experiment directory. Expected a folder "
+                          f"with Configurations/{file_name}, or a .yml file.")
+    folder = os.path.join(source, "Configurations")
+    candidate = os.path.join(folder, file_name)
+    if os.path.isfile(candidate):
+        return candidate
+    found = sorted(name for name in os.listdir(folder) if name.endswith((".yml", ".yaml"))) \
+        if os.path.isdir(folder) else []
+    if len(found) == 1:
+        return os.path.join(folder, found[0])
+    raise ConfigError(f"--inherit {source}: expected {candidate}, which does not exist; "
+                      f"Configurations/ holds {found or 'no .yml files'}. Inherit from a run that "
+                      f"was set up, or name the .yml file directly.")
