@@ -49,10 +49,12 @@ _WRITER = """
             payload = bytes([step % 251]) * (ELEMENTS * 4 - 1) + b"\\xff"
         return {"payload": payload, "meta": {"step": step, "elements": ELEMENTS}}
 
-    def write_forever(folder, serializer):
+    def write_forever(folder, serializer, announce=False):
         from speedrun._checkpoint import load_latest_valid, save_checkpoint
         latest = load_latest_valid(folder)
         step = latest.step + 1 if latest is not None else 1
+        if announce:  # start-up and the first load are done: kills now land in the save loop
+            print("saving", flush=True)
         deadline = time.monotonic() + 20  # never outlive a broken test
         while time.monotonic() < deadline:
             save_checkpoint(folder, step, state_for(step, serializer), experiment_class=CLS,
@@ -83,9 +85,7 @@ _ZYGOTE = """
 
 _FRESH = """
     import sys
-    import speedrun._checkpoint  # start-up done: the kill should land in the save loop
-    print("started", flush=True)
-    write_forever(sys.argv[1], "pickle")
+    write_forever(sys.argv[1], "pickle", announce=True)
 """
 
 
@@ -195,7 +195,7 @@ def test_kill_during_pickle_saves_of_fresh_processes(tmp_path):
             env=_env(),
         )
         try:
-            assert writer.stdout.readline().strip() == "started"
+            assert writer.stdout.readline().strip() == "saving"
             time.sleep(rng.uniform(0.05, 0.3))
         finally:
             writer.kill()  # SIGKILL
