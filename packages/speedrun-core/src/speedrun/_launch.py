@@ -285,16 +285,9 @@ def follow_main_setup(experiment: BaseExperiment, update_git_revision: bool,
     line and files, as the main process did.
     """
     from . import _preemption
-    from ._errors import ArgumentError
 
     args = experiment._require_args()
-    resume = bool(args.get("resume", False))
-    purge = bool(args.get("purge", False))
-    inherit = experiment._raw_flag("inherit")
-    if resume and purge:
-        raise ArgumentError("--resume continues a run and --purge deletes it: pass one")
-    if resume and inherit is not None:
-        raise ArgumentError("--resume continues the directory's own config; drop --inherit")
+    resume, _, inherit = experiment._setup_flags()
     if not args.positionals:
         experiment.parse_experiment_directory()  # raises the usual error
     record = wait_for_main_setup(os.fspath(args.positionals[0]))
@@ -302,18 +295,7 @@ def follow_main_setup(experiment: BaseExperiment, update_git_revision: bool,
     if dump_configuration and record.get("config_dumped"):
         experiment.read_config_file()
     else:
-        if inherit is not None:
-            experiment.inherit_configuration(inherit)
-        else:
-            try:
-                experiment.read_config_file()
-            except FileNotFoundError:
-                if resume:
-                    raise
-        experiment.read_macro()
-        experiment.update_configuration_from_args()
-        if update_git_revision:
-            experiment.update_git_revision(overwrite=True)
+        experiment._resolve_configuration(inherit, resume, update_git_revision)
     _preemption.install(experiment.get("speedrun/preemption_signals", _preemption.DEFAULT_SIGNALS))
     steps = [step for step in record.get("checkpoints") or [] if isinstance(step, int)]
     experiment._resume_pending = bool(resume and steps)

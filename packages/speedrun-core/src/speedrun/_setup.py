@@ -137,6 +137,34 @@ class CommandLineSetup:
         return self
 
     # -- set-up --------------------------------------------------------------------------------
+    def _setup_flags(self) -> tuple[bool, bool, str | None]:
+        """``(--resume, --purge, --inherit)``, refusing the combinations that make no sense."""
+        args = self._require_args()
+        resume = bool(args.get("resume", False))
+        purge = bool(args.get("purge", False))
+        inherit = self._raw_flag("inherit")
+        if resume and purge:
+            raise ArgumentError("--resume continues a run and --purge deletes it: pass one")
+        if resume and inherit is not None:
+            raise ArgumentError("--resume continues the directory's own config; drop --inherit")
+        return resume, purge, inherit
+
+    def _resolve_configuration(self, inherit: str | None, resume: bool,
+                               update_git_revision: bool) -> None:
+        """The run's config: inherited or the directory's own, then macros, overrides, git."""
+        if inherit is not None:
+            self.inherit_configuration(inherit)
+        else:
+            try:
+                self.read_config_file()
+            except FileNotFoundError:
+                if resume:
+                    raise
+        self.read_macro()
+        self.update_configuration_from_args()
+        if update_git_revision:
+            self.update_git_revision(overwrite=True)
+
     def auto_setup(self, update_git_revision: bool = True,
                    dump_configuration: bool = True) -> BaseExperiment:
         """Set the run up from the command line.
@@ -157,14 +185,7 @@ class CommandLineSetup:
             _launch.announce_failure_at_exit(positionals[0] if positionals else None)
         if update_git_revision:
             prefetch_git_state()  # git runs while the configuration is read
-        args = self._require_args()
-        resume = bool(args.get("resume", False))
-        purge = bool(args.get("purge", False))
-        inherit = self._raw_flag("inherit")
-        if resume and purge:
-            raise ArgumentError("--resume continues a run and --purge deletes it: pass one")
-        if resume and inherit is not None:
-            raise ArgumentError("--resume continues the directory's own config; drop --inherit")
+        resume, purge, inherit = self._setup_flags()
         if purge:
             self.purge_existing_experiment_directory()
         self.parse_experiment_directory()
@@ -177,18 +198,7 @@ class CommandLineSetup:
                 f"{self._experiment_directory} already has checkpoints (steps {steps}). Pass "
                 f"--resume to continue that run, or --purge to delete it and start over."
             )
-        if inherit is not None:
-            self.inherit_configuration(inherit)
-        else:
-            try:
-                self.read_config_file()
-            except FileNotFoundError:
-                if resume:
-                    raise
-        self.read_macro()
-        self.update_configuration_from_args()
-        if update_git_revision:
-            self.update_git_revision(overwrite=True)
+        self._resolve_configuration(inherit, resume, update_git_revision)
         if dump_configuration:
             self.dump_configuration()
         from ._runinfo import start_run_record
