@@ -23,9 +23,9 @@ def run(*args: str) -> None:
 
 
 def speedrun_command(*args: str) -> None:
-    """``speedrun ARGS`` (as ``python -m speedrun._cli``, so no PATH set-up is needed)."""
+    """``speedrun ARGS`` (as ``python -m speedrun``, so no PATH set-up is needed)."""
     print("\n$ speedrun", *args, flush=True)
-    subprocess.run([sys.executable, "-m", "speedrun._cli", *args], check=False)
+    subprocess.run([sys.executable, "-m", "speedrun", *args], check=False)
 
 
 def main() -> int:

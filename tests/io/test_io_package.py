@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from speedrun import BaseExperiment, ExperimentDirectoryError
-from speedrun._yaml import load_yaml
+from speedrun.ext import load_yaml
 from speedrun.mixins.io import IOMixin
 
 

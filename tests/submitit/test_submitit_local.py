@@ -23,7 +23,7 @@ import pytest
 pytest.importorskip("submitit")
 yaml = pytest.importorskip("yaml")
 
-from speedrun._lock import read_lock_holder  # noqa: E402
+from speedrun.ext import read_lock_holder  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "sweep_experiment.py"
@@ -49,8 +49,7 @@ def _expected_total(lr: float, seed: int, steps: int = NUM_STEPS) -> float:
 
 
 def _speedrun(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    code = "import sys; from speedrun._cli import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "speedrun", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=60)
 
 

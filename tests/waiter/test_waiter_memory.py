@@ -5,7 +5,7 @@ from __future__ import annotations
 import psutil
 import pytest
 
-from speedrun._errors import ArgumentError
+from speedrun import ArgumentError
 from speedrun.mixins.waiter import MEMORY_UNITS, parse_memory_size
 from speedrun.mixins.waiter._memory import available_memory, format_bytes, total_memory
 

@@ -15,9 +15,8 @@ import psutil
 import pytest
 
 from speedrun import ArgumentError, BaseExperiment, ExperimentDirectoryError, SpeedrunError
-from speedrun import _preemption
-from speedrun._directory import prepare_experiment_directory
-from speedrun._lock import is_locked
+from speedrun import PREEMPTION_EXIT_CODE
+from speedrun.ext import ensure_experiment_directory, is_locked
 from speedrun.mixins.waiter import WAIT_TIMEOUT_EXIT_CODE, WaiterMixin, WaitTimeout
 
 
@@ -175,9 +174,7 @@ def test_queue_behind_a_run_in_the_same_directory(tmp_path: Path, monkeypatch: p
         with pytest.raises(ArgumentError, match="this very run"):
             experiment.wait()
     finally:
-        if experiment._writer_lock is not None:
-            experiment._writer_lock.release()
-        _preemption.uninstall()
+        experiment._after_run()  # what run() does last: release the lock, restore the signals
 
 
 def test_waits_for_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -249,7 +246,7 @@ def test_directory_that_is_not_an_experiment(tmp_path: Path, monkeypatch: pytest
 
 def test_mixed_list_of_pid_and_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                    capsys: pytest.CaptureFixture[str]) -> None:
-    finished_run = prepare_experiment_directory(tmp_path / "RUN-0")
+    finished_run = Path(ensure_experiment_directory(tmp_path / "RUN-0"))
     process = subprocess.Popen(["sleep", "0.2"])
     try:
         experiment = _experiment(tmp_path, monkeypatch, "--wait.for",
@@ -350,6 +347,6 @@ def test_preemption_signal_ends_the_wait_with_the_requeue_status(
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=60)
     assert time.monotonic() - started < 30
-    assert process.returncode == _preemption.PREEMPTION_EXIT_CODE
+    assert process.returncode == PREEMPTION_EXIT_CODE
     assert "SIGTERM" in err and "Traceback" not in err
     assert "training" not in out

@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from speedrun._errors import ArgumentError
+from speedrun import ArgumentError
 from speedrun.mixins.waiter import WaiterMixin, WaitTimeout, wait_for
 from speedrun.mixins.waiter._process import describe_process, is_alive, process_create_time
 

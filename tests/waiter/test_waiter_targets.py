@@ -13,9 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from speedrun._directory import prepare_experiment_directory
-from speedrun._errors import ArgumentError, ExperimentDirectoryError, SpeedrunError
-from speedrun._lock import WriterLock, is_locked
+from speedrun import ArgumentError, ExperimentDirectoryError, SpeedrunError
+from speedrun.ext import WriterLock, ensure_experiment_directory, is_locked
 from speedrun.mixins.waiter import WaitTimeout, wait_for
 from speedrun.mixins.waiter._targets import DirectoryTarget, ProcessTarget, parse_wait_for
 
@@ -23,7 +22,7 @@ from speedrun.mixins.waiter._targets import DirectoryTarget, ProcessTarget, pars
 # does, says so, and holds it until its stdin is closed (or it is killed).
 _HOLDER = """
 import sys
-from speedrun._lock import WriterLock
+from speedrun.ext import WriterLock
 lock = WriterLock(sys.argv[1]).acquire()
 print("locked", flush=True)
 sys.stdin.read()
@@ -59,7 +58,7 @@ class Holder:
 
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
-    return prepare_experiment_directory(tmp_path / "RUN-0")
+    return Path(ensure_experiment_directory(tmp_path / "RUN-0"))
 
 
 @pytest.fixture
@@ -107,7 +106,7 @@ def test_a_finished_run_needs_no_wait(run_dir: Path) -> None:
 
 
 def test_accepted_directories(tmp_path: Path) -> None:
-    marked = prepare_experiment_directory(tmp_path / "marked")
+    marked = Path(ensure_experiment_directory(tmp_path / "marked"))
     original_layout = tmp_path / "original"
     (original_layout / "Configurations").mkdir(parents=True)
     locked_only = tmp_path / "locked-only"
@@ -188,7 +187,7 @@ def test_lists_mix_pids_and_directories_and_drop_duplicates(run_dir: Path) -> No
 
 def test_digit_named_directory_needs_a_path_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    prepare_experiment_directory(tmp_path / "777")
+    Path(ensure_experiment_directory(tmp_path / "777"))
     (target,) = parse_wait_for("./777")
     assert isinstance(target, DirectoryTarget)
     (target,) = parse_wait_for("777")  # an existing directory wins over the PID reading

@@ -28,6 +28,7 @@ from ._errors import (
 from ._experiment import BaseExperiment
 from ._namespace import Namespace
 from ._preemption import PREEMPTION_EXIT_CODE, Preempted
+from ._preemption import request as request_preemption
 
 __all__ = [
     "ArgumentError",
@@ -50,6 +51,7 @@ __all__ = [
     "register_default_dispatch",
     "register_hook",
     "register_pre_dispatch_hook",
+    "request_preemption",
 ]
 
 __version__ = "0.1.0"

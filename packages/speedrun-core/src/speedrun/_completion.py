@@ -303,7 +303,8 @@ def _config_of(arguments: list[str]) -> dict[Any, Any] | None:
     inherit, macro = flags.get("inherit"), flags.get("macro")
     sources = []
     if isinstance(inherit, str):
-        from ._setup import CONFIG_FILE_NAME, inherit_source
+        from ._directory import CONFIG_FILE_NAME
+        from ._setup import inherit_source
 
         try:
             sources.append(inherit_source(inherit, CONFIG_FILE_NAME))

@@ -30,9 +30,14 @@ if TYPE_CHECKING:
     PathLike = str | os.PathLike[str]
 
 __all__ = [
+    "CONFIGURATIONS",
+    "CONFIG_FILE_NAME",
+    "LOGS",
     "MARKER_NAME",
     "MARKER_VERSION",
+    "PLOTS",
     "SUBDIRECTORIES",
+    "WEIGHTS",
     "ensure_experiment_directory",
     "is_experiment_directory",
     "prepare_experiment_directory",
@@ -40,8 +45,18 @@ __all__ = [
     "read_marker",
 ]
 
-SUBDIRECTORIES = ("Configurations", "Logs", "Weights", "Plots")
+CONFIGURATIONS = "Configurations"
+"""The subfolder holding the run's configuration files and run record."""
+LOGS = "Logs"
+"""The subfolder holding logs (TensorBoard events, printed output)."""
+WEIGHTS = "Weights"
+"""The subfolder holding checkpoints."""
+PLOTS = "Plots"
+"""The subfolder holding images and figures."""
+SUBDIRECTORIES = (CONFIGURATIONS, LOGS, WEIGHTS, PLOTS)
 """The folders every experiment directory holds (the original speedrun's layout)."""
+CONFIG_FILE_NAME = "train_config.yml"
+"""The run's resolved configuration, in :data:`CONFIGURATIONS`."""
 
 MARKER_NAME = ".speedrun"
 """Name of the file that identifies a speedrun experiment directory."""

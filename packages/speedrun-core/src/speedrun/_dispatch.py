@@ -13,6 +13,10 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "CLEAN_UP",
+    "HOOK_KEYS",
+    "POST_LOAD",
+    "PRE_DISPATCH",
     "Dispatcher",
     "find_marked",
     "register_default_dispatch",
@@ -22,15 +26,31 @@ __all__ = [
 
 _DEFAULT_DISPATCH_MARK = "__is_speedrun_default_dispatch"
 
+PRE_DISPATCH = "pre_dispatch"
+"""Hook key: called by ``run()`` before the dispatched method."""
+CLEAN_UP = "clean_up"
+"""Hook key: called by ``run()`` after the dispatched method, even when it raised."""
+POST_LOAD = "post_load"
+"""Hook key: called after ``load_from_checkpoint()`` restored the experiment's state."""
+HOOK_KEYS = frozenset({PRE_DISPATCH, CLEAN_UP, POST_LOAD})
+"""Every hook key speedrun calls."""
+
 
 def _hook_mark(key: str) -> str:
+    if key not in HOOK_KEYS:
+        raise ValueError(
+            f"Unknown hook key {key!r}: expected one of {', '.join(sorted(HOOK_KEYS))} "
+            "(speedrun.ext.PRE_DISPATCH, CLEAN_UP, POST_LOAD)."
+        )
     return f"__is_speedrun_{key}_hook"
 
 
 def register_hook(fn: F, key: str) -> F:
     """Mark ``fn`` as a hook for ``key``; ``BaseExperiment.execute_hooks(key)`` calls it.
 
-    Use it in a class body after the method: ``register_hook(_close_files, "clean_up")``.
+    Use it in a class body after the method: ``register_hook(_close_files, CLEAN_UP)``.
+    ``key`` is one of :data:`HOOK_KEYS`; any other key raises ``ValueError`` listing them, so
+    a typo fails when the class is created rather than leaving a hook that never runs.
     """
     if not callable(fn):
         raise TypeError(f"register_hook expects a function, got {type(fn).__name__} {fn!r}")
@@ -46,7 +66,7 @@ def register_default_dispatch(fn: F) -> F:
 
 def register_pre_dispatch_hook(fn: F) -> F:
     """Decorator: ``run()`` calls this method before the dispatched one."""
-    return register_hook(fn, "pre_dispatch")
+    return register_hook(fn, PRE_DISPATCH)
 
 
 def find_marked(cls: type, key: str | None) -> list[str]:
@@ -97,7 +117,7 @@ class Dispatcher:
 
     def execute_pre_dispatch_hooks(self) -> dict[str, Any]:
         """Call the pre-dispatch hooks (see ``register_pre_dispatch_hook``)."""
-        return self.execute_hooks("pre_dispatch")
+        return self.execute_hooks(PRE_DISPATCH)
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """Dispatch the method named by ``--dispatch`` (or the default) with ``args``.
@@ -114,7 +134,7 @@ class Dispatcher:
                 self.clean_up()
             finally:
                 try:
-                    self.execute_hooks("clean_up")
+                    self.execute_hooks(CLEAN_UP)
                 finally:
                     self._after_run()
 

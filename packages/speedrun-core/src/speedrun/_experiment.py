@@ -21,12 +21,13 @@ from ._checkpoint import (
 )
 from ._config import Config
 from ._directory import ensure_experiment_directory
-from ._dispatch import Dispatcher
+from ._dispatch import POST_LOAD, Dispatcher
 from ._errors import CheckpointError, ExperimentDirectoryError
 from ._fs import atomic_write_text, keep_previous_version
 from ._lock import WriterLock
 from ._namespace import Namespace
-from ._setup import CONFIG_FILE_NAME, CommandLineSetup, inherit_source
+from ._directory import CONFIG_FILE_NAME
+from ._setup import CommandLineSetup, inherit_source
 from ._yaml import dumps_yaml, load_mapping
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
@@ -386,7 +387,7 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         if random_state is not None:
             restore_random_state(random_state)
         self._resume_pending = False
-        self.execute_hooks("post_load")
+        self.execute_hooks(POST_LOAD)
         return self
 
     def _preempt(self) -> None:

@@ -380,7 +380,8 @@ def _macro_paths(spec: str | None) -> list[str]:
 def _describe_inherit(inherit: str | None) -> dict[str, Any] | None:
     if inherit is None:
         return None
-    from ._setup import CONFIG_FILE_NAME, inherit_source
+    from ._directory import CONFIG_FILE_NAME
+    from ._setup import inherit_source
 
     try:
         source: str | None = os.path.abspath(inherit_source(inherit, CONFIG_FILE_NAME))

@@ -16,7 +16,7 @@ from . import _distributed, _launch, _preemption
 from ._arguments import Arguments, parse_arguments
 from ._checkpoint import list_checkpoints
 from ._config import diff_overrides
-from ._directory import purge_experiment_directory
+from ._directory import CONFIG_FILE_NAME, purge_experiment_directory
 from ._errors import ArgumentError, ConfigError, ExperimentDirectoryError
 from ._lock import WriterLock
 from ._provenance import git_state, prefetch_git_state
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CONFIG_FILE_NAME", "CommandLineSetup", "inherit_source"]
 
-#: The configuration file of every experiment directory, in ``Configurations/``.
-CONFIG_FILE_NAME = "train_config.yml"
 
 
 class CommandLineSetup:

@@ -13,8 +13,8 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from speedrun._errors import ConfigError, ExperimentDirectoryError
-from speedrun._fs import atomic_write_bytes
+from speedrun import ConfigError, ExperimentDirectoryError
+from speedrun.ext import atomic_write_bytes
 
 if TYPE_CHECKING:
     from speedrun import BaseExperiment as _Base

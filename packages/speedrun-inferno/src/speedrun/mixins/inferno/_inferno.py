@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from speedrun import register_hook
-from speedrun._errors import ConfigError, ExperimentDirectoryError
+from speedrun import ConfigError, ExperimentDirectoryError
 
 from ._parsing import ParsingMixin, create_instance, get_single_key_value_pair, locate
 from ._tensorboard import InfernoTensorboardSteps
@@ -312,7 +312,7 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
         import dill
         import torch
 
-        from speedrun._errors import CheckpointError
+        from speedrun import CheckpointError
 
         trainer = self.trainer
         name = trainer._best_checkpoint_filename if best else trainer._checkpoint_filename

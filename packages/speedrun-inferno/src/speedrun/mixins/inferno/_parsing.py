@@ -15,7 +15,7 @@ import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from speedrun._errors import ConfigError
+from speedrun import ConfigError
 
 if TYPE_CHECKING:
     from speedrun import BaseExperiment as _Base

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from speedrun._errors import ConfigError
+from speedrun import ConfigError
 
 if TYPE_CHECKING:
     from speedrun import BaseExperiment as _Base

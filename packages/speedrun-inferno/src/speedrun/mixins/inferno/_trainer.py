@@ -39,8 +39,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from speedrun._errors import CheckpointError
-from speedrun._fs import atomic_open
+from speedrun import CheckpointError
+from speedrun.ext import atomic_open
 
 from ._compat import import_inferno_trainers, record_fix
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from speedrun._fs import atomic_open
+from speedrun.ext import atomic_open
 
 if TYPE_CHECKING:
     import numpy as np

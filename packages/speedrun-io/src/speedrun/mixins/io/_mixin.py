@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from speedrun import ExperimentDirectoryError, is_main_process, register_hook
-from speedrun._paths import relative_parts, tagged_file
+from speedrun.ext import relative_parts, tagged_file
 
 from ._images import to_array as _to_array
 from ._images import to_image_array, write_png
@@ -312,7 +312,7 @@ class IOMixin(_Base):
         NumPy scalars become plain numbers; arrays and tensors are written with speedrun's
         ``!NumpyArray`` / ``!TorchTensor`` tags.
         """
-        from speedrun._yaml import dump_yaml
+        from speedrun.ext import dump_yaml
 
         relative_parts(tag, what="YAML dump tag")
         if not is_main_process():

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from speedrun import ExperimentDirectoryError, is_main_process
-from speedrun._paths import relative_parts, tagged_file
+from speedrun.ext import relative_parts, tagged_file
 
 from ._render import (
     close_figure,

@@ -130,8 +130,14 @@ def run_point(script: str, directory: str, args: list[str], attempt: int = 0) ->
     """
     import runpy
 
-    from speedrun import _preemption
-    from speedrun._checkpoint import list_checkpoints
+    from speedrun import PREEMPTION_EXIT_CODE, Preempted
+    from speedrun.ext import (
+        install_preemption_handlers,
+        list_checkpoints,
+        preemption_signal,
+        reset_preemption,
+        uninstall_preemption_handlers,
+    )
 
     environment = _job_environment()
     _prepare_environment(environment, attempt)
@@ -141,8 +147,8 @@ def run_point(script: str, directory: str, args: list[str], attempt: int = 0) ->
     sys.argv = [script, directory, *args, *(["--resume"] if resume else [])]
     sys.path.insert(0, os.path.dirname(script))  # as `python script.py` does
     signals = [requeue_signal, signal.SIGTERM]
-    _preemption.reset()
-    _preemption.install(signals)
+    reset_preemption()
+    install_preemption_handlers(signals)
     code = 0
     try:
         runpy.run_path(script, run_name="__main__")
@@ -154,18 +160,18 @@ def run_point(script: str, directory: str, args: list[str], attempt: int = 0) ->
             f"{type(error).__name__}: {error}"
         ) from error
     finally:
-        received = _preemption.received_signal()
-        _preemption.uninstall()
-        _preemption.reset()
+        received = preemption_signal()
+        uninstall_preemption_handlers()
+        reset_preemption()
         sys.argv = saved_argv
         sys.path[:] = saved_path
-    if code == _preemption.PREEMPTION_EXIT_CODE:
+    if code == PREEMPTION_EXIT_CODE:
         handler = signal.getsignal(requeue_signal)
         if received == requeue_signal and environment is not None and callable(handler):
             # submitit's handler: checkpoint() (this point, attempt + 1), requeue, exit. In
             # tasks other than rank 0 it returns, and the task ends like rank 0 (status 75).
             handler(requeue_signal, None)
-        raise _preemption.Preempted(message=(
+        raise Preempted(message=(
             f"sweep point {directory} was preempted and saved a checkpoint; it continues with "
             f"--resume when requeued (or resubmit with speedrun-sweep --resume)."))
     if code != 0:
@@ -178,7 +184,7 @@ def _outcome(directory: str, attempt: int, resumed: bool) -> dict[str, Any]:
     outcome: dict[str, Any] = {"directory": directory, "status": "finished", "final_step": None,
                                "attempt": attempt, "resumed": resumed}
     try:
-        from speedrun._runinfo import read_run_record
+        from speedrun.ext import read_run_record
 
         record = read_run_record(directory) or {}
     except Exception:  # noqa: BLE001 - the record is informative only

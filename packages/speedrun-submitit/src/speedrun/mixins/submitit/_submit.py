@@ -23,7 +23,7 @@ _CLUSTERS = ("slurm", "local", "debug")
 
 def point_status(point: SweepPoint) -> str:
     """``new`` (set up, never started), or the run's status as ``speedrun ls`` shows it."""
-    from speedrun._runinfo import read_run_record, resolve_status
+    from speedrun.ext import read_run_record, resolve_status
 
     if not os.path.isdir(point.directory):
         return "missing"
@@ -35,7 +35,7 @@ def point_status(point: SweepPoint) -> str:
 
 
 def _read_manifest(sweep: Sweep) -> dict[str, Any] | None:
-    from speedrun._yaml import load_mapping
+    from speedrun.ext import load_mapping
 
     if not os.path.isfile(sweep.manifest_path):
         return None
@@ -50,8 +50,8 @@ def _manifest_points(sweep: Sweep) -> list[dict[str, Any]]:
 
 
 def _write_manifest(sweep: Sweep, submission: dict[str, Any] | None) -> None:
-    from speedrun._fs import atomic_write_text
-    from speedrun._yaml import dumps_yaml
+    from speedrun.ext import atomic_write_text
+    from speedrun.ext import dumps_yaml
 
     previous = _read_manifest(sweep) or {}
     submissions = list(previous.get("submissions") or [])
@@ -99,13 +99,13 @@ def prepare_sweep(sweep: Sweep, *, resume: bool = False, purge: bool = False
         ``resume`` with a sweep file whose points changed since they were submitted; a
         ``strict`` sweep whose overrides do not match the base.
     """
-    from speedrun._directory import (
+    from speedrun.ext import (
         ensure_experiment_directory,
         is_experiment_directory,
         purge_experiment_directory,
     )
-    from speedrun._fs import atomic_write_text
-    from speedrun._yaml import dumps_yaml
+    from speedrun.ext import atomic_write_text
+    from speedrun.ext import dumps_yaml
 
     if resume and purge:
         raise ExperimentDirectoryError(

@@ -134,7 +134,7 @@ def _point_overrides(entry: Any, source: str, where: str) -> dict[str, Any]:
             overrides[normalize_key(key, source, f"{where} key {key!r}")] = value
         return overrides
     if isinstance(entry, str):
-        from speedrun._arguments import parse_arguments
+        from speedrun.ext import parse_arguments
 
         try:
             tokens = shlex.split(entry)
@@ -241,7 +241,7 @@ def load_sweep(path: str | os.PathLike[str]) -> Sweep:
         For a missing or malformed file, an unknown key, a bad grid or point, a missing script
         or base; the message names the file, the key and the fix.
     """
-    from speedrun._yaml import load_mapping
+    from speedrun.ext import load_mapping
 
     source = os.path.abspath(os.fspath(path))
     if not os.path.isfile(source):
@@ -302,9 +302,9 @@ def point_config(sweep: Sweep, point: SweepPoint) -> tuple[Any, list[str]]:
     add keys or change types (a ConfigError with ``strict``).
     """
     from speedrun import Config
-    from speedrun._config import diff_overrides
-    from speedrun._provenance import git_state
-    from speedrun._yaml import load_mapping
+    from speedrun.ext import diff_overrides
+    from speedrun.ext import git_state
+    from speedrun.ext import load_mapping
 
     config = Config()
     if sweep.base is not None:
@@ -333,7 +333,7 @@ def point_config(sweep: Sweep, point: SweepPoint) -> tuple[Any, list[str]]:
 
 def existing_points(directory: str) -> list[str]:
     """Names of the experiment directories directly inside a sweep directory."""
-    from speedrun._directory import is_experiment_directory
+    from speedrun.ext import is_experiment_directory
 
     try:
         names = sorted(os.listdir(directory))

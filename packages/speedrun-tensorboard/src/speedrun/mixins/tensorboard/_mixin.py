@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from speedrun import is_main_process, register_hook
-from speedrun._errors import ConfigError, ExperimentDirectoryError
-from speedrun._fs import atomic_write_text
+from speedrun import ConfigError, ExperimentDirectoryError
+from speedrun.ext import atomic_write_text
 
 from ._arrays import as_float, image_to_hwc_uint8, to_numpy
 

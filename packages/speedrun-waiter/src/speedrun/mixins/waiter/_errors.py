@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from speedrun._errors import SpeedrunError
+from speedrun import SpeedrunError
 
 __all__ = ["WAIT_TIMEOUT_EXIT_CODE", "WaitTimeout"]
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from speedrun._errors import ArgumentError
+from speedrun import ArgumentError
 
 from ._errors import WAIT_TIMEOUT_EXIT_CODE, WaitTimeout
 from ._memory import format_bytes
@@ -109,20 +109,19 @@ def _preemption_requested() -> BaseException | None:
     no step to reach: it must leave at once, with the requeue exit status, or the scheduler's
     grace period ends in a SIGKILL.
     """
-    try:
-        from speedrun import _preemption
-    except ImportError:  # pragma: no cover - a core without preemption support
+    from speedrun import PREEMPTION_EXIT_CODE, Preempted
+    from speedrun.ext import preemption_requested, preemption_signal
+
+    if not preemption_requested():
         return None
-    if not _preemption.requested():
-        return None
-    number = _preemption.received_signal()
+    number = preemption_signal()
     try:
         cause = f"signal {signal.Signals(number).name}" if number is not None else "a request"
     except ValueError:  # pragma: no cover - an unnamed signal number
         cause = f"signal {number}"
-    return _preemption.Preempted(
+    return Preempted(
         f"preemption requested by {cause} before the run started; nothing to save. Exiting "
-        f"with status {_preemption.PREEMPTION_EXIT_CODE} so the job can be requeued."
+        f"with status {PREEMPTION_EXIT_CODE} so the job can be requeued."
     )
 
 

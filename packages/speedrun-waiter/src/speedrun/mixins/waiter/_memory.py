@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any
 
-from speedrun._errors import ArgumentError
+from speedrun import ArgumentError
 
 from ._lazy import import_psutil
 

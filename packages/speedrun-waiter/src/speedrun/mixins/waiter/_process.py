@@ -11,7 +11,7 @@ import math
 import os
 from typing import Any
 
-from speedrun._errors import ArgumentError
+from speedrun import ArgumentError
 
 from ._lazy import import_psutil
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from speedrun._errors import ArgumentError, ExperimentDirectoryError
+from speedrun import ArgumentError, ExperimentDirectoryError
 
 from ._memory import available_memory, format_bytes, parse_memory_size, total_memory
 from ._process import check_pid, describe_process, is_alive, process_create_time
@@ -82,8 +82,8 @@ class ProcessTarget:
 
 def _looks_like_experiment_directory(path: Path) -> bool:
     """A marked speedrun directory, one a run has locked, or the original speedrun's layout."""
-    from speedrun._directory import is_experiment_directory
-    from speedrun._lock import LOCK_NAME
+    from speedrun.ext import is_experiment_directory
+    from speedrun.ext import LOCK_NAME
 
     return (
         is_experiment_directory(path)
@@ -107,7 +107,7 @@ class DirectoryTarget:
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, what: str = "--wait.for") -> None:
-        from speedrun._lock import LOCK_NAME, read_lock_holder
+        from speedrun.ext import LOCK_NAME, read_lock_holder
 
         path = Path(os.path.expanduser(os.fspath(directory)))
         self.directory = path
@@ -147,7 +147,7 @@ class DirectoryTarget:
 
     def finished(self) -> bool:
         if not self._finished:
-            from speedrun._lock import is_locked
+            from speedrun.ext import is_locked
 
             self._finished = not is_locked(self.directory)
         return self._finished
