@@ -38,7 +38,7 @@ def test_require_names_the_feature_and_the_fix() -> None:
 
 def test_an_unknown_hook_key_fails_when_the_class_is_created() -> None:
     with pytest.raises(ValueError, match=r"Unknown hook key 'cleanup': expected one of "
-                       r"clean_up, post_load, pre_dispatch"):
+                       r"clean_up, post_load, pre_checkpoint, pre_dispatch"):
         class Experiment(speedrun.BaseExperiment):
             def close(self) -> None:
                 pass
@@ -47,7 +47,7 @@ def test_an_unknown_hook_key_fails_when_the_class_is_created() -> None:
 
 
 def test_hook_keys_are_the_ones_speedrun_calls() -> None:
-    assert ext.HOOK_KEYS == {ext.PRE_DISPATCH, ext.CLEAN_UP, ext.POST_LOAD}
+    assert ext.HOOK_KEYS == {ext.PRE_DISPATCH, ext.CLEAN_UP, ext.POST_LOAD, ext.PRE_CHECKPOINT}
 
 
 def test_python_dash_m_speedrun_is_the_speedrun_command() -> None:
@@ -64,3 +64,23 @@ def test_importing_ext_imports_no_heavy_library() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_pre_checkpoint_hooks_run_before_each_save(tmp_path) -> None:
+    from speedrun.ext import PRE_CHECKPOINT, list_checkpoints
+
+    class Experiment(speedrun.BaseExperiment):
+        def __init__(self) -> None:
+            super().__init__(tmp_path / "RUN")
+            self.seen: list[tuple[int, int]] = []
+
+        def flush(self) -> None:  # what is on disk when the hook runs
+            self.seen.append((self.step, len(list_checkpoints(self.checkpoint_directory))))
+
+        register_hook(flush, PRE_CHECKPOINT)
+
+    experiment = Experiment()
+    experiment.set("training/checkpoint_every", 2)
+    for _ in range(4):
+        experiment.next_step().checkpoint(force=False)
+    assert experiment.seen == [(2, 0), (4, 1)]

@@ -16,6 +16,7 @@ __all__ = [
     "CLEAN_UP",
     "HOOK_KEYS",
     "POST_LOAD",
+    "PRE_CHECKPOINT",
     "PRE_DISPATCH",
     "Dispatcher",
     "find_marked",
@@ -32,7 +33,10 @@ CLEAN_UP = "clean_up"
 """Hook key: called by ``run()`` after the dispatched method, even when it raised."""
 POST_LOAD = "post_load"
 """Hook key: called after ``load_from_checkpoint()`` restored the experiment's state."""
-HOOK_KEYS = frozenset({PRE_DISPATCH, CLEAN_UP, POST_LOAD})
+PRE_CHECKPOINT = "pre_checkpoint"
+"""Hook key: called by ``checkpoint()`` before a save (and only when it saves), in every process:
+flush and fsync what was logged, so that everything up to the checkpoint's step survives a crash."""
+HOOK_KEYS = frozenset({PRE_DISPATCH, CLEAN_UP, POST_LOAD, PRE_CHECKPOINT})
 """Every hook key speedrun calls."""
 
 
@@ -40,7 +44,7 @@ def _hook_mark(key: str) -> str:
     if key not in HOOK_KEYS:
         raise ValueError(
             f"Unknown hook key {key!r}: expected one of {', '.join(sorted(HOOK_KEYS))} "
-            "(speedrun.ext.PRE_DISPATCH, CLEAN_UP, POST_LOAD)."
+            "(the constants in speedrun.ext)."
         )
     return f"__is_speedrun_{key}_hook"
 

@@ -21,7 +21,7 @@ from ._checkpoint import (
 )
 from ._config import Config
 from ._directory import ensure_experiment_directory
-from ._dispatch import POST_LOAD, Dispatcher
+from ._dispatch import POST_LOAD, PRE_CHECKPOINT, Dispatcher
 from ._errors import CheckpointError, ExperimentDirectoryError
 from ._fs import atomic_write_text, keep_previous_version
 from ._lock import WriterLock
@@ -338,6 +338,7 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         from ._random_state import capture_random_state
 
         directory = os.path.join(self._require_directory("checkpoint"), "Weights")
+        self.execute_hooks(PRE_CHECKPOINT)
         if not _distributed.is_main_process():  # one checkpoint per save, from rank 0
             _distributed.save_rank_random_state(directory, self.step, capture_random_state(),
                                                 keep=self.get("training/checkpoint_keep"))

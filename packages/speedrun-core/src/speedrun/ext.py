@@ -28,7 +28,8 @@ Preemption
 Optional imports
     :func:`require` imports a module or raises an ImportError that names the ``pip install``.
 Hooks
-    :data:`PRE_DISPATCH`, :data:`CLEAN_UP`, :data:`POST_LOAD`, :data:`HOOK_KEYS`, for
+    :data:`PRE_DISPATCH`, :data:`CLEAN_UP`, :data:`POST_LOAD`, :data:`PRE_CHECKPOINT`,
+    :data:`HOOK_KEYS`, for
     :func:`speedrun.register_hook`.
 Errors
     The error classes of :mod:`speedrun`, re-exported.
@@ -50,7 +51,7 @@ from ._directory import (
     is_experiment_directory,
     purge_experiment_directory,
 )
-from ._dispatch import CLEAN_UP, HOOK_KEYS, POST_LOAD, PRE_DISPATCH
+from ._dispatch import CLEAN_UP, HOOK_KEYS, POST_LOAD, PRE_CHECKPOINT, PRE_DISPATCH
 from ._errors import (
     ArgumentError,
     CheckpointError,
@@ -87,6 +88,7 @@ __all__ = [
     "LOGS",
     "PLOTS",
     "POST_LOAD",
+    "PRE_CHECKPOINT",
     "PRE_DISPATCH",
     "SUBDIRECTORIES",
     "WEIGHTS",
