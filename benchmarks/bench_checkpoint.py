@@ -99,7 +99,7 @@ def baseline_save(folder: str, state: dict) -> str:
 
 
 def speedrun_save(folder: str, state: dict, step: int) -> str:
-    from speedrun._checkpoint import save_checkpoint
+    from speedrun.checkpoint._io import save_checkpoint
 
     return str(save_checkpoint(folder, step, state, experiment_class="bench.Experiment", keep=1))
 
@@ -139,7 +139,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from speedrun._checkpoint import load_checkpoint
+
+    from speedrun.checkpoint._io import load_checkpoint
 
     state = make_state(args.size_mb)
     size = state_bytes(state)

@@ -40,8 +40,8 @@ BaseExperiment().auto_setup()
 """
 
 NO_RECORD_SCRIPT = """\
-import speedrun._runinfo
-speedrun._runinfo.start_run_record = lambda experiment: None  # the run record switched off
+import speedrun.experiment._runinfo
+speedrun.experiment._runinfo.start_run_record = lambda *args, **kwargs: None  # the run record switched off
 from speedrun import BaseExperiment
 BaseExperiment().auto_setup()
 """
@@ -124,13 +124,13 @@ def bench_startup(work: str, runs: int) -> None:
 import os, sys, time, statistics, warnings
 sys.argv = [os.path.abspath("speedrun_job.py"), "X", "--config.a", "1"]
 from speedrun import BaseExperiment
-from speedrun import _runinfo
+from speedrun.experiment import _runinfo
 experiments = [BaseExperiment(f"X-{i}").record_args() for i in range(51)]
-_runinfo.start_run_record(experiments.pop())  # asks git; auto_setup shares that with git_rev
+experiments.pop()._start_run_record()  # asks git; auto_setup shares that with git_rev
 samples = []
 for experiment in experiments:
     start = time.perf_counter()
-    record = _runinfo.start_run_record(experiment)
+    record = experiment._start_run_record()
     record.finish("finished", 0)
     samples.append(time.perf_counter() - start)
 print(statistics.median(samples) * 1e3)
@@ -145,9 +145,9 @@ print(statistics.median(samples) * 1e3)
 
 def make_directories(root: str, count: int) -> None:
     """``count`` experiment directories as real runs leave them (made through speedrun)."""
-    from speedrun._checkpoint import save_checkpoint
-    from speedrun._directory import prepare_experiment_directory
-    from speedrun._runinfo import RunRecord, start_run_record
+    from speedrun.checkpoint._io import save_checkpoint
+    from speedrun.directory._layout import prepare_experiment_directory
+    from speedrun.experiment._runinfo import RunRecord
 
     template_dir = os.path.join(root, "template")
     saved_argv = sys.argv
@@ -156,7 +156,7 @@ def make_directories(root: str, count: int) -> None:
         from speedrun import BaseExperiment
 
         experiment = BaseExperiment(template_dir).record_args()
-        template = start_run_record(experiment)
+        template = experiment._start_run_record()
         assert template is not None
         template.finish("finished", 0, step=2000)
         record = dict(template.data)
@@ -194,8 +194,8 @@ def bench_ls(work: str, runs: int, count: int) -> None:
         f.write(HAND_LISTING)
     variants = {
         "hand-written pyyaml loop": [sys.executable, "hand_listing.py", root],
-        "speedrun ls": [sys.executable, "-m", "speedrun._cli", "ls", root],
-        "speedrun ls --json": [sys.executable, "-m", "speedrun._cli", "ls", "--json", root],
+        "speedrun ls": [sys.executable, "-m", "speedrun", "ls", root],
+        "speedrun ls --json": [sys.executable, "-m", "speedrun", "ls", "--json", root],
     }
     listed = subprocess.run(variants["speedrun ls --json"], cwd=work, env=ENV, check=True,
                             capture_output=True, text=True).stdout

@@ -14,7 +14,7 @@ def argv(monkeypatch, tmp_path):
 
     monkeypatch.chdir(tmp_path)
     yield set_argv
-    from speedrun import _preemption
+    from speedrun.distributed import _preemption
 
     _preemption.uninstall()
     _preemption.reset()

@@ -1,7 +1,7 @@
 import pytest
 
-from speedrun._arguments import parse_arguments, parse_literal
 from speedrun._errors import ArgumentError
+from speedrun.config._arguments import parse_arguments, parse_literal
 
 
 def parse(*tokens):

@@ -1,4 +1,4 @@
-"""Tests of speedrun._checkpoint: atomic saves, discovery, loads, retention, serializers."""
+"""Tests of speedrun.checkpoint._files: atomic saves, discovery, loads, retention, serializers."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ import pytest
 # tests/core/test_experiment_checkpoint.py covers checkpoints through BaseExperiment.
 torch = pytest.importorskip("torch")
 dill = pytest.importorskip("dill")
-import speedrun._checkpoint  # noqa: E402
-import speedrun._fs  # noqa: E402
-from speedrun._checkpoint import (
+import speedrun.checkpoint._files  # noqa: E402
+import speedrun.directory._fs  # noqa: E402
+from speedrun._errors import CheckpointError
+from speedrun.checkpoint._files import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
     Checkpoint,
@@ -30,14 +31,11 @@ from speedrun._checkpoint import (
     class_path,
     find_checkpoint,
     list_checkpoints,
-    load_checkpoint,
-    load_latest_valid,
     prune_checkpoints,
-    save_checkpoint,
 )
-from speedrun._errors import CheckpointError
+from speedrun.checkpoint._io import load_checkpoint, load_latest_valid, save_checkpoint
 
-_SOURCE_ROOT = str(Path(speedrun._checkpoint.__file__).resolve().parents[1])
+_SOURCE_ROOT = str(Path(speedrun.__file__).resolve().parents[1])
 CLS = "train.MyExperiment"
 
 
@@ -68,7 +66,7 @@ def _run_python(code: str, *args: str) -> subprocess.CompletedProcess:
 def test_file_name_and_class_path():
     assert checkpoint_file_name(0) == "checkpoint_iter_0.pt"
     assert checkpoint_file_name(1200) == "checkpoint_iter_1200.pt"
-    assert class_path(Checkpoint) == "speedrun._checkpoint.Checkpoint"
+    assert class_path(Checkpoint) == "speedrun.checkpoint._files.Checkpoint"
     assert class_path(Path("x")) == f"{type(Path('x')).__module__}.{type(Path('x')).__qualname__}"
 
 
@@ -204,7 +202,7 @@ _FALLBACK = """
     sys.modules["torch"] = None  # torch is not installed here
     if sys.argv[2] == "nodill":
         sys.modules["dill"] = None
-    from speedrun._checkpoint import save_checkpoint, load_checkpoint
+    from speedrun.checkpoint._io import save_checkpoint, load_checkpoint
     path = save_checkpoint(sys.argv[1], 4, {"values": [1.5, 2.5], "name": "run"},
                            experiment_class="train.MyExperiment")
     loaded = load_checkpoint(path)
@@ -229,7 +227,7 @@ def test_torch_file_without_torch_names_the_install(tmp_path):
         """
         import sys
         sys.modules["torch"] = None
-        from speedrun._checkpoint import load_checkpoint
+        from speedrun.checkpoint._io import load_checkpoint
         try:
             load_checkpoint(sys.argv[1])
         except ImportError as exc:
@@ -422,7 +420,7 @@ def test_disk_full_during_write_keeps_previous_checkpoint(tmp_path, monkeypatch)
     def full_disk(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(speedrun._fs.os, "fsync", full_disk)
+    monkeypatch.setattr(speedrun.directory._fs.os, "fsync", full_disk)
     for step in (1, 2):  # replacing the same step, and writing a new one
         with pytest.raises(CheckpointError, match=r"No space left on device \(ENOSPC\).*intact"):
             _save(tmp_path, step)

@@ -25,15 +25,11 @@ import pytest
 
 torch = pytest.importorskip("torch")  # the kill trials write torch files too
 
-import speedrun._checkpoint  # noqa: E402
-from speedrun._checkpoint import (  # noqa: E402
-    list_checkpoints,
-    load_checkpoint,
-    load_latest_valid,
-    save_checkpoint,
-)
+import speedrun.checkpoint._files  # noqa: E402
+from speedrun.checkpoint._files import list_checkpoints  # noqa: E402
+from speedrun.checkpoint._io import load_checkpoint, load_latest_valid, save_checkpoint  # noqa: E402
 
-_SOURCE_ROOT = str(Path(speedrun._checkpoint.__file__).resolve().parents[1])
+_SOURCE_ROOT = str(Path(speedrun.__file__).resolve().parents[1])
 _ELEMENTS = 1_000_000  # 4 MB of float32 (pickle: 4 MB of bytes) per checkpoint
 CLS = "killtest.Writer"
 
@@ -50,7 +46,7 @@ _WRITER = """
         return {"payload": payload, "meta": {"step": step, "elements": ELEMENTS}}
 
     def write_forever(folder, serializer, announce=False):
-        from speedrun._checkpoint import load_latest_valid, save_checkpoint
+        from speedrun.checkpoint._io import load_latest_valid, save_checkpoint
         latest = load_latest_valid(folder)
         step = latest.step + 1 if latest is not None else 1
         if announce:  # start-up and the first load are done: kills now land in the save loop
@@ -66,7 +62,7 @@ _WRITER = """
 _ZYGOTE = """
     import os, sys
     import torch  # once, before forking the writers
-    import speedrun._checkpoint
+    import speedrun.checkpoint._files
     print("ready", flush=True)
     for line in sys.stdin:
         command, argument = line.split()

@@ -9,7 +9,8 @@ import textwrap
 import time
 
 import pytest
-from speedrun._cli import main
+
+from speedrun.cli._main import main
 
 TRAIN = textwrap.dedent("""\
     import sys, time
@@ -345,7 +346,7 @@ def test_unreadable_config_is_one_line(at, capsys, tmp_path):
 def test_mixins_are_read_from_entry_points_without_importing_them(at):
     from importlib.metadata import entry_points
 
-    code = ("import sys; from speedrun._cli import main; main(['mixins', '--json']); "
+    code = ("import sys; from speedrun.cli._main import main; main(['mixins', '--json']); "
             "print(sorted(m for m in sys.modules if m.startswith('speedrun.mixins')), "
             "file=sys.stderr)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -365,7 +366,7 @@ def test_mixins_are_read_from_entry_points_without_importing_them(at):
 
 
 def test_console_script_and_module_entry(at):
-    result = subprocess.run([sys.executable, "-m", "speedrun._cli", "--version"],
+    result = subprocess.run([sys.executable, "-m", "speedrun", "--version"],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0 and result.stdout.startswith("speedrun-core ")
     script = os.path.join(os.path.dirname(sys.executable), "speedrun")

@@ -8,8 +8,9 @@ import subprocess
 import sys
 
 import pytest
+
 from speedrun import BaseExperiment
-from speedrun._completion import (
+from speedrun.cli._completion import (
     bash_script,
     complete,
     config_key_candidates,
@@ -43,7 +44,7 @@ def workspace(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     wrapper = bin_dir / "speedrun"
-    wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m speedrun._cli "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m speedrun "$@"\n')
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
     (tmp_path / "home").mkdir()
     project = tmp_path / "project"

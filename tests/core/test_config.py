@@ -3,8 +3,8 @@ import pickle
 
 import pytest
 
-from speedrun._config import Config, ConfigNode, diff_overrides, to_plain
 from speedrun._errors import ConfigError
+from speedrun.config._tree import Config, ConfigNode, diff_overrides, to_plain
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tests of speedrun._directory: layout, marker, and the refusals of the safe purge."""
+"""Tests of speedrun.directory._layout: layout, marker, and the refusals of the safe purge."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-import speedrun._directory as directory_module
-from speedrun._directory import (
+import speedrun.directory._layout as directory_module
+from speedrun._errors import ExperimentDirectoryError
+from speedrun.directory._layout import (
     MARKER_NAME,
     SUBDIRECTORIES,
     is_experiment_directory,
@@ -23,8 +24,7 @@ from speedrun._directory import (
     purge_experiment_directory,
     read_marker,
 )
-from speedrun._errors import ExperimentDirectoryError
-from speedrun._lock import LOCK_NAME, WriterLock
+from speedrun.directory._lock import WriterLock
 
 _SOURCE_ROOT = str(Path(directory_module.__file__).resolve().parents[1])
 
@@ -336,7 +336,7 @@ def test_purge_refuses_a_directory_locked_by_another_process(tmp_path: Path) -> 
     script = textwrap.dedent(
         """
         import sys
-        from speedrun._lock import WriterLock
+        from speedrun.directory._lock import WriterLock
         lock = WriterLock(sys.argv[1]).acquire()
         print("locked", flush=True)
         sys.stdin.readline()

@@ -1,4 +1,4 @@
-from speedrun._dispatch import (
+from speedrun.experiment._dispatch import (
     find_marked,
     register_default_dispatch,
     register_hook,

@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from speedrun._fs import atomic_open, atomic_write_bytes, atomic_write_text
+from speedrun.directory._fs import atomic_open, atomic_write_bytes, atomic_write_text
 
 
 def test_write_replaces_whole_file_with_plain_permissions(tmp_path):
@@ -37,7 +37,7 @@ def test_only_write_modes(tmp_path):
 
 
 def test_keep_previous_version_moves_aside_with_the_files_time(tmp_path):
-    from speedrun._fs import keep_previous_version
+    from speedrun.directory._fs import keep_previous_version
 
     assert keep_previous_version(tmp_path / "missing.yml") is None
     config = tmp_path / "train_config.yml"

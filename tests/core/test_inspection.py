@@ -4,9 +4,10 @@ import subprocess
 import sys
 
 import pytest
+
 from speedrun import ConfigError
-from speedrun._cli import format_value
-from speedrun._inspection import Tagged, diff_configs, load_config
+from speedrun.cli._inspection import Tagged, diff_configs, load_config
+from speedrun.cli._main import format_value
 
 
 def test_load_config_keeps_arrays_as_tagged_data(tmp_path):
@@ -16,7 +17,7 @@ def test_load_config_keeps_arrays_as_tagged_data(tmp_path):
     assert config == {"a": Tagged("!NumpyArray", [[1, 2], [3, 4]]),
                       "b": Tagged("!TorchTensor", 3), "c": 3}
     assert config["a"].tag == "!NumpyArray" and config["a"].data == [[1, 2], [3, 4]]
-    code = ("import sys; from speedrun._inspection import load_config; "
+    code = ("import sys; from speedrun.cli._inspection import load_config; "
             f"load_config({str(path)!r}); print('numpy' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout

@@ -1,4 +1,4 @@
-"""Tests of speedrun._lock: one live writer per experiment directory, across real processes."""
+"""Tests of speedrun.directory._lock: one live writer per experiment directory, across real processes."""
 
 from __future__ import annotations
 
@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 
-import speedrun._lock
+import speedrun.directory._lock
 from speedrun._errors import ExperimentDirectoryError, LockError
-from speedrun._lock import LOCK_NAME, WriterLock, is_locked, read_lock_holder
+from speedrun.directory._lock import LOCK_NAME, WriterLock, is_locked, read_lock_holder
 
 # The source folder of the speedrun under test, so that child processes import the same code.
-_SOURCE_ROOT = str(Path(speedrun._lock.__file__).resolve().parents[1])
+_SOURCE_ROOT = str(Path(speedrun.__file__).resolve().parents[1])
 
 _HOLDER_SCRIPT = textwrap.dedent(
     """
     import sys
-    from speedrun._lock import WriterLock
+    from speedrun.directory._lock import WriterLock
 
     lock = WriterLock(sys.argv[1]).acquire()
     print("locked", flush=True)

@@ -1,4 +1,4 @@
-"""Tests for speedrun._macro: merging macro files into a configuration."""
+"""Tests for speedrun.config._macro: merging macro files into a configuration."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from speedrun._errors import ConfigError
-from speedrun._macro import WAKE_KEY, merge_macro, read_macro_files
-from speedrun._yaml import load_mapping
+from speedrun.config._macro import WAKE_KEY, merge_macro, read_macro_files
+from speedrun.config._yaml import load_mapping
 
 
 def write(folder: pathlib.Path, name: str, text: str) -> pathlib.Path:

@@ -1,6 +1,6 @@
 import pytest
 
-from speedrun._namespace import Namespace
+from speedrun.config._namespace import Namespace
 
 
 def test_slash_paths_and_attributes():

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from speedrun._paths import relative_parts, tagged_file
+from speedrun.directory._paths import relative_parts, tagged_file
 
 
 def test_tagged_file_creates_the_tag_folders(tmp_path):

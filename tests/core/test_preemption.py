@@ -1,4 +1,4 @@
-"""Tests of speedrun._preemption with real signals, in this process and in child processes."""
+"""Tests of speedrun.distributed._preemption with real signals, in this process and in child processes."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import warnings
 from pathlib import Path
 
 import pytest
-import speedrun._preemption as preemption
+
+import speedrun.distributed._preemption as preemption
 from speedrun._errors import SpeedrunError
-from speedrun._preemption import PREEMPTION_EXIT_CODE, Preempted
+from speedrun.distributed._preemption import PREEMPTION_EXIT_CODE, Preempted
 
 _SOURCE_ROOT = str(Path(preemption.__file__).resolve().parents[1])
 
@@ -29,7 +30,7 @@ def _clean_state():
 # A training loop as BaseExperiment runs it: poll at each step boundary, checkpoint, exit 75.
 _LOOP = """
     import sys, time
-    from speedrun import _preemption as preemption
+    from speedrun.distributed import _preemption as preemption
 
     signals = sys.argv[1].split(",") if sys.argv[1] else None
     assert preemption.install(signals)
@@ -81,7 +82,7 @@ def test_signals_not_configured_keep_their_default_action():
 
 _UNINSTALL = """
     import signal, sys, time
-    from speedrun import _preemption as preemption
+    from speedrun.distributed import _preemption as preemption
 
     def mine(signum, frame):
         print("own handler", flush=True)
@@ -185,7 +186,7 @@ def test_a_second_signal_ends_a_run_that_never_reaches_a_step(tmp_path):
     script = tmp_path / "stuck.py"
     script.write_text(
         "import time\n"
-        "from speedrun import _preemption\n"
+        "from speedrun.distributed import _preemption\n"
         "_preemption.install()\n"
         "print('ready', flush=True)\n"
         "time.sleep(60)\n"

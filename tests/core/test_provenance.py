@@ -2,7 +2,7 @@ import socket
 import subprocess
 import sys
 
-from speedrun._provenance import (
+from speedrun.experiment._provenance import (
     GitState,
     git_diff,
     git_state,
@@ -117,7 +117,7 @@ def test_speedrun_distributions_from_folder_names(tmp_path):
 
 
 def test_prefetched_state_is_the_same_answer(tmp_path):
-    from speedrun import _provenance
+    from speedrun.experiment import _provenance
 
     git(tmp_path, "init", "-q", "-b", "main")
     (tmp_path / "a.py").write_text("x = 1\n")

@@ -1,4 +1,4 @@
-"""Tests of speedrun._random_state, including the exact-resume contract across processes."""
+"""Tests of speedrun.checkpoint._random_state, including the exact-resume contract across processes."""
 
 from __future__ import annotations
 
@@ -15,12 +15,16 @@ import pytest
 
 np = pytest.importorskip("numpy")  # the random state of NumPy and torch is what this file tests
 torch = pytest.importorskip("torch")
-import speedrun._random_state
-from speedrun._checkpoint import load_checkpoint, save_checkpoint
+import speedrun.checkpoint._random_state
 from speedrun._errors import CheckpointError
-from speedrun._random_state import RANDOM_STATE_FORMAT, capture_random_state, restore_random_state
+from speedrun.checkpoint._io import load_checkpoint, save_checkpoint
+from speedrun.checkpoint._random_state import (
+    RANDOM_STATE_FORMAT,
+    capture_random_state,
+    restore_random_state,
+)
 
-_SOURCE_ROOT = str(Path(speedrun._random_state.__file__).resolve().parents[1])
+_SOURCE_ROOT = str(Path(speedrun.__file__).resolve().parents[1])
 
 
 def _draws() -> tuple:
@@ -87,7 +91,7 @@ def test_unused_libraries_are_neither_imported_nor_captured():
     result = _run_python(
         """
         import sys
-        from speedrun._random_state import capture_random_state, restore_random_state
+        from speedrun.checkpoint._random_state import capture_random_state, restore_random_state
         state = capture_random_state()
         restore_random_state(state)
         print(sorted(state), "numpy" in sys.modules, "torch" in sys.modules)
@@ -143,8 +147,8 @@ _TRAIN = """
     import json, random, sys
     import numpy as np
     import torch
-    from speedrun._checkpoint import load_checkpoint, save_checkpoint
-    from speedrun._random_state import capture_random_state, restore_random_state
+    from speedrun.checkpoint._io import load_checkpoint, save_checkpoint
+    from speedrun.checkpoint._random_state import capture_random_state, restore_random_state
 
     mode, folder, out, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 

@@ -9,16 +9,16 @@ import textwrap
 import time
 
 import pytest
+
 import speedrun
 from speedrun import PREEMPTION_EXIT_CODE, BaseExperiment, ExperimentDirectoryError
-from speedrun._checkpoint import save_checkpoint
-from speedrun._lock import WriterLock
-from speedrun._runinfo import (
+from speedrun.checkpoint._io import save_checkpoint
+from speedrun.directory._lock import WriterLock
+from speedrun.experiment._runinfo import (
     PATCH_NAME,
     latest_valid_checkpoint,
     read_run_record,
     resolve_status,
-    start_run_record,
 )
 
 TRAIN = textwrap.dedent("""\
@@ -225,10 +225,10 @@ def test_only_the_main_process_writes(tmp_path, monkeypatch, argv):
     experiment = BaseExperiment(tmp_path / "RUN").record_args()
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert start_run_record(experiment) is None
+    assert experiment._start_run_record() is None
     assert not (tmp_path / "RUN" / "Configurations" / "run.json").exists()
     monkeypatch.setenv("RANK", "0")
-    record = start_run_record(experiment)
+    record = experiment._start_run_record()
     assert record is not None and read_run_record(tmp_path / "RUN")["status"] == "running"
     record.finish("finished", 0)
     assert read_run_record(tmp_path / "RUN")["status"] == "finished"
@@ -236,8 +236,8 @@ def test_only_the_main_process_writes(tmp_path, monkeypatch, argv):
 
 def test_at_exit_leaves_a_later_attempts_record_alone(tmp_path, argv):
     argv(tmp_path / "RUN")
-    first = start_run_record(BaseExperiment(tmp_path / "RUN").record_args())
-    second = start_run_record(BaseExperiment(tmp_path / "RUN").record_args())
+    first = BaseExperiment(tmp_path / "RUN").record_args()._start_run_record()
+    second = BaseExperiment(tmp_path / "RUN").record_args()._start_run_record()
     first._at_exit()  # what atexit would do for the first, superseded record
     record = read_run_record(tmp_path / "RUN")
     assert record["status"] == "running" and record["attempt"] == 2
@@ -293,7 +293,7 @@ def test_an_unreadable_record_is_kept_aside_not_overwritten(tmp_path, argv):
     argv(tmp_path / "RUN")
     experiment = BaseExperiment(tmp_path / "RUN").record_args()
     (tmp_path / "RUN" / "Configurations" / "run.json").write_text("{damaged")
-    start_run_record(experiment).finish("finished", 0)
+    experiment._start_run_record().finish("finished", 0)
     assert read_run_record(tmp_path / "RUN")["attempt"] == 1
     (kept,) = os.listdir(tmp_path / "RUN" / "Configurations" / "previous")
     assert kept.startswith("run.") and kept.endswith(".json")

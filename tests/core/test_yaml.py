@@ -1,4 +1,4 @@
-"""Tests for speedrun._yaml: safe loading with speedrun's tags, dumping, errors."""
+"""Tests for speedrun.config._yaml: safe loading with speedrun's tags, dumping, errors."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections import OrderedDict
 from typing import Any
 
 import pytest
+
 try:
     import numpy as np
 except ImportError:  # speedrun-core alone: the tests that need numpy skip
@@ -24,9 +25,9 @@ needs_numpy = pytest.mark.skipif(np is None, reason="needs numpy")
 needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
 import yaml
 
-from speedrun import _yaml
 from speedrun._errors import ConfigError
-from speedrun._yaml import (
+from speedrun.config import _yaml
+from speedrun.config._yaml import (
     SpeedrunDumper,
     SpeedrunLoader,
     dump_yaml,
@@ -101,7 +102,7 @@ def test_importing_and_using_the_module_imports_neither_numpy_nor_torch(tmp_path
     script = textwrap.dedent(
         """
         import sys
-        from speedrun._yaml import dumps_yaml, loads_yaml
+        from speedrun.config._yaml import dumps_yaml, loads_yaml
         data = loads_yaml("a: !Add [1, 2]\\nb: [1, 2.5, x]\\nc: {d: null}\\n")
         assert data == {"a": 3, "b": [1, 2.5, "x"], "c": {"d": None}}, data
         assert loads_yaml(dumps_yaml(data)) == data

@@ -1,4 +1,4 @@
-"""speedrun._distributed: ranks, main-process-only writes, the set-up barrier and per-rank state.
+"""speedrun.distributed._ranks: ranks, main-process-only writes, the set-up barrier and per-rank state.
 
 The multi-process tests start real processes with the variables torchrun sets (RANK,
 WORLD_SIZE, LOCAL_RANK) running a plain-Python experiment (no torch needed).
@@ -17,10 +17,12 @@ import warnings
 from pathlib import Path
 
 import pytest
+
 import speedrun
-from speedrun import _distributed, _launch
 from speedrun._errors import ExperimentDirectoryError, SpeedrunError
-from speedrun._lock import WriterLock
+from speedrun.directory._lock import WriterLock
+from speedrun.distributed import _launch
+from speedrun.distributed import _ranks as _distributed
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "rank_experiment.py"
@@ -182,7 +184,10 @@ def test_bad_setup_timeout(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> Non
 
 def test_rank_random_state_round_trip_and_retention(clean_env: pytest.MonkeyPatch,
                                                     tmp_path: Path) -> None:
-    from speedrun._random_state import capture_random_state, restore_random_state
+    from speedrun.checkpoint._random_state import (
+        capture_random_state,
+        restore_random_state,
+    )
 
     clean_env.setenv("RANK", "1")
     random.seed(11)

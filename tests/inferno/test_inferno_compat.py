@@ -16,9 +16,11 @@ torch = pytest.importorskip("torch")
 from PIL import Image  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-from speedrun.mixins.inferno import _compat  # noqa: E402
-from speedrun.mixins.inferno import _trainer  # noqa: E402
-from speedrun.mixins.inferno import applied_fixes  # noqa: E402
+from speedrun.mixins.inferno import (
+    _compat,  # noqa: E402
+    _trainer,  # noqa: E402
+    applied_fixes,  # noqa: E402
+)
 
 
 def _silent(trainer):

@@ -15,8 +15,8 @@ import random
 import time
 
 from speedrun import BaseExperiment, is_main_process, register_default_dispatch
-from speedrun.ext import atomic_write_text
 from speedrun import request_preemption as request
+from speedrun.ext import atomic_write_text
 from speedrun.mixins.submitit import SubmititMixin
 
 

@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("submitit")
 
 import yaml  # noqa: E402
+
 from speedrun import ConfigError, ExperimentDirectoryError, Preempted  # noqa: E402
 from speedrun.mixins.submitit import (  # noqa: E402
     SubmititMixin,

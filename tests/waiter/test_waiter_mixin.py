@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,8 +13,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from speedrun import ArgumentError, BaseExperiment, ExperimentDirectoryError, SpeedrunError
-from speedrun import PREEMPTION_EXIT_CODE
+from speedrun import (
+    PREEMPTION_EXIT_CODE,
+    ArgumentError,
+    BaseExperiment,
+    ExperimentDirectoryError,
+    SpeedrunError,
+)
 from speedrun.ext import ensure_experiment_directory, is_locked
 from speedrun.mixins.waiter import WAIT_TIMEOUT_EXIT_CODE, WaiterMixin, WaitTimeout
 

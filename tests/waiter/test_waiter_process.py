@@ -12,7 +12,11 @@ import pytest
 
 from speedrun import ArgumentError
 from speedrun.mixins.waiter import WaiterMixin, WaitTimeout, wait_for
-from speedrun.mixins.waiter._process import describe_process, is_alive, process_create_time
+from speedrun.mixins.waiter._process import (
+    describe_process,
+    is_alive,
+    process_create_time,
+)
 
 
 def _missing_pid() -> int:

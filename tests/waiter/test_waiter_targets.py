@@ -16,7 +16,11 @@ import pytest
 from speedrun import ArgumentError, ExperimentDirectoryError, SpeedrunError
 from speedrun.ext import WriterLock, ensure_experiment_directory, is_locked
 from speedrun.mixins.waiter import WaitTimeout, wait_for
-from speedrun.mixins.waiter._targets import DirectoryTarget, ProcessTarget, parse_wait_for
+from speedrun.mixins.waiter._targets import (
+    DirectoryTarget,
+    ProcessTarget,
+    parse_wait_for,
+)
 
 # A stand-in for a live run: takes the writer lock of a directory exactly as a speedrun run
 # does, says so, and holds it until its stdin is closed (or it is killed).

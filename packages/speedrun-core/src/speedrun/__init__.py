@@ -7,15 +7,6 @@ their own distributions (``speedrun.mixins.<name>``); the original names
 (``from speedrun import TensorboardMixin``) are resolved lazily from the installed ones.
 """
 
-from ._config import Config
-from ._dispatch import register_default_dispatch, register_hook, register_pre_dispatch_hook
-from ._distributed import (
-    get_local_rank,
-    get_rank,
-    get_world_size,
-    is_main_process,
-    main_process_only,
-)
 from ._errors import (
     ArgumentError,
     CheckpointError,
@@ -25,10 +16,23 @@ from ._errors import (
     LockError,
     SpeedrunError,
 )
-from ._experiment import BaseExperiment
-from ._namespace import Namespace
-from ._preemption import PREEMPTION_EXIT_CODE, Preempted
-from ._preemption import request as request_preemption
+from .config._namespace import Namespace
+from .config._tree import Config
+from .distributed._preemption import PREEMPTION_EXIT_CODE, Preempted
+from .distributed._preemption import request as request_preemption
+from .distributed._ranks import (
+    get_local_rank,
+    get_rank,
+    get_world_size,
+    is_main_process,
+    main_process_only,
+)
+from .experiment._dispatch import (
+    register_default_dispatch,
+    register_hook,
+    register_pre_dispatch_hook,
+)
+from .experiment._experiment import BaseExperiment
 
 __all__ = [
     "ArgumentError",

@@ -37,10 +37,27 @@ Errors
 
 from __future__ import annotations
 
-from ._arguments import Arguments, parse_arguments
-from ._checkpoint import list_checkpoints
-from ._config import diff_overrides
-from ._directory import (
+from ._errors import (
+    ArgumentError,
+    CheckpointError,
+    ConfigError,
+    DispatchError,
+    ExperimentDirectoryError,
+    LockError,
+    SpeedrunError,
+)
+from ._require import require
+from .checkpoint._files import list_checkpoints
+from .config._arguments import Arguments, parse_arguments
+from .config._tree import diff_overrides
+from .config._yaml import dump_yaml, dumps_yaml, load_mapping, load_yaml, loads_yaml
+from .directory._fs import (
+    atomic_open,
+    atomic_write_bytes,
+    atomic_write_text,
+    keep_previous_version,
+)
+from .directory._layout import (
     CONFIG_FILE_NAME,
     CONFIGURATIONS,
     LOGS,
@@ -51,35 +68,24 @@ from ._directory import (
     is_experiment_directory,
     purge_experiment_directory,
 )
-from ._dispatch import CLEAN_UP, HOOK_KEYS, POST_LOAD, PRE_CHECKPOINT, PRE_DISPATCH
-from ._errors import (
-    ArgumentError,
-    CheckpointError,
-    ConfigError,
-    DispatchError,
-    ExperimentDirectoryError,
-    LockError,
-    SpeedrunError,
+from .directory._lock import LOCK_NAME, WriterLock, is_locked, read_lock_holder
+from .directory._paths import relative_parts, tagged_file
+from .distributed._preemption import install as install_preemption_handlers
+from .distributed._preemption import received_signal as preemption_signal
+from .distributed._preemption import requested as preemption_requested
+from .distributed._preemption import reset as reset_preemption
+from .distributed._preemption import uninstall as uninstall_preemption_handlers
+from .experiment._dispatch import (
+    CLEAN_UP,
+    HOOK_KEYS,
+    POST_LOAD,
+    PRE_CHECKPOINT,
+    PRE_DISPATCH,
 )
-from ._fs import atomic_open, atomic_write_bytes, atomic_write_text, keep_previous_version
-from ._lock import LOCK_NAME, WriterLock, is_locked, read_lock_holder
-from ._paths import relative_parts, tagged_file
-from ._preemption import install as install_preemption_handlers
-from ._preemption import received_signal as preemption_signal
-from ._preemption import requested as preemption_requested
-from ._preemption import reset as reset_preemption
-from ._preemption import uninstall as uninstall_preemption_handlers
-from ._require import require
-from ._provenance import GitState, git_state
-from ._runinfo import read_run_record, resolve_status
-from ._yaml import dump_yaml, dumps_yaml, load_mapping, load_yaml, loads_yaml
+from .experiment._provenance import GitState, git_state
+from .experiment._runinfo import read_run_record, resolve_status
 
 __all__ = [
-    "uninstall_preemption_handlers",
-    "reset_preemption",
-    "preemption_signal",
-    "preemption_requested",
-    "install_preemption_handlers",
     "CLEAN_UP",
     "CONFIGURATIONS",
     "CONFIG_FILE_NAME",
@@ -92,7 +98,6 @@ __all__ = [
     "PRE_DISPATCH",
     "SUBDIRECTORIES",
     "WEIGHTS",
-    "WriterLock",
     "ArgumentError",
     "Arguments",
     "CheckpointError",
@@ -102,6 +107,7 @@ __all__ = [
     "GitState",
     "LockError",
     "SpeedrunError",
+    "WriterLock",
     "atomic_open",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -110,6 +116,7 @@ __all__ = [
     "dumps_yaml",
     "ensure_experiment_directory",
     "git_state",
+    "install_preemption_handlers",
     "is_experiment_directory",
     "is_locked",
     "keep_previous_version",
@@ -118,11 +125,15 @@ __all__ = [
     "load_yaml",
     "loads_yaml",
     "parse_arguments",
+    "preemption_requested",
+    "preemption_signal",
     "purge_experiment_directory",
     "read_lock_holder",
     "read_run_record",
     "relative_parts",
     "require",
+    "reset_preemption",
     "resolve_status",
     "tagged_file",
+    "uninstall_preemption_handlers",
 ]

@@ -11,12 +11,12 @@ from typing import Any
 
 import torch
 
-from ._trainer import InfernoTrainer  # noqa: F401  (applies the import-time fixes first)
-
 from inferno.trainers.callbacks.base import Callback  # noqa: E402
 from inferno.trainers.callbacks.logging.base import Logger  # noqa: E402
 from inferno.trainers.callbacks.logging.tensorboard import TensorboardLogger  # noqa: E402
 from inferno.utils import torch_utils as _thu  # noqa: E402
+
+from ._trainer import InfernoTrainer  # noqa: F401  (applies the import-time fixes first)
 
 __all__ = ["ExperimentStepCallback", "TensorboardXLogger"]
 

@@ -12,8 +12,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from speedrun import register_hook
-from speedrun import ConfigError, ExperimentDirectoryError
+from speedrun import ConfigError, ExperimentDirectoryError, register_hook
 
 from ._parsing import ParsingMixin, create_instance, get_single_key_value_pair, locate
 from ._tensorboard import InfernoTensorboardSteps

@@ -19,6 +19,7 @@ from ._progress import bars_paused, make_progress_bar, tqdm_module
 
 if TYPE_CHECKING:
     import numpy as np
+
     from speedrun import BaseExperiment as _Base
 else:
     _Base = object

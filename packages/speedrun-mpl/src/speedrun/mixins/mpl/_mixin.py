@@ -22,6 +22,7 @@ from ._render import (
 if TYPE_CHECKING:
     import numpy as np
     from matplotlib.figure import Figure
+
     from speedrun import BaseExperiment as _Base
 else:
     _Base = object

@@ -50,8 +50,7 @@ def _manifest_points(sweep: Sweep) -> list[dict[str, Any]]:
 
 
 def _write_manifest(sweep: Sweep, submission: dict[str, Any] | None) -> None:
-    from speedrun.ext import atomic_write_text
-    from speedrun.ext import dumps_yaml
+    from speedrun.ext import atomic_write_text, dumps_yaml
 
     previous = _read_manifest(sweep) or {}
     submissions = list(previous.get("submissions") or [])
@@ -100,12 +99,12 @@ def prepare_sweep(sweep: Sweep, *, resume: bool = False, purge: bool = False
         ``strict`` sweep whose overrides do not match the base.
     """
     from speedrun.ext import (
+        atomic_write_text,
+        dumps_yaml,
         ensure_experiment_directory,
         is_experiment_directory,
         purge_experiment_directory,
     )
-    from speedrun.ext import atomic_write_text
-    from speedrun.ext import dumps_yaml
 
     if resume and purge:
         raise ExperimentDirectoryError(

@@ -302,9 +302,7 @@ def point_config(sweep: Sweep, point: SweepPoint) -> tuple[Any, list[str]]:
     add keys or change types (a ConfigError with ``strict``).
     """
     from speedrun import Config
-    from speedrun.ext import diff_overrides
-    from speedrun.ext import git_state
-    from speedrun.ext import load_mapping
+    from speedrun.ext import diff_overrides, git_state, load_mapping
 
     config = Config()
     if sweep.base is not None:

@@ -10,8 +10,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from speedrun import is_main_process, register_hook
-from speedrun import ConfigError, ExperimentDirectoryError
+from speedrun import ConfigError, ExperimentDirectoryError, is_main_process, register_hook
 from speedrun.ext import atomic_write_text
 
 from ._arrays import as_float, image_to_hwc_uint8, to_numpy

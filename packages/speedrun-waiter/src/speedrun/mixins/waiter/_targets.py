@@ -82,8 +82,7 @@ class ProcessTarget:
 
 def _looks_like_experiment_directory(path: Path) -> bool:
     """A marked speedrun directory, one a run has locked, or the original speedrun's layout."""
-    from speedrun.ext import is_experiment_directory
-    from speedrun.ext import LOCK_NAME
+    from speedrun.ext import LOCK_NAME, is_experiment_directory
 
     return (
         is_experiment_directory(path)

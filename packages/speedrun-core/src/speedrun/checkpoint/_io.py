@@ -6,14 +6,14 @@ A checkpoint file holds an *envelope*::
      "step": 1200, "serializer": "torch", "saved_at": 1717171717.0, "state": {...}}
 
 written by ``torch.save`` when torch is installed, else dill, else pickle (see
-:mod:`speedrun._serialize`). Files of the original speedrun (``ckpt_iter_{step}.pt``, a bare
+:mod:`speedrun.checkpoint._serialize`). Files of the original speedrun (``ckpt_iter_{step}.pt``, a bare
 attribute dict) load too.
 
 Checkpoints are trusted files: loading one unpickles arbitrary objects (``torch.load`` runs
 with ``weights_only=False`` so that whole experiment states restore), and unpickling can run
 code. Only load checkpoints that you or people you trust wrote.
 
-File names, discovery and retention live in :mod:`speedrun._checkpoint`, which also exposes
+File names, discovery and retention live in :mod:`speedrun.checkpoint._files`, which also exposes
 this module's functions. pathlib, pickle, torch and dill are imported by the functions that use
 them, so importing this module costs nothing at start-up.
 """
@@ -26,8 +26,11 @@ import stat
 import time
 import warnings
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from ._checkpoint import (
+from .._errors import CheckpointError
+from ..directory._fs import atomic_open
+from ._files import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
     Checkpoint,
@@ -41,11 +44,8 @@ from ._checkpoint import (
     find_checkpoint,
     prune_checkpoints,
 )
-from ._errors import CheckpointError
-from ._fs import atomic_open
 from ._serialize import dump, find_unpicklable, read_payload, resolve_serializer
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
@@ -111,7 +111,7 @@ def save_checkpoint(
     if not isinstance(experiment_class, str) or not experiment_class:
         raise CheckpointError(
             f"Expected experiment_class as a 'module.QualName' string, got {experiment_class!r}; "
-            "use speedrun._checkpoint.class_path(experiment)."
+            "use speedrun.checkpoint._files.class_path(experiment)."
         )
     if keep is not None:
         _check_keep(keep)

@@ -30,14 +30,14 @@ import os
 import re
 from collections.abc import Callable
 from functools import reduce
+from typing import TYPE_CHECKING
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from speedrun._errors import ConfigError
-from speedrun._fs import atomic_write_text
+from .._errors import ConfigError
+from ..directory._fs import atomic_write_text
 
-TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
 if TYPE_CHECKING:
     from typing import Any, Union
 

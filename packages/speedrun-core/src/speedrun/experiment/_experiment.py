@@ -10,27 +10,31 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from . import _distributed, _launch, _preemption
-from ._arguments import Arguments
-from ._checkpoint import (
+from .._errors import CheckpointError, ExperimentDirectoryError
+from ..checkpoint._files import (
     checkpoint_file_name,
     class_path,
     find_checkpoint,
     list_checkpoints,
 )
-from ._config import Config
-from ._directory import ensure_experiment_directory
+from ..config._arguments import Arguments
+from ..config._namespace import Namespace
+from ..config._tree import Config
+from ..config._yaml import dumps_yaml, load_mapping
+from ..directory._fs import atomic_write_text, keep_previous_version
+from ..directory._layout import (
+    CONFIG_FILE_NAME,
+    ensure_experiment_directory,
+    inherit_source,
+)
+from ..directory._lock import WriterLock
+from ..distributed import _launch, _preemption
+from ..distributed import _ranks as _distributed
 from ._dispatch import POST_LOAD, PRE_CHECKPOINT, Dispatcher
-from ._errors import CheckpointError, ExperimentDirectoryError
-from ._fs import atomic_write_text, keep_previous_version
-from ._lock import WriterLock
-from ._namespace import Namespace
-from ._directory import CONFIG_FILE_NAME
-from ._setup import CommandLineSetup, inherit_source
-from ._yaml import dumps_yaml, load_mapping
+from ._setup import CommandLineSetup
 
-TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
 if TYPE_CHECKING:
     from typing import Any
 
@@ -252,7 +256,7 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         if path is None:
             path = self._raw_flag("macro")
         if path is not None:
-            from ._macro import merge_macro, read_macro_files
+            from ..config._macro import merge_macro, read_macro_files
 
             for _, macro in read_macro_files(path):
                 merge_macro(self._tree, macro)
@@ -311,7 +315,7 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         return self
 
     def _checkpoint_state(self) -> dict[str, Any]:
-        from ._random_state import capture_random_state
+        from ..checkpoint._random_state import capture_random_state
 
         excluded = _PROCESS_ATTRIBUTES.union(self._meta_config["exclude_attrs_from_save"])
         state = {k: v for k, v in self.__dict__.items() if k not in excluded}
@@ -334,8 +338,8 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
                 return self
             if self.step % int(every):
                 return self
-        from ._checkpoint_io import save_checkpoint
-        from ._random_state import capture_random_state
+        from ..checkpoint._io import save_checkpoint
+        from ..checkpoint._random_state import capture_random_state
 
         directory = os.path.join(self._require_directory("checkpoint"), "Weights")
         self.execute_hooks(PRE_CHECKPOINT)
@@ -354,8 +358,8 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         Attributes registered as unpickleable keep their current values. Runs the
         ``'post_load'`` hooks afterwards.
         """
-        from ._checkpoint_io import load_checkpoint, load_latest_valid
-        from ._random_state import restore_random_state
+        from ..checkpoint._io import load_checkpoint, load_latest_valid
+        from ..checkpoint._random_state import restore_random_state
 
         directory = os.path.join(self._require_directory("load_from_checkpoint"), "Weights")
         if step is None:  # other ranks: the checkpoint rank 0 resumes from (not a newer one)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
+from typing import TYPE_CHECKING
+
 if TYPE_CHECKING:
     from typing import Any
 

@@ -22,10 +22,10 @@ from __future__ import annotations
 import random
 import sys
 import warnings
+from typing import TYPE_CHECKING
 
-from ._errors import CheckpointError
+from .._errors import CheckpointError
 
-TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
 if TYPE_CHECKING:
     from typing import Any
 

@@ -32,10 +32,10 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ._checkpoint import list_checkpoints
-from ._errors import ExperimentDirectoryError
-from ._fs import atomic_write_text, keep_previous_version
-from ._lock import is_locked
+from .._errors import ExperimentDirectoryError
+from ..checkpoint._files import list_checkpoints
+from ..directory._fs import atomic_write_text, keep_previous_version
+from ..directory._lock import is_locked
 from ._provenance import (
     git_diff,
     host_name,
@@ -45,7 +45,9 @@ from ._provenance import (
 )
 
 if TYPE_CHECKING:
-    from ._experiment import BaseExperiment
+    from collections.abc import Callable
+
+    from ..config._arguments import Arguments
 
 __all__ = [
     "PATCH_NAME",
@@ -78,7 +80,7 @@ _HISTORY_FIELDS = ("attempt", "status", "exception", "message", "exit_code", "st
 
 def _is_main_process() -> bool:
     """Whether this process writes the record (rank 0 of a torchrun or SLURM job)."""
-    from ._distributed import is_main_process
+    from ..distributed._ranks import is_main_process
 
     return is_main_process()
 
@@ -116,7 +118,7 @@ def _short_message(error: BaseException) -> str | None:
 
 def classify_exit(error: BaseException | None) -> tuple[str, int | None]:
     """``(status, exit_code)`` of a run that ended with ``error`` (None: returned normally)."""
-    from ._preemption import PREEMPTION_EXIT_CODE, Preempted
+    from ..distributed._preemption import PREEMPTION_EXIT_CODE, Preempted
 
     if error is None:
         return "finished", 0
@@ -218,7 +220,7 @@ class RunRecord:
         if error is not None:
             self.finish(*classify_exit(error), error=error)
             return
-        from . import _preemption
+        from ..distributed import _preemption
 
         if _preemption.requested():
             self.finish("preempted", _preemption.PREEMPTION_EXIT_CODE)
@@ -270,26 +272,27 @@ def _write_patch(directory: str, patch: str | None, history: list[dict[str, Any]
         return {"skipped": f"the uncommitted changes are {len(data)} bytes, more than the "
                            f"{_MAX_PATCH_BYTES} kept"}
     if existing != data:
-        from ._fs import atomic_write_bytes
+        from ..directory._fs import atomic_write_bytes
 
         atomic_write_bytes(path, data, durable=False)
     return PATCH_NAME
 
 
-def start_run_record(experiment: BaseExperiment) -> RunRecord | None:
-    """Write the start of a run to ``<experiment directory>/Configurations/run.json``.
+def start_run_record(directory: str, *, experiment_class: str, argv: list[str] | None,
+                     args: Arguments | None, current_step: Callable[[], int | None]
+                     ) -> RunRecord | None:
+    """Write the start of a run to ``<directory>/Configurations/run.json``.
 
-    Called by ``auto_setup()`` once the configuration is dumped and the writer lock is held.
+    Called by ``auto_setup()`` once the configuration is dumped and the writer lock is held,
+    with the experiment's class path, its command line (``argv`` and its parsed ``args``) and a
+    function that tells its current step (the record's end says where the run stopped).
     Returns None in processes other than the main one, which write nothing. A record that
     cannot be written costs a warning, not the run.
     """
-    if experiment.experiment_directory is None or not _is_main_process():
+    if not _is_main_process():
         return None
-    directory = os.path.abspath(experiment.experiment_directory)
-    from ._checkpoint import class_path
-
-    args = experiment._args
-    argv = list(experiment._argv if experiment._argv is not None else sys.argv)
+    directory = os.path.abspath(directory)
+    argv = list(argv if argv is not None else sys.argv)
     flags = args.flags if args is not None else {}
     raw_inherit, raw_macro = flags.get("inherit"), flags.get("macro")
     inherit = raw_inherit if isinstance(raw_inherit, str) else None
@@ -323,7 +326,7 @@ def start_run_record(experiment: BaseExperiment) -> RunRecord | None:
         "attempt": len(history) + 1,
         "resumed": resume,
         "final_step": None,
-        "experiment_class": class_path(experiment),
+        "experiment_class": experiment_class,
         "command": {
             "argv": argv,
             "orig_argv": list(getattr(sys, "orig_argv", [sys.executable, *argv])),
@@ -356,13 +359,6 @@ def start_run_record(experiment: BaseExperiment) -> RunRecord | None:
                       RuntimeWarning, stacklevel=3)
         return None
     import atexit
-    import weakref
-
-    reference = weakref.ref(experiment)
-
-    def current_step() -> int | None:
-        alive = reference()
-        return None if alive is None else alive.step
 
     record._step = current_step
     atexit.register(record._at_exit)
@@ -372,7 +368,7 @@ def start_run_record(experiment: BaseExperiment) -> RunRecord | None:
 def _macro_paths(spec: str | None) -> list[str]:
     if not spec:
         return []
-    from ._macro import _split_spec
+    from ..config._macro import _split_spec
 
     return [os.path.abspath(os.path.expanduser(path)) for path in _split_spec(spec)]
 
@@ -380,8 +376,7 @@ def _macro_paths(spec: str | None) -> list[str]:
 def _describe_inherit(inherit: str | None) -> dict[str, Any] | None:
     if inherit is None:
         return None
-    from ._directory import CONFIG_FILE_NAME
-    from ._setup import inherit_source
+    from ..directory._layout import CONFIG_FILE_NAME, inherit_source
 
     try:
         source: str | None = os.path.abspath(inherit_source(inherit, CONFIG_FILE_NAME))

@@ -26,11 +26,11 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Mapping, MutableMapping
+from typing import TYPE_CHECKING
 
-from speedrun._errors import ConfigError
-from speedrun._yaml import load_mapping
+from .._errors import ConfigError
+from ._yaml import load_mapping
 
-TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
 if TYPE_CHECKING:
     from typing import Any
 

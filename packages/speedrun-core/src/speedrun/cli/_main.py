@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._errors import SpeedrunError
+from .._errors import SpeedrunError
+from ..experiment._runinfo import PATCH_NAME, latest_valid_checkpoint, resolve_status
 from ._inspection import (
     Problem,
     Run,
@@ -35,7 +36,6 @@ from ._inspection import (
     one_line,
     summarize,
 )
-from ._runinfo import PATCH_NAME, latest_valid_checkpoint, resolve_status
 
 __all__ = ["main"]
 
@@ -72,7 +72,7 @@ def _plain_string(text: str) -> bool:
     """Whether ``text`` reads back as the same string when written without quotes."""
     if not text or text != text.strip() or any(ch in text for ch in "\n#:{}[],&*!|>'\"%@`"):
         return False
-    from ._yaml import loads_yaml
+    from ..config._yaml import loads_yaml
 
     try:
         return bool(loads_yaml(text) == text)
@@ -341,8 +341,8 @@ def command_show(args: Any) -> int:
 def command_mixins(args: Any) -> int:
     from importlib.metadata import entry_points
 
-    from ._mixins import LEGACY_MIXINS
-    from ._provenance import speedrun_distributions
+    from .._mixins import LEGACY_MIXINS
+    from ..experiment._provenance import speedrun_distributions
 
     distributions = speedrun_distributions()
     mixins: list[dict[str, Any]] = []
@@ -394,12 +394,11 @@ def command_completion(args: Any) -> int:
 
 def _parser() -> Any:
     import argparse
-
-    from . import __version__
+    from importlib.metadata import version
 
     parser = argparse.ArgumentParser(
         prog="speedrun", description="List, compare and explain speedrun experiment directories.")
-    parser.add_argument("--version", action="version", version=f"speedrun-core {__version__}")
+    parser.add_argument("--version", action="version", version=f"speedrun-core {version('speedrun-core')}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     ls = commands.add_parser("ls", help="one row per experiment directory, oldest first",

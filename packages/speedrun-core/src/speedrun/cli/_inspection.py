@@ -12,8 +12,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ._errors import ExperimentDirectoryError, SpeedrunError
-from ._runinfo import (
+from .._errors import ExperimentDirectoryError, SpeedrunError
+from ..experiment._runinfo import (
     last_activity,
     latest_valid_checkpoint,
     read_run_record,
@@ -72,7 +72,7 @@ def _loader() -> type:
     """speedrun's loader, except that arrays and tensors stay :class:`Tagged` data."""
     global _inspect_loader
     if _inspect_loader is None:
-        from ._yaml import SpeedrunLoader, _construct_array_data
+        from ..config._yaml import SpeedrunLoader, _construct_array_data
 
         class InspectLoader(SpeedrunLoader):  # type: ignore[misc, valid-type, unused-ignore]
             pass
@@ -97,8 +97,8 @@ def load_config(path: str | os.PathLike[str]) -> dict[Any, Any]:
     ConfigError
         The file is missing, unreadable, malformed, or its top level is not a mapping.
     """
-    from ._errors import ConfigError
-    from ._yaml import _load
+    from .._errors import ConfigError
+    from ..config._yaml import _load
 
     name = os.fspath(path)
     try:
@@ -143,7 +143,7 @@ def display_path(path: str) -> str:
 
 
 def _is_experiment(path: str) -> bool:
-    from ._directory import is_experiment_directory
+    from ..directory._layout import is_experiment_directory
 
     if is_experiment_directory(path):
         return True
@@ -224,7 +224,7 @@ def find_experiments(roots: Sequence[str],
 
 def _legacy_start(directory: str) -> float | None:
     """When a run without a record started: its marker's date, else its config's mtime."""
-    from ._directory import read_marker
+    from ..directory._layout import read_marker
 
     marker = read_marker(directory)
     if marker and isinstance(marker.get("created"), str):
@@ -396,7 +396,7 @@ class Run:
         """The command line's script, extra positionals and flags, paths made absolute."""
         if not self.record:
             return None
-        from ._arguments import parse_arguments
+        from ..config._arguments import parse_arguments
 
         command = self.record.get("command") or {}
         argv = command.get("argv") or []

@@ -14,16 +14,16 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from ._checkpoint import (
+from .._errors import CheckpointError
+from ._files import (
     CHECKPOINT_VERSION,
     SERIALIZERS,
     _CorruptCheckpointError,
     _MissingLibraryError,
 )
-from ._errors import CheckpointError
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path

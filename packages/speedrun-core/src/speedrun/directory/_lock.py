@@ -18,10 +18,11 @@ import sys
 import time
 import warnings
 
-from speedrun._errors import ExperimentDirectoryError, LockError
-
 # Kept off the start-up path: pathlib, json and typing are imported only where they are used.
-TYPE_CHECKING = False
+from typing import TYPE_CHECKING
+
+from .._errors import ExperimentDirectoryError, LockError
+
 if TYPE_CHECKING:
     from pathlib import Path
     from types import TracebackType

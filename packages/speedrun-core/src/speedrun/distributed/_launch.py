@@ -23,29 +23,27 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from ._distributed import (
+from .._errors import CheckpointError, ExperimentDirectoryError, SpeedrunError
+from ._ranks import (
     _POLL_SECONDS,
     _env_int,
     checkpoint_map_location,
     get_rank,
     get_world_size,
 )
-from ._errors import CheckpointError, ExperimentDirectoryError, SpeedrunError
 
-TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
 if TYPE_CHECKING:
     from typing import Any
-
-    from ._experiment import BaseExperiment
 
 __all__ = [
     "LAUNCH_FILE_NAME",
     "announce_failure_at_exit",
     "announce_setup",
-    "follow_main_setup",
     "launch_id",
     "load_announced_checkpoint",
+    "remember_resume_steps",
     "wait_for_main_setup",
 ]
 
@@ -133,8 +131,8 @@ def announce_setup(directory: str, *, checkpoints: list[int], config_dumped: boo
     """Main process: tell the other processes that ``directory`` is set up (see module docs)."""
     import json
 
-    from ._fs import atomic_write_text
-    from ._lock import _hostname
+    from ..directory._fs import atomic_write_text
+    from ..directory._lock import _hostname
 
     record = {
         "format": _LAUNCH_FORMAT,
@@ -169,9 +167,9 @@ def _announce_failure(directory: str) -> None:
         return
     import json
 
-    from ._directory import is_experiment_directory
-    from ._fs import atomic_write_text
-    from ._lock import _hostname
+    from ..directory._fs import atomic_write_text
+    from ..directory._layout import is_experiment_directory
+    from ..directory._lock import _hostname
 
     try:
         if not is_experiment_directory(directory):
@@ -218,7 +216,7 @@ def wait_for_main_setup(directory: str, timeout: float | None = None) -> dict[st
         When the main process let go of the directory without announcing (it failed), or after
         ``timeout`` seconds (default ``SPEEDRUN_SETUP_TIMEOUT``, 600).
     """
-    from ._lock import _describe_holder, read_lock_holder
+    from ..directory._lock import _describe_holder, read_lock_holder
 
     token = launch_id()
     path = os.path.join(directory, LAUNCH_FILE_NAME)
@@ -275,34 +273,11 @@ def wait_for_main_setup(directory: str, timeout: float | None = None) -> dict[st
         time.sleep(_POLL_SECONDS)
 
 
-def follow_main_setup(experiment: BaseExperiment, update_git_revision: bool,
-                      dump_configuration: bool) -> BaseExperiment:
-    """``auto_setup()`` of a process other than the main one: wait, then read what it resolved.
-
-    Nothing is written: the directory, the configuration dump and the writer lock belong to the
-    main process. The configuration is the one the main process dumped (identical by
-    construction); with ``dump_configuration=False`` it is resolved here from the same command
-    line and files, as the main process did.
-    """
-    from . import _preemption
-
-    args = experiment._require_args()
-    resume, _, inherit = experiment._setup_flags()
-    if not args.positionals:
-        experiment.parse_experiment_directory()  # raises the usual error
-    record = wait_for_main_setup(os.fspath(args.positionals[0]))
-    experiment.parse_experiment_directory()  # records the path; only rank 0 creates folders
-    if dump_configuration and record.get("config_dumped"):
-        experiment.read_config_file()
-    else:
-        experiment._resolve_configuration(inherit, resume, update_git_revision)
-    _preemption.install(experiment.get("speedrun/preemption_signals", _preemption.DEFAULT_SIGNALS))
-    steps = [step for step in record.get("checkpoints") or [] if isinstance(step, int)]
-    experiment._resume_pending = bool(resume and steps)
+def remember_resume_steps(checkpoint_directory: str, steps: list[int]) -> None:
+    """Other ranks: record the checkpoint steps rank 0 found at set-up (from its announcement),
+    so that :func:`load_announced_checkpoint` loads the one rank 0 resumes from."""
     if steps:
-        weights = os.path.join(os.fspath(args.positionals[0]), "Weights")
-        _resume_steps[os.path.abspath(weights)] = sorted(steps)
-    return experiment
+        _resume_steps[os.path.abspath(checkpoint_directory)] = sorted(steps)
 
 
 def load_announced_checkpoint(checkpoint_directory: str, experiment_class: str) -> Any:
@@ -312,7 +287,8 @@ def load_announced_checkpoint(checkpoint_directory: str, experiment_class: str) 
     steps = _resume_steps.get(os.path.abspath(checkpoint_directory))
     if not steps or get_rank() == 0:
         return None
-    from ._checkpoint import _CorruptCheckpointError, list_checkpoints, load_checkpoint
+    from ..checkpoint._files import _CorruptCheckpointError, list_checkpoints
+    from ..checkpoint._io import load_checkpoint
 
     files = dict(list_checkpoints(checkpoint_directory))  # newest file name per step wins
     failures = []

@@ -9,7 +9,7 @@ process group is initialised (only if torch is already imported: asking never im
 from the launcher's environment variables.
 
 The set-up barrier of ``auto_setup()`` (rank 0 sets the directory up, the others wait for
-it) is in :mod:`speedrun._launch`.
+it) is in :mod:`speedrun.distributed._launch`.
 
 Checkpoints and random state
 ----------------------------
@@ -33,10 +33,10 @@ import os
 import sys
 import time
 import warnings
+from typing import TYPE_CHECKING
 
-from ._errors import CheckpointError, SpeedrunError
+from .._errors import CheckpointError, SpeedrunError
 
-TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, TypeVar
@@ -209,7 +209,7 @@ def save_rank_random_state(checkpoint_directory: str, step: int, state: dict[str
     """
     import pickle
 
-    from ._fs import atomic_write_bytes
+    from ..directory._fs import atomic_write_bytes
 
     rank = get_rank() if rank is None else rank
     path = rank_state_path(checkpoint_directory, step, rank)
@@ -316,7 +316,7 @@ def wait_after_preemption_checkpoint(directory: str | None) -> None:
     distributed.barrier()
     if directory is None or get_rank() == 0:
         return
-    from ._lock import is_locked
+    from ..directory._lock import is_locked
 
     deadline = time.monotonic() + _EXIT_WAIT_SECONDS
     while time.monotonic() < deadline:

@@ -3,9 +3,10 @@ clean-up hooks, and the decorators that mark methods for them."""
 
 from __future__ import annotations
 
-from ._errors import DispatchError
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
+from .._errors import DispatchError
+
 if TYPE_CHECKING:
     from typing import Any, Callable, TypeVar
 

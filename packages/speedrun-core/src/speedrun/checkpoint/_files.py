@@ -5,11 +5,10 @@ Files named like the original speedrun's ``ckpt_iter_{step}.pt`` are discovered 
 knows which files are checkpoints (:func:`list_checkpoints`, :func:`find_checkpoint`) and which
 may go (:func:`prune_checkpoints`); writing and reading them (:func:`save_checkpoint`,
 :func:`load_checkpoint`, :func:`load_latest_valid`, the envelope and the serializers) lives in
-:mod:`speedrun._checkpoint_io` and is importable from here as well.
+:mod:`speedrun.checkpoint._io`, which builds on this module.
 
 This module is on every run's start-up path, so it imports only light modules: pathlib is
-imported when there are checkpoint files to return, and :mod:`speedrun._checkpoint_io` (which
-imports pickle, torch or dill only when it saves or loads) when one of its names is first used.
+imported when there are checkpoint files to return.
 """
 
 from __future__ import annotations
@@ -20,15 +19,14 @@ import re
 import stat
 import warnings
 from collections import namedtuple
+from typing import TYPE_CHECKING
 
-from ._errors import CheckpointError
+from .._errors import CheckpointError
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-    from ._checkpoint_io import load_checkpoint, load_latest_valid, save_checkpoint
 
     PathLike = str | os.PathLike[str]
 
@@ -41,10 +39,7 @@ __all__ = [
     "class_path",
     "find_checkpoint",
     "list_checkpoints",
-    "load_checkpoint",
-    "load_latest_valid",
     "prune_checkpoints",
-    "save_checkpoint",
 ]
 
 CHECKPOINT_FORMAT = "speedrun-checkpoint"
@@ -56,8 +51,6 @@ SERIALIZERS = ("torch", "dill", "pickle")
 _NAME_PATTERN = r"^(checkpoint|ckpt)_iter_(0|[1-9][0-9]*)\.pt$"
 _TEMP_PATTERN = r"^\.(?:checkpoint|ckpt)_iter_(?:0|[1-9][0-9]*)\.pt\.[A-Za-z0-9_]+\.tmp$"
 
-# Defined in speedrun._checkpoint_io, resolved on first use by the module __getattr__ below.
-_IO_NAMES = frozenset({"load_checkpoint", "load_latest_valid", "save_checkpoint"})
 
 
 class Checkpoint(
@@ -122,17 +115,6 @@ def class_path(obj: Any) -> str:
     """Return ``"module.QualName"`` of a class, or of an instance's class."""
     cls = obj if isinstance(obj, type) else type(obj)
     return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def __getattr__(name: str) -> Any:
-    """Resolve the save and load functions from :mod:`speedrun._checkpoint_io` on first use."""
-    if name in _IO_NAMES:
-        from . import _checkpoint_io
-
-        value = getattr(_checkpoint_io, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -233,7 +233,7 @@ compdef _speedrun speedrun
 
 
 def _check_commands(commands: Sequence[str]) -> list[str]:
-    from ._errors import ArgumentError
+    from .._errors import ArgumentError
 
     names = list(dict.fromkeys(commands))
     for name in names:
@@ -289,8 +289,8 @@ def _experiment_arguments(words: list[str]) -> list[str]:
 
 def _config_of(arguments: list[str]) -> dict[Any, Any] | None:
     """The configuration an experiment started with these arguments would read."""
-    from ._arguments import parse_arguments
-    from ._errors import SpeedrunError
+    from .._errors import SpeedrunError
+    from ..config._arguments import parse_arguments
     from ._inspection import load_config
 
     if not arguments:
@@ -303,8 +303,7 @@ def _config_of(arguments: list[str]) -> dict[Any, Any] | None:
     inherit, macro = flags.get("inherit"), flags.get("macro")
     sources = []
     if isinstance(inherit, str):
-        from ._directory import CONFIG_FILE_NAME
-        from ._setup import inherit_source
+        from ..directory._layout import CONFIG_FILE_NAME, inherit_source
 
         try:
             sources.append(inherit_source(inherit, CONFIG_FILE_NAME))
@@ -320,7 +319,7 @@ def _config_of(arguments: list[str]) -> dict[Any, Any] | None:
         except (SpeedrunError, OSError):
             continue
     if isinstance(macro, str):
-        from ._macro import _split_spec, merge_macro
+        from ..config._macro import _split_spec, merge_macro
 
         for path in _split_spec(macro):
             try:

@@ -8,10 +8,10 @@ a ``dict`` that clears the memo whenever it is changed, however it is reached.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from ._errors import ConfigError
+from .._errors import ConfigError
 
-TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
 if TYPE_CHECKING:
     from typing import Any
 

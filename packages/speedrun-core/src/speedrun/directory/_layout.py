@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 
-from speedrun._errors import ExperimentDirectoryError
-from speedrun._fs import atomic_write_text, fsync_directory
-from speedrun._lock import (
+# Kept off the start-up path: pathlib, json and typing are imported only where they are used.
+from typing import TYPE_CHECKING
+
+from .._errors import ConfigError, ExperimentDirectoryError
+from ._fs import atomic_write_text, fsync_directory
+from ._lock import (
     LOCK_NAME,
     _clean_path,
     _describe_holder,
@@ -21,8 +24,6 @@ from speedrun._lock import (
     _take_for_removal,
 )
 
-# Kept off the start-up path: pathlib, json and typing are imported only where they are used.
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any, NoReturn
@@ -39,6 +40,7 @@ __all__ = [
     "SUBDIRECTORIES",
     "WEIGHTS",
     "ensure_experiment_directory",
+    "inherit_source",
     "is_experiment_directory",
     "prepare_experiment_directory",
     "purge_experiment_directory",
@@ -401,3 +403,26 @@ def _rename_and_delete(directory: str, real: str) -> None:
             f"is gone. Fix: delete {hidden} yourself."
         ) from error
     fsync_directory(parent)
+
+
+def inherit_source(source: str, file_name: str) -> str:
+    """The configuration file that ``--inherit source`` refers to."""
+    if source.endswith((".yml", ".yaml")):
+        if not os.path.isfile(source):
+            raise ConfigError(f"--inherit {source}: no such file. Expected an existing .yml "
+                              f"file or experiment directory.")
+        return source
+    if not os.path.isdir(source):
+        raise ConfigError(f"--inherit {source}: no such experiment directory. Expected a folder "
+                          f"with {CONFIGURATIONS}/{file_name}, or a .yml file.")
+    folder = os.path.join(source, CONFIGURATIONS)
+    candidate = os.path.join(folder, file_name)
+    if os.path.isfile(candidate):
+        return candidate
+    found = sorted(name for name in os.listdir(folder) if name.endswith((".yml", ".yaml"))) \
+        if os.path.isdir(folder) else []
+    if len(found) == 1:
+        return os.path.join(folder, found[0])
+    raise ConfigError(f"--inherit {source}: expected {candidate}, which does not exist; "
+                      f"Configurations/ holds {found or 'no .yml files'}. Inherit from a run that "
+                      f"was set up, or name the .yml file directly.")

@@ -23,10 +23,10 @@ import signal
 import threading
 import warnings
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from ._errors import SpeedrunError
+from .._errors import SpeedrunError
 
-TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
 if TYPE_CHECKING:
     from typing import Any
 

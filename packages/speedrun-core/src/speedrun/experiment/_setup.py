@@ -11,23 +11,26 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from typing import TYPE_CHECKING
 
-from . import _distributed, _launch, _preemption
-from ._arguments import Arguments, parse_arguments
-from ._checkpoint import list_checkpoints
-from ._config import diff_overrides
-from ._directory import CONFIG_FILE_NAME, purge_experiment_directory
-from ._errors import ArgumentError, ConfigError, ExperimentDirectoryError
-from ._lock import WriterLock
+from .._errors import ArgumentError, ConfigError, ExperimentDirectoryError
+from ..checkpoint._files import list_checkpoints
+from ..config._arguments import Arguments, parse_arguments
+from ..config._tree import diff_overrides
+from ..directory._layout import WEIGHTS, purge_experiment_directory
+from ..directory._lock import WriterLock
+from ..distributed import _launch, _preemption
+from ..distributed import _ranks as _distributed
 from ._provenance import git_state, prefetch_git_state
 
-TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypeVar
 
-    from ._experiment import BaseExperiment
+    from ._runinfo import RunRecord
 
-__all__ = ["CONFIG_FILE_NAME", "CommandLineSetup", "inherit_source"]
+    S = TypeVar("S", bound="CommandLineSetup")
+
+__all__ = ["CommandLineSetup"]
 
 
 
@@ -38,7 +41,7 @@ class CommandLineSetup:
     _args: Arguments | None = None
 
     # -- command line --------------------------------------------------------------------------
-    def record_args(self) -> BaseExperiment:
+    def record_args(self: S) -> S:
         """Record and parse ``sys.argv``; needed before ``get_arg``."""
         self._argv = list(sys.argv)
         self._args = parse_arguments(self._argv)
@@ -79,7 +82,7 @@ class CommandLineSetup:
             raise ArgumentError(f"expected --{tag} VALUE on the command line, got {args.argv[1:]}")
         return default
 
-    def update_configuration_from_args(self, strict: bool | None = None) -> BaseExperiment:
+    def update_configuration_from_args(self: S, strict: bool | None = None) -> S:
         """Apply ``--config.a.b VALUE`` overrides, in order.
 
         Overrides of keys the config lacks, or that change a value's type, are listed on
@@ -102,7 +105,7 @@ class CommandLineSetup:
             self._tree.assign(path, value)
         return self
 
-    def parse_experiment_directory(self) -> BaseExperiment:
+    def parse_experiment_directory(self: S) -> S:
         """Set the experiment directory from the first positional command-line argument."""
         args = self._require_args()
         if not args.positionals:
@@ -115,7 +118,7 @@ class CommandLineSetup:
         return self
 
     def purge_existing_experiment_directory(
-            self, experiment_directory: str | None = None) -> BaseExperiment:
+            self: S, experiment_directory: str | None = None) -> S:
         """Delete a speedrun experiment directory (refused for anything else)."""
         if experiment_directory is None:
             args = self._require_args()
@@ -126,7 +129,7 @@ class CommandLineSetup:
         return self
 
     # -- provenance ----------------------------------------------------------------------------
-    def update_git_revision(self, overwrite: bool = False) -> BaseExperiment:
+    def update_git_revision(self: S, overwrite: bool = False) -> S:
         """Record the git revision (``git_rev``) and dirty flag (``git_dirty``) in the config."""
         if overwrite or self.get("git_rev") is None:
             state = git_state()
@@ -163,8 +166,8 @@ class CommandLineSetup:
         if update_git_revision:
             self.update_git_revision(overwrite=True)
 
-    def auto_setup(self, update_git_revision: bool = True,
-                   dump_configuration: bool = True) -> BaseExperiment:
+    def auto_setup(self: S, update_git_revision: bool = True,
+                   dump_configuration: bool = True) -> S:
         """Set the run up from the command line.
 
         ``python exp.py DIR [--inherit DIR_OR_YML] [--macro a.yml:b.yml]
@@ -177,7 +180,7 @@ class CommandLineSetup:
         """
         self.record_args()
         if not _distributed.is_main_process():  # wait for rank 0's set-up, then read its result
-            return _launch.follow_main_setup(self, update_git_revision, dump_configuration)
+            return self._follow_main_setup(update_git_revision, dump_configuration)
         if self._world_size > 1:  # should this set-up fail, the other ranks learn it at exit
             positionals = self._require_args().positionals
             _launch.announce_failure_at_exit(positionals[0] if positionals else None)
@@ -199,9 +202,7 @@ class CommandLineSetup:
         self._resolve_configuration(inherit, resume, update_git_revision)
         if dump_configuration:
             self.dump_configuration()
-        from ._runinfo import start_run_record
-
-        self._run_record = start_run_record(self)  # Configurations/run.json (main process only)
+        self._run_record = self._start_run_record()  # Configurations/run.json (main process)
         _preemption.install(self.get("speedrun/preemption_signals", _preemption.DEFAULT_SIGNALS))
         if resume:
             if existing:
@@ -209,32 +210,49 @@ class CommandLineSetup:
             else:
                 warnings.warn(f"--resume: no checkpoint in {self.checkpoint_directory} yet; "
                               f"starting from step 0", stacklevel=2)
-        if self._world_size > 1:  # the other ranks wait in follow_main_setup() for this
+        if self._world_size > 1:  # the other ranks wait in _follow_main_setup() for this
             _launch.announce_setup(self._require_directory("auto_setup"),
                                    checkpoints=[step for step, _ in existing],
                                    config_dumped=dump_configuration)
         return self
 
+    def _follow_main_setup(self: S, update_git_revision: bool, dump_configuration: bool) -> S:
+        """``auto_setup()`` of a process other than the main one: wait, then read what it resolved.
 
+        Nothing is written: the directory, the configuration dump and the writer lock belong to
+        the main process. The configuration is the one the main process dumped (identical by
+        construction); with ``dump_configuration=False`` it is resolved here from the same
+        command line and files, as the main process did.
+        """
+        args = self._require_args()
+        resume, _, inherit = self._setup_flags()
+        if not args.positionals:
+            self.parse_experiment_directory()  # raises the usual error
+        record = _launch.wait_for_main_setup(os.fspath(args.positionals[0]))
+        self.parse_experiment_directory()  # records the path; only rank 0 creates folders
+        if dump_configuration and record.get("config_dumped"):
+            self.read_config_file()
+        else:
+            self._resolve_configuration(inherit, resume, update_git_revision)
+        _preemption.install(self.get("speedrun/preemption_signals", _preemption.DEFAULT_SIGNALS))
+        steps = [step for step in record.get("checkpoints") or [] if isinstance(step, int)]
+        self._resume_pending = bool(resume and steps)
+        _launch.remember_resume_steps(os.path.join(os.fspath(args.positionals[0]), WEIGHTS), steps)
+        return self
 
-def inherit_source(source: str, file_name: str) -> str:
-    """The configuration file that ``--inherit source`` refers to."""
-    if source.endswith((".yml", ".yaml")):
-        if not os.path.isfile(source):
-            raise ConfigError(f"--inherit {source}: no such file. Expected an existing .yml "
-                              f"file or experiment directory.")
-        return source
-    if not os.path.isdir(source):
-        raise ConfigError(f"--inherit {source}: no such experiment directory. Expected a folder "
-                          f"with Configurations/{file_name}, or a .yml file.")
-    folder = os.path.join(source, "Configurations")
-    candidate = os.path.join(folder, file_name)
-    if os.path.isfile(candidate):
-        return candidate
-    found = sorted(name for name in os.listdir(folder) if name.endswith((".yml", ".yaml"))) \
-        if os.path.isdir(folder) else []
-    if len(found) == 1:
-        return os.path.join(folder, found[0])
-    raise ConfigError(f"--inherit {source}: expected {candidate}, which does not exist; "
-                      f"Configurations/ holds {found or 'no .yml files'}. Inherit from a run that "
-                      f"was set up, or name the .yml file directly.")
+    def _start_run_record(self) -> RunRecord | None:
+        """Write ``Configurations/run.json`` (main process only; see :mod:`._runinfo`)."""
+        import weakref
+
+        from ..checkpoint._files import class_path
+        from ._runinfo import start_run_record
+
+        reference = weakref.ref(self)  # the record must not keep the experiment alive
+
+        def current_step() -> int | None:
+            alive = reference()
+            return None if alive is None else alive.step
+
+        return start_run_record(self._require_directory("auto_setup"),
+                                experiment_class=class_path(self), argv=self._argv,
+                                args=self._args, current_step=current_step)
