@@ -37,3 +37,10 @@ def write(tmp_path):
 def _no_git_from_outside(monkeypatch):
     # Keep provenance lookups inside tmp folders from walking up into the project's own repo.
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", os.path.dirname(os.getcwd()))
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(monkeypatch, tmp_path_factory):
+    # `speedrun mixins --keys` and completion cache the declared config keys under
+    # XDG_CACHE_HOME: never in the user's own cache.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))

@@ -56,7 +56,8 @@ def workspace(tmp_path):
     (project / "macro.yml").write_text("augment: {flip: true}\n")
     (project / "train.py").write_text("# an experiment script\n")
     env = {"PATH": f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin",
-           "HOME": str(tmp_path / "home"), "LC_ALL": "C"}
+           "HOME": str(tmp_path / "home"), "LC_ALL": "C",
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}  # the declared-keys cache
     return project, env
 
 
@@ -110,9 +111,12 @@ def test_config_keys_from_the_inherit_target_and_from_dir(workspace):
          "train_config.yml --macro macro.yml --config.a"),
     ]))
     assert candidates(out) == [
-        ["--config.empty", "--config.model.", "--config.seed", "--config.training."],
+        # speedrun/ and training/checkpoint_*: keys BaseExperiment declares (CONFIG_KEYS)
+        ["--config.empty", "--config.model.", "--config.seed", "--config.speedrun.",
+         "--config.training."],
         ["--config.training."],
-        ["--config.training.epochs", "--config.training.lr", "--config.training.schedule."],
+        ["--config.training.checkpoint_every", "--config.training.checkpoint_keep",
+         "--config.training.epochs", "--config.training.lr", "--config.training.schedule."],
         ["--config.training.schedule.name"],
         ["--config.augment."],
     ]
@@ -157,7 +161,7 @@ complete_line "python3 again"
     lines = out.splitlines()
     assert lines[:2] == ["late", "--"]
     assert lines[2] == "complete -F _speedrun_python_complete python3"
-    assert candidates("\n".join(lines[3:])) == [["--config.seed"], ["late"]]
+    assert candidates("\n".join(lines[3:])) == [["--config.seed", "--config.speedrun."], ["late"]]
 
 
 def test_sourcing_twice_does_not_wrap_twice(workspace):
@@ -187,7 +191,8 @@ complete_line "torchrun --nproc_per_node 2 train.py experiments/RUN-0 --config.m
 def test_candidates_for_command_line_forms(workspace, monkeypatch):
     project, _ = workspace
     monkeypatch.chdir(project)
-    keys = ["--config.empty", "--config.model.", "--config.seed", "--config.training."]
+    keys = ["--config.empty", "--config.model.", "--config.seed", "--config.speedrun.",
+            "--config.training."]
     assert config_key_candidates("--config.", "python train.py experiments/RUN-0 ") == keys
     assert config_key_candidates("--config.", "python -m pkg.train experiments/RUN-0 ") == keys
     assert config_key_candidates(
@@ -207,9 +212,9 @@ def test_folder_with_spaces_and_broken_configs(workspace, capsys, monkeypatch):
     monkeypatch.chdir(project)
     run = BaseExperiment(project / "my runs" / "RUN 1")
     run.set("lr", 0.1).dump_configuration()
-    assert config_key_candidates("--config.", "python t.py 'my runs/RUN 1' ") == ["--config.lr"]
-    assert config_key_candidates("--config.", 'python t.py "my runs/RUN 1" --config.') == \
-        ["--config.lr"]
+    keys = ["--config.lr", "--config.speedrun.", "--config.training."]  # + BaseExperiment's
+    assert config_key_candidates("--config.", "python t.py 'my runs/RUN 1' ") == keys
+    assert config_key_candidates("--config.", 'python t.py "my runs/RUN 1" --config.') == keys
     (project / "bad.yml").write_text("lr: [1\n")
     assert complete(["config", "--config.", "python t.py x --inherit bad.yml "]) == 0
     assert capsys.readouterr() == ("", "")  # nothing, and no traceback

@@ -27,6 +27,10 @@ Preemption
     :data:`speedrun.PREEMPTION_EXIT_CODE` are in :mod:`speedrun`.
 Optional imports
     :func:`require` imports a module or raises an ImportError that names the ``pip install``.
+The mixin contract
+    :class:`ConfigKey` declares a config key a class reads (listed in its ``CONFIG_KEYS``);
+    ``NOT_CHECKPOINTED`` (a class attribute) names the attributes that stay out of checkpoints.
+    Both are collected over the MRO; see ``BaseExperiment.config_value``.
 Hooks
     :data:`PRE_DISPATCH`, :data:`CLEAN_UP`, :data:`POST_LOAD`, :data:`PRE_CHECKPOINT`,
     :data:`HOOK_KEYS`, for
@@ -49,6 +53,7 @@ from ._errors import (
 from ._require import require
 from .checkpoint._files import list_checkpoints
 from .config._arguments import Arguments, parse_arguments
+from .config._keys import ConfigKey
 from .config._tree import diff_overrides
 from .config._yaml import dump_yaml, dumps_yaml, load_mapping, load_yaml, loads_yaml
 from .directory._fs import (
@@ -101,6 +106,7 @@ __all__ = [
     "ArgumentError",
     "Arguments",
     "CheckpointError",
+    "ConfigKey",
     "ConfigError",
     "DispatchError",
     "ExperimentDirectoryError",

@@ -329,6 +329,35 @@ def _config_of(arguments: list[str]) -> dict[Any, Any] | None:
     return config
 
 
+def _with_declared_keys(config: dict[Any, Any] | None) -> dict[Any, Any]:
+    """``config`` plus every key core and the installed mixins declare (config values win)."""
+    from ._keys import installed_config_keys
+
+    merged: dict[Any, Any] = {}
+    try:
+        rows, _ = installed_config_keys()
+    except Exception:  # noqa: BLE001 - completion never fails: the config's keys still complete
+        rows = []
+    for row in rows:
+        *parents, last = str(row["path"]).split("/")
+        node = merged
+        for part in parents:
+            child = node.get(part)
+            node = child if isinstance(child, dict) else node.setdefault(part, {})
+        node.setdefault(last, None)
+    return _merge(merged, config or {})
+
+
+def _merge(base: dict[Any, Any], over: dict[Any, Any]) -> dict[Any, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def config_key_candidates(current: str, line: str) -> list[str]:
     """The ``--config.a.b`` completions of ``current`` for the command line ``line``.
 
@@ -339,8 +368,9 @@ def config_key_candidates(current: str, line: str) -> list[str]:
     if not current.startswith(_PREFIX):
         return []
     config = _config_of(_experiment_arguments(_split_line(line)))
-    if not config:
+    if not config:  # not an experiment's command line: leave it to the shell's other completion
         return []
+    config = _with_declared_keys(config)
     *parents, last = current[len(_PREFIX):].split(".")
     node: Any = config
     for part in parents:

@@ -5,7 +5,8 @@
     speedrun ls [DIR ...] [--json]        one row per experiment directory, oldest first
     speedrun diff A B [--json]            config, git and command-line differences (exit 1)
     speedrun show A [--json]              config, lineage through --inherit, provenance
-    speedrun mixins [--json]              installed speedrun distributions and mixins
+    speedrun mixins [--keys] [--json]     installed speedrun distributions and mixins (--keys:
+                                          the config keys they read)
     speedrun completion bash|zsh          a completion script to source
 
 Every problem is one line on stderr: ``speedrun <command>: error: <what and how to fix>``.
@@ -358,6 +359,19 @@ def command_mixins(args: Any) -> int:
     installed = {mixin["class"].rpartition(".")[2] for mixin in mixins}
     missing = [{"class": name, "install": f"pip install speedrun-{suffix}"}
                for name, suffix in LEGACY_MIXINS.items() if name not in installed]
+    if args.keys:
+        from ._keys import installed_config_keys
+
+        keys, problems = installed_config_keys(refresh=True)
+        for problem in problems:
+            print(f"speedrun mixins: cannot load {problem}", file=sys.stderr)
+        if args.json:
+            _print_json({"config_keys": keys})
+        else:
+            print(_table(["KEY", "DEFAULT", "TYPE", "READ BY", "MEANING"],
+                         [[k["path"], k["default"], k["kinds"], k["owner"], k["doc"]]
+                          for k in keys]))
+        return EXIT_ERROR if problems else EXIT_OK
     if args.json:
         _print_json({"distributions": distributions, "mixins": mixins, "not_installed": missing})
         return EXIT_OK
@@ -432,6 +446,8 @@ def _parser() -> Any:
     mixins = commands.add_parser("mixins", help="installed speedrun distributions and mixins",
                                  description="Read from entry points; no mixin is imported.")
     mixins.add_argument("--json", action="store_true", help="print JSON")
+    mixins.add_argument("--keys", action="store_true",
+                        help="list the config keys that core and the installed mixins read")
     mixins.set_defaults(handler=command_mixins)
 
     completion = commands.add_parser(

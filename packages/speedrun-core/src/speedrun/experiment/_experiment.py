@@ -10,7 +10,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from .._errors import CheckpointError, ExperimentDirectoryError
 from ..checkpoint._files import (
@@ -32,22 +32,21 @@ from ..directory._layout import (
 from ..directory._lock import WriterLock
 from ..distributed import _launch, _preemption
 from ..distributed import _ranks as _distributed
+from ._contract import CORE_CONFIG_KEYS, declared_keys, not_checkpointed
 from ._dispatch import POST_LOAD, PRE_CHECKPOINT, Dispatcher
 from ._setup import CommandLineSetup
 
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..config._keys import ConfigKey
+
 
 __all__ = ["BaseExperiment"]
 
 _RANDOM_STATE_KEY = "__speedrun_random_state__"
-# Attributes that describe this process, not the experiment's progress: never checkpointed
-# and never overwritten by a load.
-_PROCESS_ATTRIBUTES = frozenset({
-    "_experiment_directory", "_tree", "_config_memo", "_meta_config", "_argv", "_args",
-    "_default_dispatch", "_writer_lock", "_resume_pending", "_world_size", "_run_record",
-})
+_MISSING = object()
+
 
 
 class BaseExperiment(CommandLineSetup, Dispatcher):
@@ -58,7 +57,19 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
     experiment_directory : str, optional
         The experiment's folder. It is created (if missing) with ``Configurations/``,
         ``Logs/``, ``Weights/`` and ``Plots/`` and a ``.speedrun`` marker.
+
+    The mixin contract (see ARCHITECTURE.md): a class lists in ``NOT_CHECKPOINTED`` the
+    attributes that never go into a checkpoint, and in ``CONFIG_KEYS`` the config keys it
+    reads; both are collected over the MRO.
     """
+
+    #: Attributes that describe this process, not the experiment's progress: never
+    #: checkpointed and never overwritten by a load.
+    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({
+        "_experiment_directory", "_tree", "_config_memo", "_meta_config", "_argv", "_args",
+        "_default_dispatch", "_writer_lock", "_resume_pending", "_world_size", "_run_record",
+    })
+    CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = CORE_CONFIG_KEYS
 
     def __init__(self, experiment_directory: str | os.PathLike[str] | None = None) -> None:
         self._experiment_directory: str | None = None
@@ -314,10 +325,41 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         excluded.extend(name for name in attributes if name not in excluded)
         return self
 
+    def _not_checkpointed(self) -> frozenset[str]:
+        """``NOT_CHECKPOINTED`` over the MRO plus the names given to ``register_unpickleable``."""
+        return not_checkpointed(type(self)).union(self._meta_config["exclude_attrs_from_save"])
+
+    def config_value(self, path: str) -> Any:
+        """The value of a declared config key (see ``CONFIG_KEYS``): the config's, validated, or
+        the declared default.
+
+        Raises
+        ------
+        KeyError
+            ``path`` is not declared by this class or any base class or mixin.
+        ConfigError
+            The config's value is not what the declaration accepts.
+        """
+        declared = declared_keys(type(self)).get(path)
+        if declared is None:
+            known = ", ".join(sorted(declared_keys(type(self)))) or "none"
+            raise KeyError(f"config key {path!r} is not declared in the CONFIG_KEYS of "
+                           f"{type(self).__name__} or its bases (declared: {known})")
+        key, owner = declared
+        value = self.get(path, _MISSING)
+        return key.default if value is _MISSING else key.validate(value, owner=owner)
+
+    def _validate_config_keys(self) -> None:
+        """Check every declared key the config sets (at set-up: a wrong value fails at once)."""
+        for path, (key, owner) in declared_keys(type(self)).items():
+            value = self.get(path, _MISSING)
+            if value is not _MISSING:
+                key.validate(value, owner=owner)
+
     def _checkpoint_state(self) -> dict[str, Any]:
         from ..checkpoint._random_state import capture_random_state
 
-        excluded = _PROCESS_ATTRIBUTES.union(self._meta_config["exclude_attrs_from_save"])
+        excluded = self._not_checkpointed()
         state = {k: v for k, v in self.__dict__.items() if k not in excluded}
         state[_RANDOM_STATE_KEY] = capture_random_state()
         return state
@@ -329,7 +371,7 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         ``training/checkpoint_keep`` keeps only the newest N checkpoints.
         """
         if not force:
-            every = self.get("training/checkpoint_every")
+            every = self.config_value("training/checkpoint_every")
             if not every:
                 if not self._cache.get("__speedrun_warned_checkpoint_every__"):
                     warnings.warn("checkpoint(force=False) saves nothing: set "
@@ -345,11 +387,11 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         self.execute_hooks(PRE_CHECKPOINT)
         if not _distributed.is_main_process():  # one checkpoint per save, from rank 0
             _distributed.save_rank_random_state(directory, self.step, capture_random_state(),
-                                                keep=self.get("training/checkpoint_keep"))
+                                                keep=self.config_value("training/checkpoint_keep"))
             return self
         save_checkpoint(directory, self.step, self._checkpoint_state(),
                         experiment_class=class_path(self),
-                        keep=self.get("training/checkpoint_keep"))
+                        keep=self.config_value("training/checkpoint_keep"))
         return self
 
     def load_from_checkpoint(self, step: int | None = None) -> BaseExperiment:
@@ -387,7 +429,7 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         random_state = state.pop(_RANDOM_STATE_KEY, None)
         if not _distributed.is_main_process():  # rank 0's is in the file; each rank has its own
             random_state = _distributed.load_rank_random_state(directory, loaded.step)
-        excluded = _PROCESS_ATTRIBUTES.union(self._meta_config["exclude_attrs_from_save"])
+        excluded = self._not_checkpointed()
         self.__dict__.update({k: v for k, v in state.items() if k not in excluded})
         if random_state is not None:
             restore_random_state(random_state)

@@ -163,6 +163,7 @@ class CommandLineSetup:
                     raise
         self.read_macro()
         self.update_configuration_from_args()
+        self._validate_config_keys()
         if update_git_revision:
             self.update_git_revision(overwrite=True)
 
@@ -203,7 +204,7 @@ class CommandLineSetup:
         if dump_configuration:
             self.dump_configuration()
         self._run_record = self._start_run_record()  # Configurations/run.json (main process)
-        _preemption.install(self.get("speedrun/preemption_signals", _preemption.DEFAULT_SIGNALS))
+        _preemption.install(self.config_value("speedrun/preemption_signals"))
         if resume:
             if existing:
                 self._resume_pending = True
@@ -232,9 +233,10 @@ class CommandLineSetup:
         self.parse_experiment_directory()  # records the path; only rank 0 creates folders
         if dump_configuration and record.get("config_dumped"):
             self.read_config_file()
+            self._validate_config_keys()
         else:
             self._resolve_configuration(inherit, resume, update_git_revision)
-        _preemption.install(self.get("speedrun/preemption_signals", _preemption.DEFAULT_SIGNALS))
+        _preemption.install(self.config_value("speedrun/preemption_signals"))
         steps = [step for step in record.get("checkpoints") or [] if isinstance(step, int)]
         self._resume_pending = bool(resume and steps)
         _launch.remember_resume_steps(os.path.join(os.fspath(args.positionals[0]), WEIGHTS), steps)
