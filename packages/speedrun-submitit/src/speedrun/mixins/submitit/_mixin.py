@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from speedrun.ext import ConfigKey
+
 if TYPE_CHECKING:
     from speedrun import BaseExperiment as _Base
 else:
@@ -22,12 +24,19 @@ class SubmititMixin(_Base):
     properties are ``None``, ``{}`` and ``0``.
     """
 
+    CONFIG_KEYS = (
+        ConfigKey("speedrun/sweep", None,
+                  "Written by speedrun-sweep into each point's config: name, index, point, "
+                  "overrides, base, sweep_file. Not set by hand.",
+                  kinds=(dict, type(None))),
+    )
+
     @property
     def sweep_point(self) -> dict[str, Any] | None:
         """The sweep record of this run's config (``speedrun/sweep``): ``name``, ``index``,
         ``point``, ``overrides``, ``base``, ``sweep_file``; None outside a sweep."""
-        record = self.get("speedrun/sweep")
-        return dict(record) if isinstance(record, dict) else None
+        record = self.config_value("speedrun/sweep")
+        return dict(record) if record is not None else None
 
     @property
     def sweep_overrides(self) -> dict[str, Any]:
