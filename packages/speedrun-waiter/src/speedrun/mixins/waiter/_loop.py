@@ -119,10 +119,10 @@ def _preemption_requested() -> BaseException | None:
         cause = f"signal {signal.Signals(number).name}" if number is not None else "a request"
     except ValueError:  # pragma: no cover - an unnamed signal number
         cause = f"signal {number}"
-    return Preempted(
+    return Preempted(message=(
         f"preemption requested by {cause} before the run started; nothing to save. Exiting "
         f"with status {PREEMPTION_EXIT_CODE} so the job can be requeued."
-    )
+    ))
 
 
 def _sleep_unless_preempted(seconds: float) -> BaseException | None:
