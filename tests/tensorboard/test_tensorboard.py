@@ -83,26 +83,29 @@ def test_without_directory_the_error_says_what_to_do():
         experiment.log_scalar("loss", 1.0)
 
 
-def test_clean_up_closes_and_a_later_log_opens_a_new_file(exp):
+def test_clean_up_closes_and_a_later_log_appends_to_the_same_file(exp):
     exp.log_scalar("loss", 1.0)
     exp.execute_hooks("clean_up")
-    assert exp._tensorboard_writer is None
+    assert exp._tensorboard_events.closed and exp.logger.file_writer is not None
     assert scalars(read(exp), "loss") == [(0, 1.0)]
     exp.next_step().log_scalar("loss", 2.0)
     exp.execute_hooks("clean_up")
-    assert len(event_files(exp)) == 2
+    assert len(event_files(exp)) == 1  # one event file per run and process
     assert scalars(read(exp), "loss") == [(0, 1.0), (1, 2.0)]
 
 
 def test_a_writer_closed_by_hand_is_replaced_not_reused(exp):
     exp.log_scalar("loss", 1.0)
-    exp.logger.close()  # tensorboardX would reopen the same file name within a second
+    exp.logger.close()
     exp.next_step().log_scalar("loss", 2.0)
     exp.next_step().logger.add_scalar("raw", 3.0, 2)
+    exp.logger.close()
+    exp.logger.add_scalar("raw", 4.0, 3)  # tensorboardX's own methods reopen it too
     exp.execute_hooks("clean_up")
+    assert len(event_files(exp)) == 1
     accumulator = read(exp)
     assert scalars(accumulator, "loss") == [(0, 1.0), (1, 2.0)]
-    assert scalars(accumulator, "raw") == [(2, 3.0)]
+    assert scalars(accumulator, "raw") == [(2, 3.0), (3, 4.0)]
 
 
 def test_run_closes_the_writer_even_on_errors(tmp_path):
@@ -110,7 +113,7 @@ def test_run_closes_the_writer_even_on_errors(tmp_path):
     experiment.set_default_dispatch("train")
     with pytest.raises(RuntimeError, match="boom"):
         experiment.run(steps=5, fail_at=3)
-    assert experiment._tensorboard_writer is None
+    assert experiment._tensorboard_events.closed
     assert [step for step, _ in scalars(read(experiment), "loss")] == [0, 1, 2]
 
 
@@ -444,7 +447,7 @@ def test_dump_logs_to_json_matches_what_tensorboard_reads(exp, tmp_path):
         exp.log_scalars({"a": exp.step * 0.5, "b": -exp.step})
         exp.next_step()
     exp.dump_logs_to_json()
-    assert exp._tensorboard_writer is None  # closed so every event is on disk
+    assert len(event_files(exp)) == 1  # flushed, not closed: the same file goes on
     dumped = json.load(open(os.path.join(exp.log_directory, "tensorboard.json")))
     accumulator = read(exp)
     assert set(dumped) == {"a", "b"}
@@ -462,8 +465,8 @@ def test_loading_a_checkpoint_purges_later_steps_without_duplicates(exp):
         if exp.step == 5:
             exp.checkpoint()
         exp.next_step()
-    exp.load_from_checkpoint()  # back to step 5: the open writer is closed
-    assert exp.step == 5 and exp._tensorboard_writer is None
+    exp.load_from_checkpoint()  # back to step 5: purge from step 5 on, in the same file
+    assert exp.step == 5
     for _ in range(5):
         exp.log_scalar("loss", 100.0 + exp.step)
         exp.next_step()
@@ -472,7 +475,7 @@ def test_loading_a_checkpoint_purges_later_steps_without_duplicates(exp):
     assert scalars(accumulator, "loss") == [(s, float(s)) for s in range(5)] + \
         [(s, 100.0 + s) for s in range(5, 10)]
     assert [s for s, _ in scalars(accumulator, "other")] == [0, 1, 2, 3, 4]  # not logged again
-    assert len(event_files(exp)) == 2  # same second, distinct files: nothing overwritten
+    assert len(event_files(exp)) == 1  # one event file per run and process
     exp.dump_logs_to_json()
     dumped = json.load(open(os.path.join(exp.log_directory, "tensorboard.json")))
     assert [[step, value] for _, step, value in dumped["loss"]] == \
