@@ -594,3 +594,9 @@ def test_hparams_can_be_turned_off_and_bad_values_are_config_errors(tmp_path):
         _run_experiment(tmp_path, tensorboard__hparams=3)
     with pytest.warns(UserWarning, match="names 'trainig', not found.*training/lr"):
         _run_experiment(tmp_path, training__lr=0.1, tensorboard__hparams=["trainig"])
+
+
+def test_the_old_max_queue_key_is_reported_not_silently_ignored(exp):
+    exp.set("tensorboard/max_queue", 100)
+    with pytest.warns(UserWarning, match="tensorboard/max_queue.*no longer applies.*buffer_bytes"):
+        exp.log_scalar("loss", 1.0)

@@ -9,7 +9,7 @@ from typing import Any
 
 from speedrun import ConfigError
 
-__all__ = ["flatten_hparams", "hparams_metric_tags", "select_hparams"]
+__all__ = ["flatten_hparams", "hparams_metric_tags", "select_hparams", "write_run_hparams"]
 
 
 def _hparam_value(value: Any) -> bool | int | float | str | None:
@@ -93,3 +93,18 @@ def hparams_metric_tags(value: Any, key: str) -> list[str]:
             f"[train/loss, val/accuracy]; got {type(value).__name__} {value!r}"
         )
     return list(value)
+
+
+def write_run_hparams(writer: Any, hparams: Mapping[str, Any], metric_tags: list[str],
+                      step: int) -> None:
+    """Write a run's hyperparameters (``SessionStartInfo``) through a tensorboardX writer.
+
+    With ``metric_tags``, an ``Experiment`` summary names them as the metric columns; without,
+    TensorBoard takes every scalar tag of the runs as a metric (its last value).
+    """
+    from tensorboardX.summary import hparams as hparams_summaries
+
+    experiment, start, _ = hparams_summaries(dict(hparams), dict.fromkeys(metric_tags, 0.0))
+    if metric_tags:
+        writer.file_writer.add_summary(experiment, step)
+    writer.file_writer.add_summary(start, step)

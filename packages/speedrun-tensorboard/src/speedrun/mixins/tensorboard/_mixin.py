@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ _EMBEDDINGS_EVERY = "tensorboard/log_embeddings_every"
 _HISTOGRAMS_EVERY = "tensorboard/log_histograms_every"
 _FLUSH_SECS = "tensorboard/flush_secs"
 _BUFFER_BYTES = "tensorboard/buffer_bytes"
+_MAX_QUEUE = "tensorboard/max_queue"  # tensorboardX's queue, gone: a warning says so
 _HPARAMS = "tensorboard/hparams"
 _HPARAMS_METRICS = "tensorboard/hparams_metrics"
 DEFAULT_FLUSH_SECS = 30
@@ -95,21 +97,6 @@ def _positive_number(experiment: Any, key: str, default: float) -> float:
         raise ConfigError(f"config '{key}' must be a positive number, got "
                           f"{type(value).__name__} {value!r}; default is {default}")
     return value
-
-
-class _Discard:
-    """The event file of a process that does not write (ranks other than the main one)."""
-
-    closed = False
-
-    def scalar(self, tag: str, value: float, step: int) -> None:
-        pass
-
-    def scalars(self, values: Iterable[tuple[str, float]], step: int) -> None:
-        pass
-
-
-_DISCARD = _Discard()
 
 
 class TensorboardMixin(_Base):
@@ -189,6 +176,11 @@ class TensorboardMixin(_Base):
                     "train.py experiments/RUN-0) or set experiment.experiment_directory first"
                 )
             self._tensorboard_register()
+            if self.get(_MAX_QUEUE) is not None:
+                warnings.warn(f"config '{_MAX_QUEUE}' no longer applies: events are written by "
+                              f"the logging thread through a buffer of '{_BUFFER_BYTES}' "
+                              f"bytes, at most about '{_FLUSH_SECS}' seconds after they were "
+                              f"logged; remove the key", stacklevel=3)
             writer = open_writer(
                 directory,
                 purge_step=self._tensorboard_purge_step,
@@ -200,8 +192,10 @@ class TensorboardMixin(_Base):
             self._tensorboard_purge_step = None
             if self._tensorboard_tags is None:
                 self._tensorboard_tags = {}
+        from ._writer import DISCARD
+
         events = writer.events  # reopens (appending to the same file) after a close()
-        self._tensorboard_events = _DISCARD if events is None else events
+        self._tensorboard_events = DISCARD if events is None else events
         return writer
 
     def _tensorboard_register(self) -> None:
@@ -247,7 +241,7 @@ class TensorboardMixin(_Base):
     def _tensorboard_log_run_hparams(self) -> None:
         """The ``pre_dispatch`` hook: the configuration (``tensorboard/hparams``) as this run's
         row of the HParams dashboard, its metrics ``tensorboard/hparams_metrics``."""
-        from ._hparams import hparams_metric_tags, select_hparams
+        from ._hparams import hparams_metric_tags, select_hparams, write_run_hparams
 
         selection = self.get(_HPARAMS, True)
         metrics = hparams_metric_tags(self.get(_HPARAMS_METRICS), _HPARAMS_METRICS)
@@ -257,22 +251,12 @@ class TensorboardMixin(_Base):
         hparams = select_hparams(self._config, selection, _HPARAMS)
         if not hparams:
             return
-        self._write_hparams(hparams, [_clean_tag(tag) for tag in metrics],
-                            with_experiment=bool(metrics), step=self.step)
-
-    register_hook(_tensorboard_log_run_hparams, PRE_DISPATCH)
-
-    def _write_hparams(self, hparams: Mapping[str, Any], metric_tags: Iterable[str],
-                       with_experiment: bool, step: int) -> None:
-        from tensorboardX.summary import hparams as hparams_summaries
-
-        writer = self.logger
-        experiment, start, _ = hparams_summaries(dict(hparams), dict.fromkeys(metric_tags, 0.0))
-        if with_experiment:
-            writer.file_writer.add_summary(experiment, step)
-        writer.file_writer.add_summary(start, step)
+        write_run_hparams(self.logger, hparams, [_clean_tag(tag) for tag in metrics],
+                          self.step)
         self._tensorboard_register()
         self._tensorboard_hparams_logged = True
+
+    register_hook(_tensorboard_log_run_hparams, PRE_DISPATCH)
 
     # -- tags ----------------------------------------------------------------------------------
     @property

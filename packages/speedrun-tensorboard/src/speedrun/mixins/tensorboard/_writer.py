@@ -29,7 +29,7 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["EventFile", "encode_scalar_event", "event_file_name", "open_writer"]
+__all__ = ["DISCARD", "EventFile", "encode_scalar_event", "event_file_name", "open_writer"]
 
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
@@ -228,6 +228,22 @@ class EventFile:
 
     def reopen(self) -> None:  # tensorboardX API; a closed EventFile is replaced, not reopened
         pass
+
+
+class _Discard:
+    """The event file of a process that does not write (ranks other than the main one)."""
+
+    closed = False
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        pass
+
+    def scalars(self, values: Iterable[tuple[str, float]], step: int) -> None:
+        pass
+
+
+#: Stands for the event file where nothing is written (ranks other than the main one).
+DISCARD = _Discard()
 
 
 def _file_version_event() -> bytes:
