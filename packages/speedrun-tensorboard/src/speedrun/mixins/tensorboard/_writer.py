@@ -143,7 +143,9 @@ class EventFile:
         header = self._headers.get(length)
         if header is None:
             encoded = _U64.pack(length)
-            header = self._headers[length] = encoded + _U32.pack(_masked_crc(encoded))
+            header = encoded + _U32.pack(_masked_crc(encoded))
+            if length < 4096:  # the sizes of small events repeat; images' and such do not
+                self._headers[length] = header
         crc = _crc32c(payload)
         self._file.write(header + payload + _U32.pack(
             (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF))
@@ -154,7 +156,9 @@ class EventFile:
         """Append the event of one scalar (``value`` a float, ``step`` an int)."""
         prefix = self._scalar_prefixes.get(tag)
         if prefix is None:
-            prefix = self._scalar_prefixes[tag] = _summary_field(self._value_field(tag) + b"0000")[:-4]
+            # Event.summary up to the 4 bytes of simple_value (its length counts them)
+            prefix = _summary_field(self._value_field(tag) + b"\0\0\0\0")[:-4]
+            self._scalar_prefixes[tag] = prefix
         try:
             number = _FLOAT.pack(value)
         except OverflowError:
@@ -331,6 +335,8 @@ def _make_writer_class() -> type:
 
         def __init__(self, logdir: str, purge_step: int | None, flush_secs: float,
                      buffer_bytes: int, write_to_disk: bool) -> None:
+            self.file_writer: Any = None  # set by SummaryWriter.__init__ (_get_file_writer)
+            self.all_writers: dict[str, Any] | None = None
             self._speedrun_paths: dict[str, str] = {}
             self._speedrun_buffer_bytes = buffer_bytes
             self._speedrun_purge_step = purge_step
@@ -373,11 +379,13 @@ def _make_writer_class() -> type:
 
             walltime = time.time() if walltime is None else walltime
             root = self._get_file_writer().get_logdir()
+            writers = self.all_writers
+            assert writers is not None  # set by _get_file_writer
             for tag, value in tag_scalar_dict.items():
                 logdir = os.path.join(str(root), main_tag, tag)
-                writer = self.all_writers.get(logdir)
+                writer = writers.get(logdir)
                 if writer is None:
-                    writer = self.all_writers[logdir] = self._speedrun_file_writer(logdir)
+                    writer = writers[logdir] = self._speedrun_file_writer(logdir)
                 writer.add_summary(scalar_summary(main_tag, value), global_step, walltime)
                 self.scalar_dict.setdefault(logdir, []).append(
                     [walltime, global_step, float(make_np(value).squeeze())])
