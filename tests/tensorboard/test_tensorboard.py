@@ -83,26 +83,29 @@ def test_without_directory_the_error_says_what_to_do():
         experiment.log_scalar("loss", 1.0)
 
 
-def test_clean_up_closes_and_a_later_log_opens_a_new_file(exp):
+def test_clean_up_closes_and_a_later_log_appends_to_the_same_file(exp):
     exp.log_scalar("loss", 1.0)
     exp.execute_hooks("clean_up")
-    assert exp._tensorboard_writer is None
+    assert exp._tensorboard_events.closed and exp.logger.file_writer is not None
     assert scalars(read(exp), "loss") == [(0, 1.0)]
     exp.next_step().log_scalar("loss", 2.0)
     exp.execute_hooks("clean_up")
-    assert len(event_files(exp)) == 2
+    assert len(event_files(exp)) == 1  # one event file per run and process
     assert scalars(read(exp), "loss") == [(0, 1.0), (1, 2.0)]
 
 
 def test_a_writer_closed_by_hand_is_replaced_not_reused(exp):
     exp.log_scalar("loss", 1.0)
-    exp.logger.close()  # tensorboardX would reopen the same file name within a second
+    exp.logger.close()
     exp.next_step().log_scalar("loss", 2.0)
     exp.next_step().logger.add_scalar("raw", 3.0, 2)
+    exp.logger.close()
+    exp.logger.add_scalar("raw", 4.0, 3)  # tensorboardX's own methods reopen it too
     exp.execute_hooks("clean_up")
+    assert len(event_files(exp)) == 1
     accumulator = read(exp)
     assert scalars(accumulator, "loss") == [(0, 1.0), (1, 2.0)]
-    assert scalars(accumulator, "raw") == [(2, 3.0)]
+    assert scalars(accumulator, "raw") == [(2, 3.0), (3, 4.0)]
 
 
 def test_run_closes_the_writer_even_on_errors(tmp_path):
@@ -110,7 +113,7 @@ def test_run_closes_the_writer_even_on_errors(tmp_path):
     experiment.set_default_dispatch("train")
     with pytest.raises(RuntimeError, match="boom"):
         experiment.run(steps=5, fail_at=3)
-    assert experiment._tensorboard_writer is None
+    assert experiment._tensorboard_events.closed
     assert [step for step, _ in scalars(read(experiment), "loss")] == [0, 1, 2]
 
 
@@ -398,7 +401,10 @@ def test_log_embedding(exp):
 
 # -- hparams -----------------------------------------------------------------------------------
 def _hparams_data(accumulator):
-    content = accumulator.PluginTagToContent("hparams")
+    try:
+        content = accumulator.PluginTagToContent("hparams")
+    except KeyError:  # no hparams logged
+        return {}
     return {tag: plugin_data_pb2.HParamsPluginData.FromString(data)
             for tag, data in content.items()}
 
@@ -444,7 +450,7 @@ def test_dump_logs_to_json_matches_what_tensorboard_reads(exp, tmp_path):
         exp.log_scalars({"a": exp.step * 0.5, "b": -exp.step})
         exp.next_step()
     exp.dump_logs_to_json()
-    assert exp._tensorboard_writer is None  # closed so every event is on disk
+    assert len(event_files(exp)) == 1  # flushed, not closed: the same file goes on
     dumped = json.load(open(os.path.join(exp.log_directory, "tensorboard.json")))
     accumulator = read(exp)
     assert set(dumped) == {"a", "b"}
@@ -462,8 +468,8 @@ def test_loading_a_checkpoint_purges_later_steps_without_duplicates(exp):
         if exp.step == 5:
             exp.checkpoint()
         exp.next_step()
-    exp.load_from_checkpoint()  # back to step 5: the open writer is closed
-    assert exp.step == 5 and exp._tensorboard_writer is None
+    exp.load_from_checkpoint()  # back to step 5: purge from step 5 on, in the same file
+    assert exp.step == 5
     for _ in range(5):
         exp.log_scalar("loss", 100.0 + exp.step)
         exp.next_step()
@@ -472,9 +478,125 @@ def test_loading_a_checkpoint_purges_later_steps_without_duplicates(exp):
     assert scalars(accumulator, "loss") == [(s, float(s)) for s in range(5)] + \
         [(s, 100.0 + s) for s in range(5, 10)]
     assert [s for s, _ in scalars(accumulator, "other")] == [0, 1, 2, 3, 4]  # not logged again
-    assert len(event_files(exp)) == 2  # same second, distinct files: nothing overwritten
+    assert len(event_files(exp)) == 1  # one event file per run and process
     exp.dump_logs_to_json()
     dumped = json.load(open(os.path.join(exp.log_directory, "tensorboard.json")))
     assert [[step, value] for _, step, value in dumped["loss"]] == \
         [[s, v] for s, v in scalars(accumulator, "loss")]
     assert [step for _, step, _ in dumped["other"]] == [0, 1, 2, 3, 4]
+
+
+# -- the event file ----------------------------------------------------------------------------
+@pytest.mark.parametrize(("tag", "value", "step"), [
+    ("loss", 0.1, 0), ("train/loss", 1e39, 5), ("x" * 200, -3.5, 10**12), ("ü/α", -1e-40, -7),
+    ("a", float("nan"), 127), ("a", float("-inf"), 128), ("a", 2.0**-149, 2**63 - 1)])
+def test_scalar_events_are_encoded_exactly_as_protobuf_encodes_them(tag, value, step):
+    from speedrun.mixins.tensorboard._writer import encode_scalar_event
+    from tensorboardX.proto.event_pb2 import Event
+    from tensorboardX.proto.summary_pb2 import Summary
+
+    expected = Event(wall_time=1234.5, step=step, summary=Summary(
+        value=[Summary.Value(tag=tag, simple_value=value)])).SerializeToString()
+    assert encode_scalar_event(tag, value, step, 1234.5) == expected
+
+
+def test_scalars_are_bit_exact_and_interleave_with_logger_writes_in_order(exp):
+    import struct
+
+    from speedrun.mixins.tensorboard._events import iter_events
+
+    values = [1 / 3, 1e39, -2.5e-42, 123456.789, float("inf")]
+    for value in values:
+        exp.log_scalar("x", value)
+        exp.logger.add_text("note", f"after {exp.step}", exp.step)  # tensorboardX's own method
+        exp.next_step()
+    exp.log_scalar("x", 7, step=np.int64(100))
+    exp.execute_hooks("clean_up")
+    (path,) = event_files(exp)
+    kinds = [(event.step, event.summary.value[0].tag)
+             for event in iter_events(os.path.join(exp.log_directory, path))
+             if event.HasField("summary")]
+    assert kinds == [(step, tag) for step in range(5) for tag in ("x", "note/text_summary")] \
+        + [(100, "x")]
+    def float32(value):
+        return struct.unpack("<f", struct.pack("<f", value))[0]
+
+    # beyond float32's range: infinity, as protobuf stores it; below: the float32 subnormal
+    expected = [float32(1 / 3), float("inf"), float32(-2.5e-42), float32(123456.789),
+                float("inf")]
+    assert scalars(read(exp), "x") == list(zip(range(5), expected)) + [(100, 7.0)]
+
+
+def test_a_checkpoint_flushes_every_file_of_the_writer(exp):
+    from speedrun.mixins.tensorboard._events import read_scalars
+
+    exp.log_scalar("loss", 0.5)
+    exp.logger.add_scalars("pair", {"a": 1.0, "b": 2.0}, 0)  # subfolder runs, own files
+    assert read_scalars(exp.log_directory) == {}  # still in the buffers
+    exp.checkpoint()
+    on_disk = read_scalars(exp.log_directory)
+    assert {tag: [point[1:] for point in points] for tag, points in on_disk.items()} == {
+        "loss": [[0, 0.5]], "pair/a/pair": [[0, 1.0]], "pair/b/pair": [[0, 2.0]]}
+
+
+def test_events_reach_the_file_after_flush_secs_without_further_calls(tmp_path):
+    import time
+
+    from speedrun.mixins.tensorboard._events import read_scalars
+
+    experiment = Experiment(str(tmp_path / "RUN-0"))
+    experiment.set("tensorboard/flush_secs", 0.2)
+    experiment.log_scalar("loss", 1.0)
+    deadline = time.monotonic() + 10
+    while not read_scalars(experiment.log_directory) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [point[1:] for point in read_scalars(experiment.log_directory)["loss"]] == [[0, 1.0]]
+    experiment.execute_hooks("clean_up")
+
+
+# -- hparams of every run ----------------------------------------------------------------------
+def _run_experiment(tmp_path, **config):
+    experiment = Experiment(str(tmp_path / "RUN-0"))
+    for key, value in config.items():
+        experiment.set(key.replace("__", "/"), value)
+    experiment.set_default_dispatch("train")
+    experiment.run(steps=2)
+    return experiment
+
+
+def test_run_logs_the_flat_config_as_hparams_at_set_up(tmp_path):
+    experiment = _run_experiment(tmp_path, training__lr=0.1, model__widths=[4, 8], seed=3)
+    data = _hparams_data(read(experiment))
+    assert set(data) == {"_hparams_/session_start_info"}  # columns: every scalar (no experiment)
+    start = data["_hparams_/session_start_info"].session_start_info.hparams
+    assert start["training/lr"].number_value == 0.1
+    assert start["model/widths"].string_value == "[4, 8]"
+    assert start["seed"].number_value == 3
+
+
+def test_selected_hparams_and_metrics(tmp_path):
+    experiment = _run_experiment(tmp_path, training__lr=0.1, training__steps=5, seed=3,
+                                 tensorboard__hparams=["training", "seed"],
+                                 tensorboard__hparams_metrics=["loss", "val/acc"])
+    data = _hparams_data(read(experiment))
+    start = data["_hparams_/session_start_info"].session_start_info.hparams
+    assert sorted(start) == ["seed", "training/lr", "training/steps"]
+    metrics = data["_hparams_/experiment"].experiment.metric_infos
+    assert [metric.name.tag for metric in metrics] == ["loss", "val/acc"]
+
+
+def test_hparams_can_be_turned_off_and_bad_values_are_config_errors(tmp_path):
+    experiment = _run_experiment(tmp_path, tensorboard__hparams=False)
+    assert _hparams_data(read(experiment)) == {}
+    with pytest.raises(ConfigError, match="tensorboard/hparams_metrics.*train/loss"):
+        _run_experiment(tmp_path, tensorboard__hparams_metrics={"loss": 1})
+    with pytest.raises(ConfigError, match="tensorboard/hparams.*true.*false.*list"):
+        _run_experiment(tmp_path, tensorboard__hparams=3)
+    with pytest.warns(UserWarning, match="names 'trainig', not found.*training/lr"):
+        _run_experiment(tmp_path, training__lr=0.1, tensorboard__hparams=["trainig"])
+
+
+def test_the_old_max_queue_key_is_reported_not_silently_ignored(exp):
+    exp.set("tensorboard/max_queue", 100)
+    with pytest.warns(UserWarning, match="tensorboard/max_queue.*no longer applies.*buffer_bytes"):
+        exp.log_scalar("loss", 1.0)

@@ -6,12 +6,23 @@ import contextlib
 import json
 import os
 import re
-import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from speedrun import ConfigError, ExperimentDirectoryError, is_main_process, register_hook
-from speedrun.ext import atomic_write_text
+from speedrun import (
+    ConfigError,
+    ExperimentDirectoryError,
+    is_main_process,
+    register_hook,
+)
+from speedrun.ext import (
+    CLEAN_UP,
+    POST_LOAD,
+    PRE_CHECKPOINT,
+    PRE_DISPATCH,
+    atomic_write_text,
+)
 
 from ._arrays import as_float, image_to_hwc_uint8, to_numpy
 
@@ -29,12 +40,15 @@ _IMAGES_EVERY = "tensorboard/log_images_every"
 _EMBEDDINGS_EVERY = "tensorboard/log_embeddings_every"
 _HISTOGRAMS_EVERY = "tensorboard/log_histograms_every"
 _FLUSH_SECS = "tensorboard/flush_secs"
-_MAX_QUEUE = "tensorboard/max_queue"
+_BUFFER_BYTES = "tensorboard/buffer_bytes"
+_MAX_QUEUE = "tensorboard/max_queue"  # tensorboardX's queue, gone: a warning says so
+_HPARAMS = "tensorboard/hparams"
+_HPARAMS_METRICS = "tensorboard/hparams_metrics"
 DEFAULT_FLUSH_SECS = 30
-DEFAULT_MAX_QUEUE = 10
+DEFAULT_BUFFER_BYTES = 65536
 #: Attributes the mixin keeps on the experiment; none of them goes into checkpoints.
-_ATTRIBUTES = ("_tensorboard_writer", "_tensorboard_tags", "_tensorboard_scope",
-               "_tensorboard_purge_step")
+_ATTRIBUTES = ("_tensorboard_writer", "_tensorboard_events", "_tensorboard_tags",
+               "_tensorboard_scope", "_tensorboard_purge_step")
 _MAX_CACHED_TAGS = 50_000
 # The characters TensorBoard (TensorFlow op names) allows in tags; others become "_".
 _INVALID_TAG_CHARACTERS = re.compile(r"[^-/\w.]")
@@ -89,12 +103,18 @@ def _positive_number(experiment: Any, key: str, default: float) -> float:
 class TensorboardMixin(_Base):
     """TensorBoard logging for a :class:`~speedrun.BaseExperiment` (through tensorboardX).
 
-    Events go to the experiment's ``Logs/`` folder: run ``tensorboard --logdir experiments``
-    to compare runs. The writer (:attr:`logger`) is created on first use, left out of
-    checkpoints, closed by the ``clean_up`` hook (``run()`` calls it, also on errors) and, after
-    a checkpoint is loaded (``--resume``), reopened with ``purge_step`` = the loaded step, so
-    TensorBoard drops the old run's events from that step on and the curves continue without
-    duplicate or out-of-order steps.
+    Events go to one file per run and process in the experiment's ``Logs/`` folder: run
+    ``tensorboard --logdir experiments`` to compare runs. :meth:`log_scalar` encodes its event
+    directly into that file's buffer; :attr:`logger` is a tensorboardX ``SummaryWriter`` whose
+    writes (``add_histogram``, ...) go into the same file, in call order. The writer is created
+    on first use and left out of checkpoints; every ``checkpoint()`` flushes and fsyncs it
+    first (the ``pre_checkpoint`` hook), the ``clean_up`` hook (``run()`` calls it, also on
+    errors) closes it. After a checkpoint is loaded (``--resume``), a ``SessionLog.START``
+    event at the loaded step tells TensorBoard to drop the earlier events from that step on,
+    so the curves continue without duplicate or out-of-order steps.
+
+    When ``run()`` starts (the ``pre_dispatch`` hook), the run's configuration is logged as
+    hyperparameters for TensorBoard's HParams dashboard (one row per run).
 
     Config keys (all optional)
     --------------------------
@@ -103,15 +123,23 @@ class TensorboardMixin(_Base):
         Drive :attr:`log_scalars_now` and friends: true when ``step % every == 0``. Unset,
         ``null`` or ``0`` means never (as in the original speedrun).
     ``tensorboard/flush_secs``
-        How often pending events are flushed to disk (default 30 seconds).
-    ``tensorboard/max_queue``
-        Events buffered before a write blocks (default 10, tensorboardX's default).
+        Longest time (about) that logged events stay in memory before they are written to the
+        file (default 30 seconds).
+    ``tensorboard/buffer_bytes``
+        Size of the in-memory buffer (default 65536): a full buffer is written at once.
+    ``tensorboard/hparams``
+        Which config keys the HParams dashboard shows: unset or ``true`` for all (flattened to
+        ``training/lr``), a list of keys (a key selects its whole subtree), ``false`` for none.
+    ``tensorboard/hparams_metrics``
+        Scalar tags shown as the HParams dashboard's metric columns (their last value);
+        unset: every scalar tag of the run.
 
     In a multi-process job (torchrun, SLURM tasks, ``torch.distributed``) only the main process
     (``speedrun.is_main_process()``) writes; the other ranks' ``log_*`` calls do nothing.
     """
 
     _tensorboard_writer: SummaryWriter | None = None
+    _tensorboard_events: Any = None
     _tensorboard_tags: dict[tuple[str, str], str] | None = None
     _tensorboard_scope: str = ""
     _tensorboard_purge_step: int | None = None
@@ -120,6 +148,9 @@ class TensorboardMixin(_Base):
     @property
     def logger(self) -> SummaryWriter:
         """The tensorboardX ``SummaryWriter`` on ``Logs/`` (created on first use).
+
+        Its events go into the same file as :meth:`log_scalar`'s. After ``close()`` (by hand
+        or by the ``clean_up`` hook) the next write appends to that file again.
 
         Raises
         ------
@@ -132,56 +163,101 @@ class TensorboardMixin(_Base):
         return writer
 
     def _tensorboard_open(self) -> SummaryWriter:
-        summary_writer = _load_tensorboardx()
-        directory = self.log_directory
-        if directory is None:
-            raise ExperimentDirectoryError(
-                "TensorboardMixin writes to the experiment's Logs/ folder, but the experiment "
-                "has no directory: pass one on the command line (python train.py "
-                "experiments/RUN-0) or set experiment.experiment_directory first"
+        """Create the writer, or reopen a closed one; returns it (events bound as well)."""
+        _load_tensorboardx()
+        writer = self._tensorboard_writer
+        if writer is None:
+            from ._writer import open_writer
+
+            directory = self.log_directory
+            if directory is None:
+                raise ExperimentDirectoryError(
+                    "TensorboardMixin writes to the experiment's Logs/ folder, but the "
+                    "experiment has no directory: pass one on the command line (python "
+                    "train.py experiments/RUN-0) or set experiment.experiment_directory first"
+                )
+            self._tensorboard_register()
+            if self.get(_MAX_QUEUE) is not None:
+                warnings.warn(f"config '{_MAX_QUEUE}' no longer applies: events are written by "
+                              f"the logging thread through a buffer of '{_BUFFER_BYTES}' "
+                              f"bytes, at most about '{_FLUSH_SECS}' seconds after they were "
+                              f"logged; remove the key", stacklevel=3)
+            writer = open_writer(
+                directory,
+                purge_step=self._tensorboard_purge_step,
+                flush_secs=_positive_number(self, _FLUSH_SECS, DEFAULT_FLUSH_SECS),
+                buffer_bytes=int(_positive_number(self, _BUFFER_BYTES, DEFAULT_BUFFER_BYTES)),
+                write_to_disk=is_main_process(),
             )
-        previous = self._tensorboard_writer
-        if previous is not None:  # closed through .logger.close(): never reopen the same file
-            previous.close()
-        self._tensorboard_register()
-        writer = summary_writer(
-            logdir=directory,
-            purge_step=self._tensorboard_purge_step,
-            max_queue=int(_positive_number(self, _MAX_QUEUE, DEFAULT_MAX_QUEUE)),
-            flush_secs=_positive_number(self, _FLUSH_SECS, DEFAULT_FLUSH_SECS),
-            # tensorboardX names files events.out.tfevents.<seconds>.<host><suffix>; a unique,
-            # increasing suffix keeps two writers opened in the same second from truncating
-            # each other's file and keeps TensorBoard's (sorted) reading order chronological.
-            filename_suffix=f".{time.time_ns():020d}.{os.getpid()}",
-            write_to_disk=is_main_process(),
-        )
-        self._tensorboard_writer = writer
-        self._tensorboard_purge_step = None
-        if self._tensorboard_tags is None:
-            self._tensorboard_tags = {}
+            self._tensorboard_writer = writer
+            self._tensorboard_purge_step = None
+            if self._tensorboard_tags is None:
+                self._tensorboard_tags = {}
+        from ._writer import DISCARD
+
+        events = writer.events  # reopens (appending to the same file) after a close()
+        self._tensorboard_events = DISCARD if events is None else events
         return writer
 
     def _tensorboard_register(self) -> None:
         if "_tensorboard_registered" not in self.__dict__:
-            self.register_unpickleable(*_ATTRIBUTES, "_tensorboard_registered")
+            self.register_unpickleable(*_ATTRIBUTES, "_tensorboard_registered",
+                                       "_tensorboard_hparams_logged")
             self._tensorboard_registered = True
 
     def _tensorboard_close(self) -> None:
-        """Flush and close the writer (the ``clean_up`` hook); the next log opens a new file."""
+        """Flush, fsync and close the event files (the ``clean_up`` hook).
+
+        A later log call appends to the same file again.
+        """
         writer = self._tensorboard_writer
         if writer is not None:
-            self._tensorboard_writer = None
             writer.close()
 
-    register_hook(_tensorboard_close, "clean_up")
+    register_hook(_tensorboard_close, CLEAN_UP)
+
+    def _tensorboard_sync(self) -> None:
+        """Flush and fsync the event files (the ``pre_checkpoint`` hook): everything logged
+        before a checkpoint is on disk when the checkpoint is."""
+        writer = self._tensorboard_writer
+        if writer is not None and writer.file_writer is not None:
+            writer.flush(fsync=True)
+
+    register_hook(_tensorboard_sync, PRE_CHECKPOINT)
 
     def _tensorboard_after_load(self) -> None:
-        """The ``post_load`` hook: later events purge the loaded run's events from ``step`` on."""
-        self._tensorboard_close()
+        """The ``post_load`` hook: events logged from now on replace the loaded run's events
+        from ``step`` on (a ``SessionLog.START`` event at ``step``, as ``purge_step`` writes)."""
         self._tensorboard_register()
-        self._tensorboard_purge_step = self.step
+        writer = self._tensorboard_writer
+        if writer is None:
+            self._tensorboard_purge_step = self.step
+        else:
+            if writer.file_writer is None:
+                self._tensorboard_open()
+            writer.purge(self.step)
 
-    register_hook(_tensorboard_after_load, "post_load")
+    register_hook(_tensorboard_after_load, POST_LOAD)
+
+    def _tensorboard_log_run_hparams(self) -> None:
+        """The ``pre_dispatch`` hook: the configuration (``tensorboard/hparams``) as this run's
+        row of the HParams dashboard, its metrics ``tensorboard/hparams_metrics``."""
+        from ._hparams import hparams_metric_tags, select_hparams, write_run_hparams
+
+        selection = self.get(_HPARAMS, True)
+        metrics = hparams_metric_tags(self.get(_HPARAMS_METRICS), _HPARAMS_METRICS)
+        if (selection is False or self.log_directory is None or not is_main_process()
+                or self.__dict__.get("_tensorboard_hparams_logged")):
+            return
+        hparams = select_hparams(self._config, selection, _HPARAMS)
+        if not hparams:
+            return
+        write_run_hparams(self.logger, hparams, [_clean_tag(tag) for tag in metrics],
+                          self.step)
+        self._tensorboard_register()
+        self._tensorboard_hparams_logged = True
+
+    register_hook(_tensorboard_log_run_hparams, PRE_DISPATCH)
 
     # -- tags ----------------------------------------------------------------------------------
     @property
@@ -235,21 +311,23 @@ class TensorboardMixin(_Base):
     def log_scalar(self, tag: str, value: Any, step: int | None = None) -> TensorboardMixin:
         """Log a number (int, float, NumPy scalar, 1-element tensor) at ``step`` (default:
         ``self.step``)."""
-        writer = self._tensorboard_writer
-        if writer is None or writer.file_writer is None:
-            writer = self._tensorboard_open()
+        events = self._tensorboard_events
+        if events is None or events.closed:
+            self._tensorboard_open()
+            events = self._tensorboard_events
         try:
             full_tag = self._tensorboard_tags[(self._tensorboard_scope, tag)]  # type: ignore[index]
         except (KeyError, TypeError):
             full_tag = self._tensorboard_tag(tag)
         if value.__class__ is not float:
             value = as_float(value, full_tag)
-        # tensorboardX's add_scalar builds the same Summary after converting the value to a
-        # NumPy array; numbers go straight to the file writer.
-        writer.file_writer.add_summary(
-            _Summary(value=[_SummaryValue(tag=full_tag, simple_value=value)]),
-            self.step if step is None else step,
-        )
+        # The event is encoded straight into the run's event file (what tensorboardX's
+        # add_scalar writes, without its NumPy round trip, queue and writer thread).
+        if step is None:
+            step = self.step
+        elif step.__class__ is not int:
+            step = int(step)
+        events.scalar(full_tag, value, step)
         return self
 
     def log_scalars(self, scalars: Mapping[str, Any], step: int | None = None
@@ -260,14 +338,17 @@ class TensorboardMixin(_Base):
                             f"{type(scalars).__name__}; for one value use log_scalar(tag, value)")
         if not scalars:
             return self
-        writer = self.logger
+        events = self._tensorboard_events
+        if events is None or events.closed:
+            self._tensorboard_open()
+            events = self._tensorboard_events
         values = []
         for tag, value in scalars.items():
             full_tag = self._tensorboard_tag(tag)
             if value.__class__ is not float:
                 value = as_float(value, full_tag)
-            values.append(_SummaryValue(tag=full_tag, simple_value=value))
-        writer.file_writer.add_summary(_Summary(value=values), self.step if step is None else step)
+            values.append((full_tag, value))
+        events.scalars(values, self.step if step is None else int(step))
         return self
 
     # -- other kinds ---------------------------------------------------------------------------
@@ -446,8 +527,8 @@ class TensorboardMixin(_Base):
 
         The format is the original's, ``{tag: [[wall_time, step, value], ...]}``, read back
         from the event files (so it also holds earlier sessions of a resumed run, minus the
-        steps the resume purged). The open writer is closed first so that every pending event
-        is on disk; the next log call opens a new event file.
+        steps the resume purged). The open writer is flushed first so that every pending event
+        is in the file.
         """
         from ._events import read_scalars
 
@@ -459,7 +540,9 @@ class TensorboardMixin(_Base):
             )
         if not is_main_process():
             return self
-        self._tensorboard_close()
+        writer = self._tensorboard_writer
+        if writer is not None and writer.file_writer is not None:
+            writer.flush()
         target = os.path.join(directory, "tensorboard.json") if path is None else os.fspath(path)
         atomic_write_text(target, json.dumps(read_scalars(directory)))
         return self
