@@ -45,7 +45,7 @@ def _environment(**extra: str) -> dict[str, str]:
 def _run(directory: Path, *flags: str, env: dict[str, str] | None = None
          ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(SCRIPT), str(directory), *flags],
-                          env=env or _environment(), capture_output=True, text=True,
+                          env=env or _environment(), capture_output=True, text=True, check=False,
                           timeout=TIMEOUT, cwd=directory.parent)
 
 
@@ -53,7 +53,7 @@ def _read_run_file(run_directory: Path) -> list[dict[str, Any]]:
     """The records of an offline run folder's ``.wandb`` file, through W&B's own reader."""
     result = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json",
                              str(run_directory)], env=_environment(), capture_output=True,
-                            text=True, timeout=TIMEOUT)
+                            text=True, timeout=TIMEOUT, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
@@ -139,7 +139,8 @@ def test_torchrun_starts_one_wandb_run(tmp_path: Path) -> None:
                "--nproc_per_node=2", str(SCRIPT), str(experiment),
                "--config.training.num_steps", "6", "--config.training.checkpoint_every", "3"]
     result = subprocess.run(command, env=_environment(TEST_DISTRIBUTED="1"),
-                            capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path)
+                            capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path,
+                            check=False)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "CHECKPOINT 6 rank 1" in result.stdout  # both ranks ran to the end
     (run,) = _offline_runs(experiment)
@@ -179,3 +180,56 @@ def test_online_without_server_is_bounded(tmp_path: Path, on_failure: str) -> No
         assert _summary(run)["steps"] == [0, 1, 2]
         info = yaml.safe_load((experiment / "Logs" / "wandb_info.yml").read_text())
         assert info["mode"] == "offline"
+
+
+def test_online_with_a_silent_server_falls_back_within_init_timeout(tmp_path: Path) -> None:
+    """The server accepts connections but never answers: wandb.init's own timeout applies."""
+    experiment = tmp_path / "SILENT"
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)  # the kernel completes the handshakes; nobody ever answers
+        env = _environment(WANDB_MODE="online", WANDB_API_KEY="x" * 40,
+                           WANDB_BASE_URL=f"http://127.0.0.1:{server.getsockname()[1]}")
+        started = time.monotonic()
+        result = _run(experiment, "--config.training.num_steps", "2",
+                      "--config.wandb.init_timeout", "3", env=env)
+        elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert elapsed < 60, f"took {elapsed:.0f} s"  # a bound for a stuck test, not a benchmark
+    assert "unusable within wandb/init_timeout=3 s" in result.stderr
+    assert "logging offline instead" in result.stderr
+    (run,) = _offline_runs(experiment)
+    assert _summary(run)["steps"] == [0, 1]
+
+
+def _clean_run_then_resume(directory: Path, *resume_flags: str) -> tuple[dict[str, Any], ...]:
+    first = _run(directory, "--config.training.num_steps", "12",
+                 "--config.training.checkpoint_every", "5")
+    assert first.returncode == 0, first.stderr[-4000:]
+    # The run ended at step 12 (steps 0-11 logged), its last checkpoint is step 10.
+    second = _run(directory, "--resume", "--config.training.num_steps", "15", *resume_flags)
+    assert second.returncode == 0, second.stderr[-4000:]
+    return (*(_summary(run) for run in _offline_runs(directory)), {"stderr": second.stderr})
+
+
+def test_resume_keeps_the_steps_the_run_already_has(tmp_path: Path) -> None:
+    before, after, output = _clean_run_then_resume(tmp_path / "KEEP")
+    assert before["steps"] == list(range(12))
+    # Steps 10 and 11 are recomputed from checkpoint 10; the W&B run has them already, so they
+    # are not sent again (no "step must increase" warning), and the run goes on at 12.
+    assert after["steps"] == [12, 13, 14]
+    assert "already holds steps up to 11" in output["stderr"]
+    assert "Steps must be monotonically increasing" not in output["stderr"]
+
+
+def test_resume_steps_rewind_replaces_the_steps_after_the_checkpoint(tmp_path: Path) -> None:
+    before, after, output = _clean_run_then_resume(tmp_path / "REWIND",
+                                                   "--config.wandb.resume_steps", "rewind")
+    assert before["steps"] == list(range(12))
+    # The resumed file starts with W&B's branch point (rewind to step 9, as recorded in the
+    # run record that `wandb sync` uploads) and logs from the checkpoint's step on.
+    records = _read_run_file(_offline_runs(tmp_path / "REWIND")[1])
+    (run,) = [record["run"] for record in records if record["type"] == "run"]
+    assert run["branch_point"] == {"metric": "_step", "run": run["run_id"], "value": 9}
+    assert after["steps"] == [10, 11, 12, 13, 14]
+    assert "already holds" not in output["stderr"]

@@ -1,7 +1,7 @@
 """Starting a W&B run without hanging a job on the network.
 
-``online`` runs first check, within ``wandb/init_timeout`` seconds, that the W&B server accepts
-connections, then call ``wandb.init`` with that same timeout (and ``quiet``, which skips W&B's
+``online`` runs first check, within ``wandb/init_timeout`` seconds, that the W&B server answers
+HTTP, then call ``wandb.init`` with that same timeout (and ``quiet``, which skips W&B's
 extra user look-up after login, an unbounded ~10 s of retries when the server is down). When
 either fails, the run continues offline with a warning (``wandb/on_init_failure: offline``, the
 default) or stops with :class:`WandBInitError` (``error``).
@@ -10,7 +10,6 @@ default) or stops with :class:`WandBInitError` (``error``).
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import time
 import warnings
@@ -62,24 +61,26 @@ def base_url(wandb: Any) -> str:
 
 
 def check_reachable(url: str, timeout: float) -> str | None:
-    """``None`` when ``url``'s host accepts a TCP connection within ``timeout`` s, else why not.
+    """``None`` when the server at ``url`` answers an HTTP request within ``timeout`` seconds
+    (any status counts: it is there), else why not.
 
-    Behind an HTTPS proxy (``HTTPS_PROXY``/``HTTP_PROXY``), the proxy is checked instead.
+    A server that accepts connections but never answers fails here too; ``HTTPS_PROXY`` and
+    friends are honoured as W&B honours them.
     """
-    parts = urlsplit(url)
-    proxy = (os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")) \
-        if parts.scheme == "https" else (os.environ.get("HTTP_PROXY") or os.environ.get("http_proxy"))
-    if proxy:
-        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-    host = parts.hostname
-    if not host:
+    import urllib.error
+    import urllib.request
+
+    if not urlsplit(url).hostname:
         return f"{url!r} is not a URL with a host name"
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        with socket.create_connection((host, port), timeout=timeout):
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"),
+                                    timeout=timeout):
             return None
-    except OSError as error:
-        return f"cannot connect to {host}:{port} ({error.strerror or error})"
+    except urllib.error.HTTPError:
+        return None  # an HTTP answer, whatever its status: the server is there
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        return f"no answer ({reason})"
 
 
 def start_run(wandb: Any, *, mode: str, init: Mapping[str, Any], settings: Mapping[str, Any],
@@ -101,7 +102,6 @@ def start_run(wandb: Any, *, mode: str, init: Mapping[str, Any], settings: Mappi
                 return _init(wandb, "online", init, settings, remaining), "online"
             except Exception as error:  # noqa: BLE001 - CommError, UsageError (no key), ...
                 problem = f"{type(error).__name__}: {str(error).splitlines()[0]}"
-                _teardown(wandb)
         message = (f"W&B server {url} unusable within wandb/init_timeout={timeout:g} s: "
                    f"{problem}")
         if on_failure == "error":
@@ -114,6 +114,10 @@ def start_run(wandb: Any, *, mode: str, init: Mapping[str, Any], settings: Mappi
                       f"The run's files can be uploaded later with `wandb sync`.", stacklevel=3)
         say(f"speedrun: {message}; logging offline instead")
         mode = "offline"
+        # W&B's process-wide settings still say online (and would, among other things, send
+        # its usage telemetry to the unreachable server at exit): start over, offline.
+        _teardown(wandb)
+        os.environ["WANDB_MODE"] = "offline"
     return _init(wandb, mode, init, settings, timeout), mode
 
 
@@ -128,9 +132,8 @@ def _init(wandb: Any, mode: str, init: Mapping[str, Any], settings: Mapping[str,
 
 
 def _teardown(wandb: Any) -> None:
-    run = getattr(wandb, "run", None)
-    if run is not None:
-        try:
-            run.finish(exit_code=1)
-        except Exception:  # noqa: BLE001,S110 - a half-started run: nothing more to do
-            pass
+    """Stop what a failed online start left: W&B's service still holds the run id."""
+    try:
+        wandb.teardown()
+    except Exception:  # noqa: BLE001,S110 - a half-started service: nothing more to do
+        pass

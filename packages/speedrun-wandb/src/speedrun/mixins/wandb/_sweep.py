@@ -69,7 +69,8 @@ def read_sweep_file(experiment_directory: str | None) -> dict[str, Any]:
 
 
 class WandBSweepMixin(WandBMixin):
-    """:class:`WandBMixin` plus W&B sweeps.
+    """:class:`WandBMixin` plus W&B sweeps: ``class Train(WandBSweepMixin, BaseExperiment)``
+    (it extends ``auto_setup``, so it comes before ``BaseExperiment``).
 
     - ``python train.py experiments/SWEEP --wandb.sweep --wandb.sweep_config sweep.yml``
       creates a sweep on the W&B server (online only) and records it in
@@ -80,6 +81,17 @@ class WandBSweepMixin(WandBMixin):
       writes the sweep's parameters (``a__b`` keys) into its configuration
       (:meth:`update_configuration_from_wandb`).
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        mro = cls.__mro__
+        before = mro[:mro.index(WandBSweepMixin)]
+        if any(klass.__name__ == "BaseExperiment" for klass in before):
+            raise TypeError(
+                f"{cls.__name__}: WandBSweepMixin extends BaseExperiment's auto_setup and "
+                f"parse_experiment_directory, so it must come before BaseExperiment in the "
+                f"bases. Fix: class {cls.__name__}(WandBSweepMixin, BaseExperiment)"
+            )
 
     def parse_experiment_directory(self) -> WandBSweepMixin:
         """The experiment directory from the command line; ``{WANDB_RUN_NUM}`` in it becomes the
