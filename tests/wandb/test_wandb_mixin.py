@@ -163,3 +163,61 @@ def test_bad_mode_names_the_choices(tmp_path: Path, monkeypatch: pytest.MonkeyPa
                          "--config.wandb.mode", "offlne")
     with pytest.raises(ConfigError, match="online, offline, disabled"):
         experiment.initialize_wandb()
+
+
+class Holding(Experiment):
+    """Logs through every entry point, holding one W&B step across three experiment steps."""
+
+    @speedrun.register_default_dispatch
+    def train(self) -> None:
+        self.wandb_log({"a": 1.0}, b=2.0)                      # step 0: a dict and keywords
+        self.next_step()
+        with self.wandb_hold_step():                          # steps 1-3 go to W&B step 1
+            for value in (10.0, 11.0, 12.0):
+                self.wandb_log_scalar("held", value)
+                self.wandb_log(extra=value)
+                self.next_step()
+        self.wandb_pause_step_counter()                       # the counter API, nested
+        self.wandb_pause_step_counter()
+        self.next_step()
+        self.wandb_log_scalar("paused", 1.0)                  # step 4 is held: W&B step 4
+        self.wandb_resume_step_counter()
+        self.wandb_resume_step_counter()
+        self.wandb_log_scalar("after", np.float32(3.0))       # step 5
+        self.checkpoint()                                     # commits W&B step 5
+
+
+def _history(experiment: BaseExperiment) -> list[dict]:
+    import json
+    import subprocess
+
+    (run,) = (Path(experiment.wandb_directory) / "wandb").glob("offline-run-*")
+    result = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json",
+                             str(run)], capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return [record["history"]["item"] for record in records if record["type"] == "history"]
+
+
+def test_held_steps_keywords_and_scalars_in_one_offline_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    experiment = _set_up(Holding, monkeypatch, str(tmp_path / "RUN"))
+    experiment.run()
+    rows = {row["_step"]: row for row in _history(experiment)}
+    assert sorted(rows) == [0, 1, 4, 5]
+    assert (rows[0]["a"], rows[0]["b"], rows[0]["step"], rows[0]["epoch"]) == (1, 2, 0, 0)
+    assert (rows[1]["held"], rows[1]["extra"]) == (12, 12)  # the last value of the held row
+    assert rows[4]["paused"] == 1 and rows[5]["after"] == 3
+
+
+def test_disabled_mode_logs_nothing_and_writes_nothing(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")  # the config wins over the environment
+    experiment = _set_up(Holding, monkeypatch, str(tmp_path / "RUN"),
+                         "--config.wandb.mode", "disabled")
+    experiment.run()
+    assert not (tmp_path / "RUN" / "Logs" / "wandb_info.yml").exists()
+    assert not list((tmp_path / "RUN" / "WandB").rglob("*.wandb"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -202,18 +203,26 @@ def test_online_with_a_silent_server_falls_back_within_init_timeout(tmp_path: Pa
     assert _summary(run)["steps"] == [0, 1]
 
 
-def _clean_run_then_resume(directory: Path, *resume_flags: str) -> tuple[dict[str, Any], ...]:
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run that ended at step 12 (steps 0-11 logged); its last checkpoint is step 10."""
+    directory = tmp_path_factory.mktemp("clean") / "RUN"
     first = _run(directory, "--config.training.num_steps", "12",
                  "--config.training.checkpoint_every", "5")
     assert first.returncode == 0, first.stderr[-4000:]
-    # The run ended at step 12 (steps 0-11 logged), its last checkpoint is step 10.
+    return directory
+
+
+def _resume_copy(clean_run: Path, directory: Path, *resume_flags: str
+                 ) -> tuple[dict[str, Any], ...]:
+    shutil.copytree(clean_run, directory)
     second = _run(directory, "--resume", "--config.training.num_steps", "15", *resume_flags)
     assert second.returncode == 0, second.stderr[-4000:]
     return (*(_summary(run) for run in _offline_runs(directory)), {"stderr": second.stderr})
 
 
-def test_resume_keeps_the_steps_the_run_already_has(tmp_path: Path) -> None:
-    before, after, output = _clean_run_then_resume(tmp_path / "KEEP")
+def test_resume_keeps_the_steps_the_run_already_has(clean_run: Path, tmp_path: Path) -> None:
+    before, after, output = _resume_copy(clean_run, tmp_path / "KEEP")
     assert before["steps"] == list(range(12))
     # Steps 10 and 11 are recomputed from checkpoint 10; the W&B run has them already, so they
     # are not sent again (no "step must increase" warning), and the run goes on at 12.
@@ -222,9 +231,10 @@ def test_resume_keeps_the_steps_the_run_already_has(tmp_path: Path) -> None:
     assert "Steps must be monotonically increasing" not in output["stderr"]
 
 
-def test_resume_steps_rewind_replaces_the_steps_after_the_checkpoint(tmp_path: Path) -> None:
-    before, after, output = _clean_run_then_resume(tmp_path / "REWIND",
-                                                   "--config.wandb.resume_steps", "rewind")
+def test_resume_steps_rewind_replaces_the_steps_after_the_checkpoint(clean_run: Path,
+                                                                     tmp_path: Path) -> None:
+    before, after, output = _resume_copy(clean_run, tmp_path / "REWIND",
+                                         "--config.wandb.resume_steps", "rewind")
     assert before["steps"] == list(range(12))
     # The resumed file starts with W&B's branch point (rewind to step 9, as recorded in the
     # run record that `wandb sync` uploads) and logs from the checkpoint's step on.
