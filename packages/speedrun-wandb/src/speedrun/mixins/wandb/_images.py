@@ -76,7 +76,9 @@ def image_array(value: Any, image_format: str = "chw") -> np.ndarray:
         return array.astype(np.uint8) * 255
     if np.issubdtype(array.dtype, np.floating):
         scaled = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-        return np.rint(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)
+        rounded: np.ndarray = np.rint(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)
+        return rounded
     if np.issubdtype(array.dtype, np.integer):
-        return np.clip(array, 0, 255).astype(np.uint8)
+        clipped: np.ndarray = np.clip(array, 0, 255).astype(np.uint8)
+        return clipped
     raise TypeError(f"as_wandb_image expects {ACCEPTED_IMAGES}; got dtype {array.dtype}")

@@ -410,8 +410,8 @@ class WandBMixin(_Base):
         if state.mode != "disabled":
             try:
                 self.dump_wandb_info()
-            except Exception as error:  # noqa: BLE001 - finishing the run matters more
-                warnings.warn(f"could not update Logs/wandb_info.yml: {error}", stacklevel=2)
+            except Exception as problem:  # noqa: BLE001 - finishing the run matters more
+                warnings.warn(f"could not update Logs/wandb_info.yml: {problem}", stacklevel=2)
         state.run = None
         error = sys.exc_info()[1]
         if preemption_requested():
