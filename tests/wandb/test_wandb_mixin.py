@@ -221,3 +221,18 @@ def test_disabled_mode_logs_nothing_and_writes_nothing(tmp_path: Path,
     experiment.run()
     assert not (tmp_path / "RUN" / "Logs" / "wandb_info.yml").exists()
     assert not list((tmp_path / "RUN" / "WandB").rglob("*.wandb"))
+
+
+def test_speedrun_mixins_lists_the_wandb_names_as_installed() -> None:
+    import json
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-m", "speedrun", "mixins", "--json"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    listing = json.loads(result.stdout)
+    (wandb,) = [mixin for mixin in listing["mixins"] if mixin["name"] == "wandb"]
+    assert (wandb["entry_point"], wandb["distribution"]) == (
+        "speedrun.mixins.wandb:WandBMixin", "speedrun-wandb")
+    missing = {item["class"] for item in listing["not_installed"]}
+    assert not missing & {"WandBMixin", "WandBSweepMixin", "SweepRunner"}
