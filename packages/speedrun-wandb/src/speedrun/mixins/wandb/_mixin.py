@@ -212,6 +212,7 @@ class WandBMixin(_Base):
             if isinstance(recorded, int) and mode != "online":
                 known = max(known, recorded + 1)
             state.barrier = max(step, known)
+        state.last_step = state.barrier - 1  # what the W&B run holds, as far as we know
         state.attempt = {
             "started": datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - Python 3.10
             .isoformat(timespec="seconds"),
