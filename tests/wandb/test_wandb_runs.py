@@ -246,3 +246,34 @@ def test_resume_steps_rewind_replaces_the_steps_after_the_checkpoint(clean_run: 
     assert run["branch_point"] == {"metric": "_step", "run": run["run_id"], "value": 9}
     assert after["steps"] == [10, 11, 12, 13, 14]
     assert "already holds" not in output["stderr"]
+
+
+def test_preempted_run_finishes_its_wandb_run_with_status_75(tmp_path: Path) -> None:
+    experiment = tmp_path / "PREEMPTED"
+    log = (tmp_path / "preempted.stderr").open("w")
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPT), str(experiment), *OVERRIDES],
+        env=_environment(TEST_STEP_DELAY="0.1"), stdout=subprocess.PIPE, stderr=log,
+        text=True, cwd=tmp_path)
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("CHECKPOINT 10"):
+                break
+        process.send_signal(signal.SIGTERM)  # speedrun checkpoints at the next step, exits 75
+        process.communicate(timeout=TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        log.close()
+    assert process.returncode == 75, (tmp_path / "preempted.stderr").read_text()[-4000:]
+    (run,) = _offline_runs(experiment)
+    records = _read_run_file(run)
+    assert [record["exit"]["exit_code"] for record in records if record["type"] == "exit"] == [75]
+    steps = [record["history"]["item"]["_step"] for record in records
+             if record["type"] == "history"]
+    checkpoint = max(int(path.stem.rpartition("_")[2])
+                     for path in (experiment / "Weights").glob("checkpoint_iter_*.pt"))
+    assert steps == list(range(checkpoint))  # everything up to the preemption checkpoint
+    info = yaml.safe_load((experiment / "Logs" / "wandb_info.yml").read_text())
+    assert info["last_step"] == checkpoint - 1
