@@ -153,6 +153,7 @@ def test_sweep_files_are_inherited_and_run_numbers_claimed(tmp_path: Path,
     second = _set_up(SweepExperiment, monkeypatch, template, "--inherit", str(parent))
     assert (first.experiment_directory, second.experiment_directory) == (
         str(tmp_path / "runs" / "run-0"), str(tmp_path / "runs" / "run-1"))
+    assert sorted(path.name for path in (tmp_path / "runs").iterdir()) == ["run-0", "run-1"]
     assert second.wandb_sweep_info["sweep_id"] == "sw123"
     runner = SweepRunner(SweepExperiment, sweep_directory=second.experiment_directory)
     assert (runner.sweep_id, runner.project) == ("sw123", "speedrun-tests")

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from speedrun import ConfigError, is_main_process
-from speedrun.ext import CONFIGURATIONS, atomic_write_text, dumps_yaml, load_mapping
+from speedrun.ext import (
+    CONFIGURATIONS,
+    atomic_write_text,
+    dumps_yaml,
+    load_mapping,
+    parse_arguments,
+)
 
 from ._connect import (
     WandBInitError,
@@ -96,13 +103,15 @@ class WandBSweepMixin(WandBMixin):
     def parse_experiment_directory(self) -> WandBSweepMixin:
         """The experiment directory from the command line; ``{WANDB_RUN_NUM}`` in it becomes the
         first free run number."""
-        super().parse_experiment_directory()
-        template = self.experiment_directory
-        if template is not None and RUN_NUMBER in template:
-            if not is_main_process():
-                raise ConfigError(f"{template}: {RUN_NUMBER} directories are claimed by one "
-                                  f"process; pass the claimed directory to every rank")
-            self.experiment_directory = claim_directory(template)
+        positionals = parse_arguments(sys.argv).positionals  # what record_args() parses
+        template = positionals[0] if positionals else None
+        if template is None or RUN_NUMBER not in template:
+            super().parse_experiment_directory()
+            return self
+        if not is_main_process():
+            raise ConfigError(f"{template}: {RUN_NUMBER} directories are claimed by one "
+                              f"process; pass the claimed directory to every rank")
+        self.experiment_directory = claim_directory(template)
         return self
 
     def auto_setup(self, update_git_revision: bool = True,
