@@ -63,9 +63,10 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> type:
     """Resolve legacy mixin names (``from speedrun import TensorboardMixin``) lazily."""
-    if name.startswith("__") or not name.endswith("Mixin"):
+    from ._mixins import LEGACY_MIXINS, resolve_mixin
+
+    if name.startswith("__") or not (name.endswith("Mixin") or name in LEGACY_MIXINS):
         raise AttributeError(f"module 'speedrun' has no attribute {name!r}")
-    from ._mixins import resolve_mixin
 
     mixin = resolve_mixin(name)
     globals()[name] = mixin

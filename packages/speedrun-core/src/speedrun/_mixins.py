@@ -12,6 +12,9 @@ LEGACY_MIXINS = {
     "InfernoMixin": "inferno",
     "FirelightMixin": "firelight",
     "WaiterMixin": "waiter",
+    "WandBMixin": "wandb",
+    "WandBSweepMixin": "wandb",
+    "SweepRunner": "wandb",
 }
 
 
@@ -26,6 +29,7 @@ def resolve_mixin(name: str) -> type:
     AttributeError
         No installed distribution provides a mixin of that name.
     """
+    from importlib import import_module
     from importlib.metadata import entry_points
 
     for entry_point in entry_points(group="speedrun.mixins"):
@@ -39,6 +43,13 @@ def resolve_mixin(name: str) -> type:
             return loaded
     if name in LEGACY_MIXINS:
         dist = LEGACY_MIXINS[name]
+        # A distribution's other legacy names (WandBSweepMixin, SweepRunner) live in the module
+        # of its entry point.
+        for entry_point in entry_points(group="speedrun.mixins"):
+            if entry_point.name == dist:
+                found = getattr(import_module(entry_point.module), name, None)
+                if isinstance(found, type):
+                    return found
         raise ImportError(
             f"{name} is in the speedrun-{dist} distribution, which is not installed. "
             f"Install it with: pip install speedrun-{dist}"

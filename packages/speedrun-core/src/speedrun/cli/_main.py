@@ -357,8 +357,10 @@ def command_mixins(args: Any) -> int:
             "version": dist.version if dist is not None else None,
         })
     installed = {mixin["class"].rpartition(".")[2] for mixin in mixins}
+    entry_point_names = {mixin["name"] for mixin in mixins}  # a distribution's other names
     missing = [{"class": name, "install": f"pip install speedrun-{suffix}"}
-               for name, suffix in LEGACY_MIXINS.items() if name not in installed]
+               for name, suffix in LEGACY_MIXINS.items()
+               if name not in installed and suffix not in entry_point_names]
     if args.keys:
         from ._keys import installed_config_keys
 
