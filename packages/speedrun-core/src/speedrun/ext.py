@@ -27,6 +27,15 @@ Preemption
     :data:`speedrun.PREEMPTION_EXIT_CODE` are in :mod:`speedrun`.
 Optional imports
     :func:`require` imports a module or raises an ImportError that names the ``pip install``.
+Mixins working together
+    :class:`TagScopeMixin` (``tagscope``, ``set_tagscope``, ``get_full_tag``: one tag scope
+    shared by every mixin that tags things), :func:`has_mixin` (the one way a mixin checks
+    whether the experiment has another one).
+Images
+    :func:`to_image_array` (tensors and arrays to ``(H, W, C)`` uint8 pixels, one rule for
+    layouts and value ranges), :class:`ImageError`, :data:`ACCEPTED_IMAGES`,
+    :func:`encode_png`, :func:`write_png`, and :func:`plot_file` (the one ``Plots/`` naming
+    rule of ``print_image``, ``save_figure`` and ``save_image_grid``).
 Hooks
     :data:`PRE_DISPATCH`, :data:`CLEAN_UP`, :data:`POST_LOAD`, :data:`PRE_CHECKPOINT`,
     :data:`HOOK_KEYS`, for
@@ -51,6 +60,7 @@ from ._directory import (
     is_experiment_directory,
     purge_experiment_directory,
 )
+from ._discovery import has_mixin
 from ._dispatch import CLEAN_UP, HOOK_KEYS, POST_LOAD, PRE_CHECKPOINT, PRE_DISPATCH
 from ._errors import (
     ArgumentError,
@@ -62,6 +72,14 @@ from ._errors import (
     SpeedrunError,
 )
 from ._fs import atomic_open, atomic_write_bytes, atomic_write_text, keep_previous_version
+from ._images import (
+    ACCEPTED_IMAGES,
+    ImageError,
+    encode_png,
+    plot_file,
+    to_image_array,
+    write_png,
+)
 from ._lock import LOCK_NAME, WriterLock, is_locked, read_lock_holder
 from ._paths import relative_parts, tagged_file
 from ._preemption import install as install_preemption_handlers
@@ -72,9 +90,18 @@ from ._preemption import uninstall as uninstall_preemption_handlers
 from ._require import require
 from ._provenance import GitState, git_state
 from ._runinfo import read_run_record, resolve_status
+from ._tags import TagScopeMixin
 from ._yaml import dump_yaml, dumps_yaml, load_mapping, load_yaml, loads_yaml
 
 __all__ = [
+    "ACCEPTED_IMAGES",
+    "ImageError",
+    "TagScopeMixin",
+    "encode_png",
+    "has_mixin",
+    "plot_file",
+    "to_image_array",
+    "write_png",
     "uninstall_preemption_handlers",
     "reset_preemption",
     "preemption_signal",
