@@ -11,10 +11,12 @@ Types
     A torch tensor (detached, moved to the CPU; float16 and bfloat16 widened) or a NumPy array.
 Shapes
     ``(H, W)`` grayscale, ``(C, H, W)`` or ``(H, W, C)`` with C = 1 (grayscale), 3 (RGB) or
-    4 (RGBA). ``dataformats='HW' | 'CHW' | 'HWC'`` says which; without it a 3-D shape is read as
-    ``CHW`` when its first axis has 1, 3 or 4 entries, else as ``HWC`` when its last axis has
-    (the convention of torch, tensorboardX and the original ``log_image``). So ``(3, 8, 4)`` is
-    an 8x4 RGB image everywhere; pass ``dataformats='HWC'`` for a 3x8 RGBA one.
+    4 (RGBA). ``dataformats='HW' | 'CHW' | 'HWC'`` says which. Without it, a 3-D shape is read
+    as ``CHW`` when only its first axis has 1, 3 or 4 entries and as ``HWC`` when only its last
+    one has. When both have (an image 1, 3 or 4 pixels high), the axis with fewer entries holds
+    the channels, and a tie reads ``CHW`` (torch's and tensorboardX's layout, the original
+    ``log_image``'s): ``(3, 8, 4)`` is an 8x4 RGB image, ``(4, 6, 3)`` a 4x6 RGB image and
+    ``(3, 5, 3)`` a 5x3 RGB image, in every writer. ``dataformats=`` decides otherwise.
 Values
     uint8 as is (0..255); bool as 0 and 255; other integer types must hold 0..255; floats are
     0.0..1.0, and values outside are clipped (NaN and -inf become 0, +inf 1), as tensorboardX and
@@ -101,9 +103,12 @@ def _layout(shape: tuple[int, ...], dataformats: str | None, what: str) -> str:
     if len(shape) == 2:
         return "HW"
     if len(shape) == 3:
-        if shape[0] in _CHANNELS:
+        first, last = shape[0] in _CHANNELS, shape[-1] in _CHANNELS
+        if first and last:  # ambiguous: the shorter axis holds the channels; a tie reads CHW
+            return "HWC" if shape[-1] < shape[0] else "CHW"
+        if first:
             return "CHW"
-        if shape[-1] in _CHANNELS:
+        if last:
             return "HWC"
         raise ImageError(
             f"{what} expects {ACCEPTED_IMAGES}; got shape {shape}, where neither the first nor "
@@ -123,7 +128,7 @@ def to_image_array(value: Any, dataformats: str | None = None, *, what: str = "i
     value
         A torch tensor or NumPy array (see the module's rules for shapes and values).
     dataformats
-        ``'HW'``, ``'CHW'`` or ``'HWC'``; ``None`` detects the layout (``CHW`` first).
+        ``'HW'``, ``'CHW'`` or ``'HWC'``; ``None`` detects the layout (see the module's rules).
     what
         Who is asking, for error messages (e.g. ``"log_image('val/x')"``).
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from speedrun.ext import has_mixin
+
 from ._loop import (
     _default_say,
     _default_warn,
@@ -166,7 +168,7 @@ class WaiterMixin(_Base):
 
     # -- helpers -------------------------------------------------------------------------------
     def _waiter_printers(self) -> tuple[Callable[[str], Any], Callable[[str], Any]]:
-        """``(say, warn)``: the experiment's ``print`` for both if it has one (IOMixin)."""
-        if hasattr(self, "print") and callable(self.print):
-            return self.print, self.print
+        """``(say, warn)``: the experiment's ``print`` for both if it is an ``IOMixin``."""
+        if has_mixin(self, "speedrun.mixins.io:IOMixin"):
+            return self.print, self.print  # type: ignore[attr-defined]
         return _default_say, _default_warn
