@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from speedrun import ConfigError
-from speedrun.ext import TagScopeMixin, has_mixin
+from speedrun.ext import TagScopeMixin, has_mixin, load_yaml
 
 if TYPE_CHECKING:
     from speedrun import BaseExperiment as _Base
@@ -140,6 +140,13 @@ class InfernoTensorboardSteps(TagScopeMixin, _Base):
                     root.removeHandler(handler)
             root.setLevel(level)
         config = copy.deepcopy(self.get("firelight"))
+        if isinstance(config, (str, os.PathLike)):  # the original's form: a YAML file
+            path = os.fspath(config)
+            if not os.path.isfile(path):
+                raise ConfigError(f"firelight: expected a visualizer config mapping or the path "
+                                  f"of a YAML file holding one, got {path!r}, which does not "
+                                  f"exist")
+            config = load_yaml(path)
         if not isinstance(config, Mapping):
             raise ConfigError(f"firelight: expected a mapping tag -> visualizer config, got "
                               f"{config!r}")
