@@ -33,7 +33,7 @@ class WaiterMixin(_Base):
 
     Useful to queue experiments on a shared machine without a scheduler::
 
-        class Train(BaseExperiment, WaiterMixin):
+        class Train(WaiterMixin, BaseExperiment):
             def __init__(self):
                 super().__init__()
                 self.auto_setup()
@@ -147,7 +147,7 @@ class WaiterMixin(_Base):
             raise TypeError(
                 f"WaiterMixin.wait() reads --wait.* from the command line through "
                 f"BaseExperiment.get_arg, but {type(self).__name__} has no get_arg. Fix: mix it "
-                "into an experiment (class MyExperiment(BaseExperiment, WaiterMixin)), or call "
+                "into an experiment (class MyExperiment(WaiterMixin, BaseExperiment)), or call "
                 "speedrun.mixins.waiter.wait_for(...) directly."
             )
         interval = check_interval_value(get_arg("wait.check_interval", 1))
