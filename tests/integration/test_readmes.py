@@ -85,6 +85,9 @@ def _documented_signatures(readme: Path) -> list[tuple[str, list[str]]]:
     text = readme.read_text(encoding="utf-8")
     found = []
     for name, arguments in re.findall(r"`(\w+)\(([^`()]*)\)`", text):
+        positional = [part.strip() for part in arguments.split(",") if "=" not in part]
+        if any(part[:1] in "\"'0123456789[{-" for part in positional if part):
+            continue  # a call with literal arguments (`print_image("x", v)`), not a signature
         parameters = []
         for argument in arguments.split(","):
             argument = argument.strip().split("=")[0].strip()
