@@ -9,11 +9,10 @@ import pytest
 pytest.importorskip("inferno", reason="pip install --no-deps inferno-pytorch==0.1.7")
 torch = pytest.importorskip("torch")
 
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
-
-from speedrun import BaseExperiment, ConfigError  # noqa: E402
-from speedrun.mixins.inferno import InfernoMixin  # noqa: E402
+from speedrun import BaseExperiment, ConfigError
+from speedrun.mixins.inferno import InfernoMixin
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.data import DataLoader, TensorDataset
 
 # Verbatim from issue 15 (the firelight key is optional and left out).
 ORIGINAL_CONFIG = """\
@@ -99,9 +98,10 @@ def test_when_both_forms_are_given_todays_wins_with_a_warning(tmp_path):
     experiment = _experiment(tmp_path, ORIGINAL_CONFIG.replace(
         "  optimizer: Adam\n", "  optimizer: {SGD: {lr: 0.5}}\n"))
     experiment.set("criterion", {"MSELoss": {}})
-    with pytest.warns(UserWarning) as record:
-        assert isinstance(experiment.criterion, torch.nn.MSELoss)
-        optimizer = experiment.trainer.optimizer
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        criterion, optimizer = experiment.criterion, experiment.trainer.optimizer
+    assert isinstance(criterion, torch.nn.MSELoss)
     messages = " | ".join(str(item.message) for item in record)
     assert "'criterion' is used, 'trainer/criterion'" in messages
     assert "trainer/optimizer_kwargs is ignored" in messages

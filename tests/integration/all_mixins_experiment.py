@@ -15,8 +15,6 @@ import json
 import os
 
 import torch
-from torch.utils.data import DataLoader, TensorDataset
-
 from speedrun import BaseExperiment, register_default_dispatch
 from speedrun.ext import atomic_write_text
 from speedrun.mixins.firelight import FirelightMixin
@@ -26,6 +24,7 @@ from speedrun.mixins.mpl import MatplotlibMixin
 from speedrun.mixins.submitit import SubmititMixin
 from speedrun.mixins.tensorboard import TensorboardMixin
 from speedrun.mixins.waiter import WaiterMixin
+from torch.utils.data import DataLoader, TensorDataset
 
 MIXINS = (TensorboardMixin, IOMixin, MatplotlibMixin, InfernoMixin, FirelightMixin,
           WaiterMixin, SubmititMixin)
