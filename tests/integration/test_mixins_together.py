@@ -91,7 +91,9 @@ def _events(directory: Path) -> dict[str, list[tuple[int, float | None]]]:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict]]:
     root = tmp_path_factory.mktemp("together")
     (root / "config.yml").write_text(CONFIG, encoding="utf-8")
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env = {name: value for name, value in os.environ.items()  # no job or sweep around us
+           if not name.startswith(("SPEEDRUN_", "SUBMITIT_", "SLURM_"))}
+    env["PYTHONWARNINGS"] = "ignore"
 
     def run(*flags: str, **extra_env: str) -> None:
         result = subprocess.run(

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 __all__ = ["as_float", "to_numpy"]
 
 
-
 def _is_tensor(value: Any) -> bool:
     return callable(getattr(value, "detach", None)) and callable(getattr(value, "numel", None))
 
