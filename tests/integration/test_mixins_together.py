@@ -158,3 +158,31 @@ def test_every_mixin_does_its_part_and_resume_continues(runs: tuple[Path, dict[s
                  for name, value in vars(klass).items()
                  if name in _own_names(mixin) and (callable(value) or hasattr(value, "__get__"))}
     assert set(second["instance_attributes"]) & behaviour == set()
+
+
+def test_one_array_is_one_picture_in_tensorboard_and_in_plots(tmp_path: Path) -> None:
+    # issue 15: a (3, 8, 4) array was an 8x4 RGB image in TensorBoard and a 3x8 RGBA PNG.
+    import io
+
+    import numpy as np
+
+    from speedrun.mixins.io import IOMixin
+    from speedrun.mixins.tensorboard import TensorboardMixin
+
+    class Both(TensorboardMixin, IOMixin, BaseExperiment):
+        pass
+
+    experiment = Both(str(tmp_path / "exp"))
+    value = np.random.default_rng(0).random((3, 8, 4))
+    experiment.log_image("x", value).print_image("x", value)
+    experiment.execute_hooks("clean_up")
+    accumulator = EventAccumulator(experiment.log_directory)
+    accumulator.Reload()
+    (event,) = accumulator.Images("x")
+    with Image.open(io.BytesIO(event.encoded_image_string)) as logged:
+        logged_pixels = np.asarray(logged.convert("RGB"))
+    with Image.open(Path(experiment.plot_directory) / "x_step_0.png") as printed:
+        assert printed.mode == "RGB"
+        printed_pixels = np.asarray(printed)
+    assert logged_pixels.shape == printed_pixels.shape == (8, 4, 3)
+    assert np.array_equal(logged_pixels, printed_pixels)
