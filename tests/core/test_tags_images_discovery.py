@@ -35,6 +35,8 @@ def test_scopes_nest_join_with_slashes_and_are_restored_on_errors(tmp_path):
             raise RuntimeError
         assert experiment.tagscope == "train"
     assert experiment.tagscope == ""
+    with experiment.set_tagscope(name="val"):  # the original's keyword
+        assert experiment.get_full_tag("x") == "val/x"
     with pytest.raises(TypeError, match=r"set_tagscope expects a string.*int 3"), \
             experiment.set_tagscope(3):  # type: ignore[arg-type]
         pass

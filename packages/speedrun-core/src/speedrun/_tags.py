@@ -42,25 +42,27 @@ class TagScopeMixin:
         return self._speedrun_tagscope
 
     @contextlib.contextmanager
-    def set_tagscope(self, scope: str) -> Iterator[None]:
-        """Prefix every tag written inside the ``with`` block with ``scope/``.
+    def set_tagscope(self, name: str) -> Iterator[None]:
+        """Prefix every tag written inside the ``with`` block with ``name/``.
+
+        ``name`` keeps the original speedrun's parameter name (``set_tagscope(name='train')``).
 
         Raises
         ------
         TypeError
-            ``scope`` is not a string.
+            ``name`` is not a string.
         """
-        if not isinstance(scope, str):
+        if not isinstance(name, str):
             raise TypeError(
-                f"set_tagscope expects a string such as 'train', got {type(scope).__name__} "
-                f"{scope!r}. Fix: with experiment.set_tagscope('train'): ..."
+                f"set_tagscope expects a string such as 'train', got {type(name).__name__} "
+                f"{name!r}. Fix: with experiment.set_tagscope('train'): ..."
             )
         if TAGSCOPE_ATTRIBUTE not in self.__dict__:
             register = getattr(self, "register_unpickleable", None)
             if callable(register):
                 register(TAGSCOPE_ATTRIBUTE)
         previous = self._speedrun_tagscope
-        scope = scope.strip("/")
+        scope = name.strip("/")
         self._speedrun_tagscope = f"{previous}/{scope}" if previous and scope else previous or scope
         try:
             yield
