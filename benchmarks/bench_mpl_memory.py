@@ -56,7 +56,7 @@ def run_variant(variant: str, figures: int) -> dict[str, float]:
     from speedrun import BaseExperiment
     from speedrun.mixins.mpl import MatplotlibMixin
 
-    class Experiment(BaseExperiment, MatplotlibMixin):
+    class Experiment(MatplotlibMixin, BaseExperiment):
         pass
 
     folder = tempfile.mkdtemp(prefix="bench_mpl_")

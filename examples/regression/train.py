@@ -18,7 +18,7 @@ from speedrun.mixins.mpl import MatplotlibMixin
 from speedrun.mixins.tensorboard import TensorboardMixin
 
 
-class RegressionExperiment(BaseExperiment, TensorboardMixin, IOMixin, MatplotlibMixin):
+class RegressionExperiment(TensorboardMixin, IOMixin, MatplotlibMixin, BaseExperiment):
     def __init__(self) -> None:
         super().__init__()
         self.auto_setup()

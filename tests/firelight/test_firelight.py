@@ -71,7 +71,7 @@ def test_image_grid_has_the_layout_and_the_values(experiment):
 def test_save_image_grid_writes_the_png_under_plots(experiment):
     experiment.next_step().next_step()
     data = states(seed=1)
-    path = experiment.save_image_grid(data, "validation")
+    (path,) = experiment.save_image_grid(data, "validation")  # save_* return the files
     assert path == os.path.join(experiment.plot_directory, "validation_step_2.png")
     with Image.open(path) as image:
         assert image.format == "PNG"
@@ -174,11 +174,15 @@ def test_log_image_grid_writes_a_tensorboard_image(tmp_path):
     experiment = Both(str(tmp_path / "experiment"))
     experiment.set("firelight", GRID)
     experiment.next_step()
-    image = experiment.log_image_grid(states(), "grid")
+    assert experiment.log_image_grid(states(), "grid") is experiment  # log_* return self
+    with experiment.set_tagscope("val"):
+        experiment.log_image_grid(states(), "grid")
+        (scoped,) = experiment.save_image_grid(states(), "grid")
     experiment.execute_hooks("clean_up")
-    assert image.shape == (HEIGHT, WIDTH, 3)
+    assert scoped == os.path.join(experiment.plot_directory, "val", "grid_step_1.png")
     accumulator = EventAccumulator(experiment.log_directory)
     accumulator.Reload()
+    assert len(accumulator.Images("val/grid")) == 1
     (event,) = accumulator.Images("grid")
     assert (event.step, event.width, event.height) == (1, WIDTH, HEIGHT)
     import io

@@ -373,3 +373,28 @@ def test_firelight_visualizations_are_logged_as_images(tmp_path):
     images = events(experiment).Tags()["images"]
     assert "training_inputs_grid" in images
     assert any(tag.startswith("training_inputs_0/") for tag in images), images
+
+
+def test_one_tag_scope_for_inferno_and_tensorboard_whatever_the_order(tmp_path):
+    # issue 15: each mixin had its own scope state, so leaving the scope did not reach the
+    # other one and both values went to train/loss.
+    from speedrun.mixins.tensorboard import TensorboardMixin
+
+    class InfernoFirst(InfernoMixin, TensorboardMixin, BaseExperiment):
+        pass
+
+    class TensorboardFirst(TensorboardMixin, InfernoMixin, BaseExperiment):
+        pass
+
+    for cls in (InfernoFirst, TensorboardFirst):
+        e = cls(str(tmp_path / cls.__name__))
+        with e.set_tagscope("train"):
+            e.log_scalar("loss", 1.0)
+            assert e.get_full_tag("config") == "train/config" and e.tagscope == "train"
+        e.log_scalar("loss", 2.0)
+        e.execute_hooks("clean_up")
+        accumulator = EventAccumulator(e.log_directory)
+        accumulator.Reload()
+        assert sorted(accumulator.Tags()["scalars"]) == ["loss", "train/loss"]
+        assert [event.value for event in accumulator.Scalars("train/loss")] == [1.0]
+        assert [event.value for event in accumulator.Scalars("loss")] == [2.0]

@@ -22,3 +22,21 @@ def test_public_api():
     assert package.__all__ == ["MatplotlibMixin"]
     for name in ("figure2array", "save_figure", "new_figure"):
         assert callable(getattr(MatplotlibMixin, name)), name
+
+
+def test_the_declared_floors_are_the_tested_ones():
+    """README, metadata and the lowest-versions test environment name the same floors."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    pyproject = (root / "packages" / "speedrun-mpl" / "pyproject.toml").read_text()
+    readme = (root / "packages" / "speedrun-mpl" / "README.md").read_text()
+    hatch = (root / "hatch.toml").read_text()
+    floors = dict(re.findall(r'"(matplotlib|numpy)>=([\d.]+)"', pyproject))
+    lowest = hatch[hatch.index("[envs.mpl-lowest]"):]
+    pins = dict(re.findall(r'"(matplotlib|numpy)==([\d.]+)"', lowest))
+    assert floors == {"matplotlib": "3.10", "numpy": "1.23"}
+    for name, floor in floors.items():
+        assert pins[name].startswith(floor + "."), (name, pins[name])
+    assert "matplotlib 3.10+" in readme and "matplotlib 3.10+" in pyproject

@@ -127,25 +127,25 @@ def test_bad_input_is_refused(exp, tmp_path):
 
 
 class RecordingLogger:
-    """Stands in for another mixin that has ``log_figure`` (the duck-typed hand-off)."""
+    """A class with a method named ``log_figure`` that is not TensorboardMixin."""
 
     def log_figure(self, tag, figure, step=None):
         self.__dict__.setdefault("logged", []).append((tag, figure, step))
         return self
 
 
-class WithLogFigure(BaseExperiment, MatplotlibMixin, RecordingLogger):
+class WithLogFigure(MatplotlibMixin, RecordingLogger, BaseExperiment):
     pass
 
 
-def test_log_figure_is_used_when_the_experiment_has_it(tmp_path):
+def test_only_tensorboard_mixin_is_taken_for_tensorboard(tmp_path):
+    # Mixins find each other one way (speedrun.ext.has_mixin: isinstance against the public
+    # class), not by probing method names: an unrelated log_figure is left alone.
     exp = WithLogFigure(str(tmp_path / "exp"))
-    exp.next_step()
-    figure = filled()
-    exp.save_figure("curves/acc", figure)
-    assert exp.logged == [("curves/acc", figure, 1)]
-    exp.save_figure("files/only", figure, tensorboard=False)
-    assert len(exp.logged) == 1
+    exp.save_figure("curves/acc", filled())
+    assert "logged" not in exp.__dict__
+    with pytest.raises(ValueError, match="pip install speedrun-tensorboard"):
+        exp.save_figure("curves/acc", filled(), tensorboard=True)
 
 
 def test_tensorboard_true_without_log_figure_says_what_to_install(exp):
@@ -160,13 +160,14 @@ def test_figures_reach_tensorboard_through_tensorboard_mixin(tmp_path, plt):
         "tensorboard.backend.event_processing.event_accumulator"
     )
 
-    class Both(BaseExperiment, tensorboard.TensorboardMixin, MatplotlibMixin):
+    class Both(MatplotlibMixin, tensorboard.TensorboardMixin, BaseExperiment):
         pass
 
     exp = Both(str(tmp_path / "exp"))
     exp.next_step().next_step()
     figure, _ = plt.subplots(figsize=(1, 1), dpi=20, facecolor="red")
-    exp.save_figure("curves/loss", figure)
+    with exp.set_tagscope("val"):  # one scope for the file and the TensorBoard tag
+        exp.save_figure("curves/loss", figure)
     assert plt.get_fignums() == []
     exp.execute_hooks("clean_up")  # flushes the event file
     accumulator = event_accumulator.EventAccumulator(
@@ -174,11 +175,12 @@ def test_figures_reach_tensorboard_through_tensorboard_mixin(tmp_path, plt):
     )
     accumulator.Reload()
     (tag,) = [tag for tag in accumulator.Tags()["images"] if tag.endswith("curves/loss")]
+    assert tag == "val/curves/loss"
     (event,) = accumulator.Images(tag)
     assert event.step == 2 and (event.width, event.height) == (20, 20)
     with Image.open(io.BytesIO(event.encoded_image_string)) as image:
         assert image.convert("RGB").getpixel((0, 0)) == (255, 0, 0)
-    assert os.path.isfile(os.path.join(exp.plot_directory, "curves", "loss_step_2.png"))
+    assert os.path.isfile(os.path.join(exp.plot_directory, "val", "curves", "loss_step_2.png"))
 
 
 

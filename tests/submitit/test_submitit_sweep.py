@@ -201,7 +201,9 @@ def test_executor_settings_are_checked(tmp_path: Path) -> None:
 @pytest.fixture
 def job_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     for name in ("SPEEDRUN_LAUNCH_ID", "SPEEDRUN_SWEEP_ATTEMPT", "SUBMITIT_EXECUTOR"):
-        monkeypatch.delenv(name, raising=False)
+        # setenv first records the variable's absence, so what run_point sets is undone too
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     return monkeypatch
 

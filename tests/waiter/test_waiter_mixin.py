@@ -24,19 +24,24 @@ from speedrun.ext import ensure_experiment_directory, is_locked
 from speedrun.mixins.waiter import WAIT_TIMEOUT_EXIT_CODE, WaiterMixin, WaitTimeout
 
 
-class Experiment(BaseExperiment, WaiterMixin):
+class Experiment(WaiterMixin, BaseExperiment):
     pass
 
 
-class PrintingExperiment(BaseExperiment, WaiterMixin):
-    """Stands in for an experiment with IOMixin: it has its own ``print``."""
+def _printing_experiment() -> type:
+    """An experiment with IOMixin whose ``print`` records the messages."""
+    io = pytest.importorskip("speedrun.mixins.io")
 
-    def __init__(self, experiment_directory: object = None) -> None:
-        self.printed: list[str] = []
-        super().__init__(experiment_directory)
+    class PrintingExperiment(WaiterMixin, io.IOMixin, BaseExperiment):
+        def __init__(self, experiment_directory: object = None) -> None:
+            self.printed: list[str] = []
+            super().__init__(experiment_directory)
 
-    def print(self, message: str) -> None:
-        self.printed.append(message)
+        def print(self, message: str, printer: object = None) -> PrintingExperiment:
+            self.printed.append(message)
+            return self
+
+    return PrintingExperiment
 
 
 def _experiment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *flags: object,
@@ -201,7 +206,7 @@ def test_prints_through_the_experiments_print(tmp_path: Path, monkeypatch: pytes
                                               sleeper: subprocess.Popen[bytes]) -> None:
     experiment = _experiment(tmp_path, monkeypatch, "--wait.for", sleeper.pid,
                              "--wait.timeout", "0.1", "--wait.check_interval", "0.05",
-                             cls=PrintingExperiment)
+                             cls=_printing_experiment())
     with pytest.raises(WaitTimeout):
         experiment.wait()
     assert capsys.readouterr() == ("", "")

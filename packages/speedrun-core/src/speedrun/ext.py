@@ -31,6 +31,15 @@ The mixin contract
     :class:`ConfigKey` declares a config key a class reads (listed in its ``CONFIG_KEYS``);
     ``NOT_CHECKPOINTED`` (a class attribute) names the attributes that stay out of checkpoints.
     Both are collected over the MRO; see ``BaseExperiment.config_value``.
+Mixins working together
+    :class:`TagScopeMixin` (``tagscope``, ``set_tagscope``, ``get_full_tag``: one tag scope
+    shared by every mixin that tags things), :func:`has_mixin` (the one way a mixin checks
+    whether the experiment has another one).
+Images
+    :func:`to_image_array` (tensors and arrays to ``(H, W, C)`` uint8 pixels, one rule for
+    layouts and value ranges), :class:`ImageError`, :data:`ACCEPTED_IMAGES`,
+    :func:`encode_png`, :func:`write_png`, and :func:`plot_file` (the one ``Plots/`` naming
+    rule of ``print_image``, ``save_figure`` and ``save_image_grid``).
 Hooks
     :data:`PRE_DISPATCH`, :data:`CLEAN_UP`, :data:`POST_LOAD`, :data:`PRE_CHECKPOINT`,
     :data:`HOOK_KEYS`, for
@@ -80,6 +89,7 @@ from .distributed._preemption import received_signal as preemption_signal
 from .distributed._preemption import requested as preemption_requested
 from .distributed._preemption import reset as reset_preemption
 from .distributed._preemption import uninstall as uninstall_preemption_handlers
+from .experiment._discovery import has_mixin
 from .experiment._dispatch import (
     CLEAN_UP,
     HOOK_KEYS,
@@ -89,8 +99,25 @@ from .experiment._dispatch import (
 )
 from .experiment._provenance import GitState, git_state
 from .experiment._runinfo import read_run_record, resolve_status
+from .experiment._tags import TagScopeMixin
+from .media._images import (
+    ACCEPTED_IMAGES,
+    ImageError,
+    encode_png,
+    plot_file,
+    to_image_array,
+    write_png,
+)
 
 __all__ = [
+    "ACCEPTED_IMAGES",
+    "ImageError",
+    "TagScopeMixin",
+    "encode_png",
+    "has_mixin",
+    "plot_file",
+    "to_image_array",
+    "write_png",
     "CLEAN_UP",
     "CONFIGURATIONS",
     "CONFIG_FILE_NAME",

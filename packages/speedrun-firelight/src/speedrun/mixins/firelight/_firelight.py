@@ -7,14 +7,13 @@ first use.
 from __future__ import annotations
 
 import copy
-import io
 import logging
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from speedrun import ConfigError, ExperimentDirectoryError
-from speedrun.ext import atomic_write_bytes
+from speedrun import ConfigError, is_main_process
+from speedrun.ext import TagScopeMixin, has_mixin, plot_file, to_image_array, write_png
 
 if TYPE_CHECKING:
     from speedrun import BaseExperiment as _Base
@@ -130,7 +129,7 @@ def _as_tensors(states: Mapping[str, Any]) -> dict[str, Any]:
     return {key: convert(value) for key, value in states.items()}
 
 
-class FirelightMixin(_Base):
+class FirelightMixin(TagScopeMixin, _Base):
     """Visualize tensors (inputs, targets, predictions...) with a firelight visualizer.
 
     The visualizer comes from the configuration key ``firelight`` (a firelight config,
@@ -233,37 +232,30 @@ class FirelightMixin(_Base):
             image = image.detach().cpu().numpy()
         return np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
 
-    def save_image_grid(self, states: Mapping[str, Any], plot_name: str = "plots") -> str:
-        """Write the image grid to ``Plots/<plot_name>_step_<step>.png``; returns the path."""
-        import numpy as np
-        from PIL import Image
+    def save_image_grid(self, states: Mapping[str, Any], plot_name: str = "plots") -> list[str]:
+        """Write the image grid to ``Plots/<plot_name>_step_<step>.png``; returns ``[path]``.
 
-        directory = self.plot_directory
-        if directory is None:
-            raise ExperimentDirectoryError(
-                "save_image_grid writes to the experiment's Plots/ folder, but the experiment "
-                "has no directory: set experiment.experiment_directory first")
-        if not isinstance(plot_name, str) or not plot_name or os.sep in plot_name:
-            raise ValueError(f"plot_name must be a file name without folders, such as "
-                             f"'predictions', got {plot_name!r}")
-        image = (self.get_image_grid(states) * 255.0).round().astype(np.uint8)
-        if image.ndim == 3 and image.shape[-1] == 1:
-            image = image[..., 0]
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="PNG")
-        path = os.path.join(directory, f"{plot_name}_step_{self.step}.png")
-        os.makedirs(directory, exist_ok=True)
-        atomic_write_bytes(path, buffer.getvalue())
-        return path
+        ``plot_name`` is a tag like any other: ``'val/grid'`` writes
+        ``Plots/val/grid_step_<step>.png``, and the experiment's tag scope applies (the rule
+        of :func:`speedrun.ext.plot_file`, shared with ``print_image`` and ``save_figure``).
+        Like every ``save_*`` method, it returns the list of files written.
+        """
+        full_tag = self.get_full_tag(plot_name)
+        path = plot_file(self.plot_directory, full_tag, self.step, "png",
+                         what="save_image_grid")
+        image = to_image_array(self.get_image_grid(states), "HWC",
+                               what=f"save_image_grid({plot_name!r})")
+        if is_main_process():
+            write_png(path, image)
+        return [path]
 
     def log_image_grid(self, states: Mapping[str, Any], tag: str = "image_grid",
-                       step: int | None = None) -> Any:
-        """Log the image grid to TensorBoard (needs ``TensorboardMixin``); returns the image.
+                       step: int | None = None) -> FirelightMixin:
+        """Log the image grid to TensorBoard (needs ``TensorboardMixin``); returns ``self``.
 
         Transparency is composited onto white, as firelight's inferno callback does.
         """
-        log_image = getattr(self, "log_image", None)
-        if not callable(log_image):
+        if not has_mixin(self, "speedrun.mixins.tensorboard:TensorboardMixin"):
             raise AttributeError(
                 f"log_image_grid logs through TensorboardMixin, which {type(self).__name__} "
                 f"does not have: install it (pip install speedrun-tensorboard) and add "
@@ -272,5 +264,5 @@ class FirelightMixin(_Base):
         if image.ndim == 3 and image.shape[-1] == 4:
             alpha = image[..., 3:4]
             image = image[..., :3] * alpha + (1.0 - alpha)
-        log_image(tag, image, step=step, dataformats="HWC")
-        return image
+        self.log_image(tag, image, step=step, dataformats="HWC")  # type: ignore[attr-defined]
+        return self

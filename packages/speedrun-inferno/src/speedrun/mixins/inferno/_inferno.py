@@ -14,7 +14,13 @@ from typing import Any
 
 from speedrun import ConfigError, ExperimentDirectoryError, register_hook
 
-from ._parsing import ParsingMixin, create_instance, get_single_key_value_pair, locate
+from ._parsing import (
+    ParsingMixin,
+    _name_and_kwargs,
+    create_instance,
+    get_single_key_value_pair,
+    locate,
+)
 from ._tensorboard import InfernoTensorboardSteps
 
 __all__ = ["InfernoMixin"]
@@ -60,8 +66,21 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
             essentials: {NaNDetector: {noargs: true}}
             scheduling: {AutoLRDecay: {factor: 0.5, patience: 1 epochs}}
 
-    With a ``firelight`` key (``{tag: {Visualizer: ...}}``, or a single visualizer config)
-    firelight's visualizations are logged to TensorBoard as images.
+    The original speedrun's schema is accepted as written in configs in the wild::
+
+        trainer:
+          criterion: CrossEntropyLoss     # a name from torch.nn / inferno (+ criterion_kwargs)
+          metric: CategoricalError        # optional (+ metric_kwargs)
+          optimizer: Adam
+          optimizer_kwargs: {lr: 0.01}
+
+    When both forms are given, today's wins: a top-level ``criterion``/``metric`` over
+    ``trainer/criterion``/``trainer/metric``, and keyword arguments inside
+    ``optimizer: {Adam: {...}}`` over ``optimizer_kwargs``; a warning names what is ignored.
+
+    With a ``firelight`` key (``{tag: {Visualizer: ...}}``, a single visualizer config, or the
+    path of a YAML file holding either) firelight's visualizations are logged to TensorBoard
+    as images.
     """
 
     TRANSFORM_LOCATIONS: list[Any] = [
@@ -176,12 +195,18 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
             self.trainer.build_metric(self.metric)
 
     def inferno_build_optimizer(self) -> None:
-        """Build the optimizer from ``trainer/optimizer`` (``{Name: {keyword: value}}``)."""
+        """Build the optimizer from ``trainer/optimizer``: ``{Adam: {lr: 0.001}}``, or the
+        original speedrun's ``optimizer: Adam`` with ``optimizer_kwargs: {lr: 0.001}`` (when
+        both carry keyword arguments, those inside ``optimizer`` win, with a warning)."""
         config = self.get("trainer/optimizer")
         if config is None:
             raise ConfigError("no optimizer configured: expected 'trainer/optimizer: {Adam: "
-                              "{lr: 0.001}}' (any torch.optim or inferno optimizer, or a "
-                              "dotted path), or override inferno_build_optimizer()")
+                              "{lr: 0.001}}' or 'trainer/optimizer: Adam' with "
+                              "'trainer/optimizer_kwargs: {lr: 0.001}' (any torch.optim or "
+                              "inferno optimizer, or a dotted path), or override "
+                              "inferno_build_optimizer()")
+        config = _name_and_kwargs(config, self.get("trainer/optimizer_kwargs"),
+                                  "trainer/optimizer")
         name, kwargs = get_single_key_value_pair(config, "trainer/optimizer")
         kwargs = dict(copy.deepcopy(kwargs) or {})
         method: Any = locate(name) if "." in name else name

@@ -12,6 +12,7 @@ import copy
 import os
 import pydoc
 import types
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -119,12 +120,32 @@ def create_instance(class_dict: Any, import_from: Any = None, where: str = "conf
                           f"{exc}. Fix the arguments in the configuration") from exc
 
 
+def _name_and_kwargs(value: Any, kwargs: Any, where: str) -> dict[str, Any]:
+    """``{Name: kwargs}`` from the original speedrun's ``Name`` + ``<key>_kwargs`` form.
+
+    ``value`` may also be today's ``{Name: kwargs}``: then its own kwargs win over ``kwargs``
+    (a warning names the ignored key).
+    """
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise ConfigError(f"{where}_kwargs: expected a mapping of keyword arguments, got "
+                          f"{kwargs!r}")
+    if isinstance(value, str):
+        return {value: dict(kwargs or {})}
+    name, own = get_single_key_value_pair(value, where)
+    if kwargs is not None:
+        warnings.warn(f"{where} is given as {{{name}: ...}} and {where}_kwargs is set too: the "
+                      f"keyword arguments inside {where} are used, {where}_kwargs is ignored",
+                      stacklevel=4)
+    return {name: own}
+
+
 class ParsingMixin(_Base):
     """Build the model, criterion, metric and data loaders from the configuration.
 
     Configuration keys: ``model`` (``{Class: kwargs}``; ``loadfrom`` in the kwargs loads
-    weights), ``criterion``, ``metric`` (optional), ``loader`` and ``val_loader``
-    (``DataLoader`` keywords, with ``dataset: {Class: kwargs}``). Override the ``build_*``
+    weights), ``criterion``, ``metric`` (optional; both ``{Class: kwargs}``, or the original
+    speedrun's ``trainer/criterion: Name`` with ``trainer/criterion_kwargs``), ``loader`` and
+    ``val_loader`` (``DataLoader`` keywords, with ``dataset: {Class: kwargs}``). Override the ``build_*``
     methods for anything harder to express in YAML; each returns the object.
     """
 
@@ -202,19 +223,43 @@ class ParsingMixin(_Base):
         return self._build_loader("val_loader")
 
     def build_criterion(self) -> Any:
-        """The loss from the ``criterion`` config (``{MSELoss: {}}``)."""
-        config = self.get("criterion")
+        """The loss from ``criterion: {MSELoss: {}}``, or the original speedrun's
+        ``trainer/criterion: MSELoss`` (+ ``trainer/criterion_kwargs``).
+
+        When both are given, the top-level ``criterion`` wins (with a warning naming the
+        ignored key).
+        """
+        config = self._named_object_config("criterion")
         if config is None:
             raise ConfigError("no criterion configured: expected 'criterion: {LossClass: "
-                              "{kwargs}}' (e.g. {MSELoss: {}}), or override build_criterion()")
+                              "{kwargs}}' (e.g. {MSELoss: {}}) or 'trainer/criterion: "
+                              "LossClass', or override build_criterion()")
         return create_instance(config, self.CRITERION_LOCATIONS, "criterion")
 
     def build_metric(self) -> Any:
-        """The metric from the ``metric`` config, or ``None``."""
-        config = self.get("metric")
+        """The metric from ``metric: {Name: {}}`` or ``trainer/metric: Name`` (+
+        ``trainer/metric_kwargs``), or ``None``; the top-level key wins when both are given."""
+        config = self._named_object_config("metric")
         if config is None:
             return None
         return create_instance(config, self.METRIC_LOCATIONS, "metric")
+
+    def _named_object_config(self, key: str) -> Any:
+        """``{Name: kwargs}`` for ``key`` from its two accepted forms (see build_criterion)."""
+        config = self.get(key)
+        legacy = self.get(f"trainer/{key}")
+        legacy_kwargs = self.get(f"trainer/{key}_kwargs")
+        if config is not None:
+            if legacy is not None or legacy_kwargs is not None:
+                warnings.warn(f"both '{key}' and 'trainer/{key}' are configured: '{key}' is used, "
+                              f"'trainer/{key}' (and '{key}_kwargs') ignored", stacklevel=3)
+            return config
+        if legacy is None:
+            if legacy_kwargs is not None:
+                raise ConfigError(f"trainer/{key}_kwargs is set but trainer/{key} is not: "
+                                  f"expected 'trainer/{key}: ClassName' next to it")
+            return None
+        return _name_and_kwargs(legacy, legacy_kwargs, f"trainer/{key}")
 
     @property
     def criterion(self) -> Any:

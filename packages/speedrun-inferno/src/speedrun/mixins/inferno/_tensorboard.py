@@ -1,18 +1,17 @@
-"""TensorBoard for ``InfernoMixin``: the logger step, the configuration as text, tag scopes,
-and firelight visualizations (the part of the mixin that writes events).
+"""TensorBoard for ``InfernoMixin``: the logger step, the configuration as text, and firelight visualizations (the part of the mixin that writes events).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import os
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from speedrun import ConfigError
+from speedrun.ext import TagScopeMixin, has_mixin, load_yaml
 
 if TYPE_CHECKING:
     from speedrun import BaseExperiment as _Base
@@ -22,35 +21,15 @@ else:
 __all__ = ["InfernoTensorboardSteps"]
 
 
-class InfernoTensorboardSteps(_Base):
-    """``inferno_build_tensorboard``, ``log_configuration`` and the tag scope of
-    :class:`~speedrun.mixins.inferno.InfernoMixin`."""
+class InfernoTensorboardSteps(TagScopeMixin, _Base):
+    """``inferno_build_tensorboard`` and ``log_configuration`` of
+    :class:`~speedrun.mixins.inferno.InfernoMixin`; the tag scope is
+    :class:`speedrun.ext.TagScopeMixin`'s, shared with every other mixin."""
 
     trainer: Any
 
-    # -- tag scope (prefix for what log_configuration writes) ---------------------------------
-    @property
-    def tagscope(self) -> str:
-        """Prefix of TensorBoard tags written by :meth:`log_configuration` (``''``: none)."""
-        return getattr(self, "_inferno_tagscope", "")
-
-    @contextlib.contextmanager
-    def set_tagscope(self, name: str) -> Iterator[None]:
-        """Prefix tags with ``name/`` inside the ``with`` block (scopes nest)."""
-        if not isinstance(name, str):
-            raise TypeError(f"set_tagscope expects a string such as 'train', got "
-                            f"{type(name).__name__} {name!r}")
-        previous = self.tagscope
-        name = name.strip("/")
-        self._inferno_tagscope = f"{previous}/{name}" if previous and name else previous or name
-        try:
-            yield
-        finally:
-            self._inferno_tagscope = previous
-
-    def get_full_tag(self, tag: str) -> str:
-        """``tag`` inside the current tag scope."""
-        return f"{self.tagscope}/{tag}" if self.tagscope else tag
+    # tagscope, set_tagscope and get_full_tag come from speedrun.ext.TagScopeMixin: the one scope
+    # TensorboardMixin, Firelight and IO use too.
 
     def inferno_build_tensorboard(self) -> None:
         """Log to TensorBoard (``Logs/``) if ``trainer/tensorboard`` is configured."""
@@ -89,11 +68,7 @@ class InfernoTensorboardSteps(_Base):
             self.log_configuration(split_keys)
 
     def _inferno_has_tensorboard_mixin(self) -> bool:
-        try:
-            from speedrun.mixins.tensorboard import TensorboardMixin
-        except ImportError:
-            return False
-        return isinstance(self, TensorboardMixin)
+        return has_mixin(self, "speedrun.mixins.tensorboard:TensorboardMixin")
 
     def _inferno_tensorboard_mixin_writer(self) -> Any:
         """The ``TensorboardMixin``'s writer (``None`` without that mixin)."""
@@ -165,6 +140,13 @@ class InfernoTensorboardSteps(_Base):
                     root.removeHandler(handler)
             root.setLevel(level)
         config = copy.deepcopy(self.get("firelight"))
+        if isinstance(config, (str, os.PathLike)):  # the original's form: a YAML file
+            path = os.fspath(config)
+            if not os.path.isfile(path):
+                raise ConfigError(f"firelight: expected a visualizer config mapping or the path "
+                                  f"of a YAML file holding one, got {path!r}, which does not "
+                                  f"exist")
+            config = load_yaml(path)
         if not isinstance(config, Mapping):
             raise ConfigError(f"firelight: expected a mapping tag -> visualizer config, got "
                               f"{config!r}")

@@ -10,10 +10,16 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from speedrun import ExperimentDirectoryError, is_main_process, register_hook
-from speedrun.ext import relative_parts, tagged_file
+from speedrun.ext import (
+    TagScopeMixin,
+    plot_file,
+    relative_parts,
+    tagged_file,
+    to_image_array,
+    write_png,
+)
 
 from ._images import to_array as _to_array
-from ._images import to_image_array, write_png
 from ._printfile import LineFile, Mark, current_mark, rewind
 from ._progress import bars_paused, make_progress_bar, tqdm_module
 
@@ -31,7 +37,7 @@ Printer = str | Callable[[Any], Any]
 _PRINTER_NAMES = ("stdout", "tqdm")
 
 
-class IOMixin(_Base):
+class IOMixin(TagScopeMixin, _Base):
     """Printing, progress bars, images and YAML dumps for an experiment.
 
     Mix it into a :class:`speedrun.BaseExperiment` subclass. All state is created lazily, in
@@ -229,26 +235,37 @@ class IOMixin(_Base):
         """Return a torch tensor (detached, on the CPU) or a NumPy array as a NumPy array."""
         return _to_array(value)
 
-    def print_image(self, tag: str, value: Any) -> IOMixin:
+    def print_image(self, tag: str, value: Any, dataformats: str | None = None) -> IOMixin:
         """Write ``value`` as ``Plots/<tag folders>/<name>_step_<step>.png``.
 
         Parameters
         ----------
         tag
-            Slash-separated: ``'val/prediction'`` writes ``Plots/val/prediction_step_<step>.png``.
+            Slash-separated: ``'val/prediction'`` writes ``Plots/val/prediction_step_<step>.png``
+            (inside ``set_tagscope('train')``: ``Plots/train/val/prediction_step_<step>.png``),
+            the rule of :func:`speedrun.ext.plot_file`, shared with ``save_figure`` and
+            ``save_image_grid``.
         value
-            A torch tensor or NumPy array: (H, W) grayscale, or (H, W, C) / (C, H, W) with
-            C = 1, 3 (RGB) or 4 (RGBA); uint8 or float in [0, 1]. Anything else raises a
-            ValueError saying what is accepted.
+            A torch tensor or NumPy array: (H, W) grayscale, or (C, H, W) / (H, W, C) with
+            C = 1, 3 (RGB) or 4 (RGBA); uint8, bool, integers in 0..255 or floats in [0, 1]
+            (clipped). The rules are :func:`speedrun.ext.to_image_array`'s, the same as
+            ``log_image``'s: an ambiguous 3-D shape such as (3, 8, 4) is read as (C, H, W).
+        dataformats
+            ``'HW'``, ``'CHW'`` or ``'HWC'``: the layout, instead of detecting it.
+
+        Raises
+        ------
+        speedrun.ext.ImageError
+            (a ValueError) saying what is accepted, for anything else.
         """
         plot_directory = self._io_require(getattr(self, "plot_directory", None), "print_image", "")
-        relative_parts(tag, what="image tag")
-        image = to_image_array(value)
+        full_tag = self.get_full_tag(tag)
+        relative_parts(full_tag, what="image tag")
+        image = to_image_array(value, dataformats, what=f"print_image({tag!r})")
         if not is_main_process():
             return self
         step = getattr(self, "step", 0)
-        path = tagged_file(plot_directory, tag, suffix=f"_step_{step}.png", what="image tag")
-        write_png(path, image)
+        write_png(plot_file(plot_directory, full_tag, step, "png", what="print_image"), image)
         return self
 
     # -- progress bars ----------------------------------------------------------------------

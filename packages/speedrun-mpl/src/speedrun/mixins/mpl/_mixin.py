@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from speedrun import ExperimentDirectoryError, is_main_process
-from speedrun.ext import relative_parts, tagged_file
+from speedrun.ext import TagScopeMixin, has_mixin, plot_file, relative_parts
 
 from ._render import (
     close_figure,
@@ -30,7 +29,7 @@ else:
 __all__ = ["MatplotlibMixin"]
 
 
-class MatplotlibMixin(_Base):
+class MatplotlibMixin(TagScopeMixin, _Base):
     """matplotlib for an experiment: render figures to arrays, save them under ``Plots/``.
 
     Mix it into a :class:`speedrun.BaseExperiment` subclass. It never switches matplotlib's
@@ -77,7 +76,10 @@ class MatplotlibMixin(_Base):
         Parameters
         ----------
         tag
-            Slash-separated: ``'curves/loss'`` writes ``Plots/curves/loss_step_<step>.png``.
+            Slash-separated: ``'curves/loss'`` writes ``Plots/curves/loss_step_<step>.png``
+            (inside ``set_tagscope('val')``: ``Plots/val/curves/loss_step_<step>.png``), the
+            rule of :func:`speedrun.ext.plot_file`, shared with ``print_image`` and
+            ``save_image_grid``.
         figure
             The figure; ``None`` takes pyplot's current figure.
         formats
@@ -87,7 +89,8 @@ class MatplotlibMixin(_Base):
             figure of a long run in memory. Figures pyplot does not track are left as they are.
         tensorboard
             Also log the figure to TensorBoard with ``log_figure``; ``None`` (default) does so
-            when the experiment has one (``TensorboardMixin``).
+            when the experiment is a ``TensorboardMixin`` (checked with
+            :func:`speedrun.ext.has_mixin`).
         **savefig_kwargs
             Passed to ``Figure.savefig``, e.g. ``dpi=150`` or ``bbox_inches='tight'``.
 
@@ -102,12 +105,13 @@ class MatplotlibMixin(_Base):
                 "save_figure needs an experiment directory, but this experiment has none. "
                 "Fix: set experiment_directory (or pass it to the constructor)."
             )
-        relative_parts(tag, what="figure tag")
+        full_tag = self.get_full_tag(tag)
+        relative_parts(full_tag, what="figure tag")
         if figure is None:
             figure = _current_pyplot_figure()
         figure = require_figure(figure, "save_figure")
-        log_figure = getattr(self, "log_figure", None)
-        if tensorboard and not callable(log_figure):
+        has_tensorboard = has_mixin(self, "speedrun.mixins.tensorboard:TensorboardMixin")
+        if tensorboard and not has_tensorboard:
             raise ValueError(
                 "save_figure(tensorboard=True) needs an experiment with log_figure, got "
                 f"{type(self).__name__} without it. Fix: pip install speedrun-tensorboard and "
@@ -118,27 +122,16 @@ class MatplotlibMixin(_Base):
         step = getattr(self, "step", 0)
         paths = []
         for fmt in fmts:
-            path = tagged_file(plot_directory, tag, suffix=f"_step_{step}.{fmt}", what="figure tag")
+            path = plot_file(plot_directory, full_tag, step, fmt, what="save_figure")
             if is_main_process():  # in a multi-process run, only the main process writes
                 write_figure(figure, path, fmt, **savefig_kwargs)
             paths.append(path)
-        if callable(log_figure) and tensorboard is not False:
+        if has_tensorboard and tensorboard is not False:
             # Closing is ours to do (or not, with close=False): ask log_figure not to.
-            extra = {"close": False} if _accepts_keyword(log_figure, "close") else {}
-            log_figure(tag, figure, step=step, **extra)
+            self.log_figure(tag, figure, step=step, close=False)  # type: ignore[attr-defined]
         if close:
             close_figure(figure)
         return paths
-
-
-def _accepts_keyword(function: Any, name: str) -> bool:
-    try:
-        parameters = inspect.signature(function).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-        return False
-    return name in parameters or any(
-        parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()
-    )
 
 
 def _current_pyplot_figure() -> Figure:

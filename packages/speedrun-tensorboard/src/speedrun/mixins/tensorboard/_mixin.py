@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from speedrun import (
@@ -21,10 +20,12 @@ from speedrun.ext import (
     POST_LOAD,
     PRE_CHECKPOINT,
     PRE_DISPATCH,
+    TagScopeMixin,
     atomic_write_text,
+    to_image_array,
 )
 
-from ._arrays import as_float, image_to_hwc_uint8, to_numpy
+from ._arrays import as_float, to_numpy
 
 if TYPE_CHECKING:
     from tensorboardX import SummaryWriter
@@ -52,6 +53,8 @@ _ATTRIBUTES = ("_tensorboard_writer", "_tensorboard_events", "_tensorboard_tags"
 _MAX_CACHED_TAGS = 50_000
 # The characters TensorBoard (TensorFlow op names) allows in tags; others become "_".
 _INVALID_TAG_CHARACTERS = re.compile(r"[^-/\w.]")
+
+_MISSING: Any = object()  # a keyword argument that was not given
 
 # tensorboardX's protobuf classes, bound on first use by _load_tensorboardx().
 _Summary: Any = None
@@ -100,7 +103,7 @@ def _positive_number(experiment: Any, key: str, default: float) -> float:
     return value
 
 
-class TensorboardMixin(_Base):
+class TensorboardMixin(TagScopeMixin, _Base):
     """TensorBoard logging for a :class:`~speedrun.BaseExperiment` (through tensorboardX).
 
     Events go to one file per run and process in the experiment's ``Logs/`` folder: run
@@ -141,7 +144,6 @@ class TensorboardMixin(_Base):
     _tensorboard_writer: SummaryWriter | None = None
     _tensorboard_events: Any = None
     _tensorboard_tags: dict[tuple[str, str], str] | None = None
-    _tensorboard_scope: str = ""
     _tensorboard_purge_step: int | None = None
 
     # -- the writer ----------------------------------------------------------------------------
@@ -260,35 +262,11 @@ class TensorboardMixin(_Base):
     register_hook(_tensorboard_log_run_hparams, PRE_DISPATCH)
 
     # -- tags ----------------------------------------------------------------------------------
+    # tagscope, set_tagscope and get_full_tag come from speedrun.ext.TagScopeMixin: one scope
+    # shared with every other mixin (Inferno, Firelight, IO, mpl), whatever the base order.
     @property
-    def tagscope(self) -> str:
-        """The current tag scope (``'train/loss'`` inside two nested scopes, ``''`` outside)."""
-        return self._tensorboard_scope
-
-    @contextlib.contextmanager
-    def set_tagscope(self, name: str) -> Iterator[None]:
-        """Prefix every tag logged inside the ``with`` block with ``name/``.
-
-        Scopes nest (``train`` then ``loss`` gives ``train/loss/<tag>``); the previous scope is
-        restored on exit, also when the block raises.
-        """
-        if not isinstance(name, str):
-            raise TypeError(f"set_tagscope expects a string such as 'train', got "
-                            f"{type(name).__name__} {name!r}")
-        previous = self._tensorboard_scope
-        name = name.strip("/")
-        if "_tensorboard_scope" not in self.__dict__:
-            self._tensorboard_register()
-        self._tensorboard_scope = f"{previous}/{name}" if previous and name else previous or name
-        try:
-            yield
-        finally:
-            self._tensorboard_scope = previous
-
-    def get_full_tag(self, tag: str) -> str:
-        """``tag`` prefixed with the current tag scope (``'train/loss'``)."""
-        scope = self._tensorboard_scope
-        return f"{scope}/{tag}" if scope else tag
+    def _tensorboard_scope(self) -> str:
+        return self._speedrun_tagscope
 
     def _tensorboard_tag(self, tag: str) -> str:
         """The stored tag for ``tag``: scoped, and cleaned the way tensorboardX cleans tags."""
@@ -355,12 +333,18 @@ class TensorboardMixin(_Base):
     def log_image(self, tag: str, value: Any, step: int | None = None,
                   dataformats: str | None = None) -> TensorboardMixin:
         """Log one image: a tensor or array, ``(H, W)``, ``(C, H, W)`` or ``(H, W, C)`` with
-        1, 3 or 4 channels, uint8 (0..255) or float (0..1).
+        1, 3 or 4 channels; uint8 (0..255), bool, integers in 0..255 or floats in 0..1 (clipped).
 
         ``dataformats`` (``'HW'``, ``'CHW'``, ``'HWC'``) overrides the layout detection, which
-        reads a 3-D shape as ``CHW`` when its first axis has 1, 3 or 4 entries.
+        reads a 3-D shape as ``CHW`` when its first axis has 1, 3 or 4 entries. The rules are
+        :func:`speedrun.ext.to_image_array`'s, the same for ``print_image`` and Firelight.
+
+        Raises
+        ------
+        speedrun.ext.ImageError
+            (a ``ValueError`` and a ``TypeError``) for anything else.
         """
-        image = image_to_hwc_uint8(value, tag, dataformats)
+        image = to_image_array(value, dataformats, what=f"log_image({tag!r})")
         _require("PIL", "log_image", "pillow")
         self.logger.add_image(self.get_full_tag(tag), image,
                               self.step if step is None else step, dataformats="HWC")
@@ -391,10 +375,14 @@ class TensorboardMixin(_Base):
         self.logger.add_text(self.get_full_tag(tag), text, self.step if step is None else step)
         return self
 
-    def log_histogram(self, tag: str, value: Any, bins: Any = "tensorflow",
-                      step: int | None = None) -> TensorboardMixin:
-        """Log the distribution of a tensor's or array's values (``bins`` as in tensorboardX:
-        ``'tensorflow'``, ``'auto'``, ``'fd'``, ... or a number)."""
+    def log_histogram(self, tag: str, values: Any = _MISSING, bins: Any = "tensorflow",
+                      step: int | None = None, *, value: Any = _MISSING) -> TensorboardMixin:
+        """Log the distribution of a tensor's or array's ``values`` (``bins`` as in tensorboardX:
+        ``'tensorflow'``, ``'auto'``, ``'fd'``, ... or a number).
+
+        ``value=`` (the original speedrun's keyword) is accepted as another name for ``values``.
+        """
+        value = _one_of(values, value, "log_histogram", "values", "value")
         array = to_numpy(value, f"log_histogram({tag!r})")
         if array.size == 0:
             raise ValueError(f"log_histogram({tag!r}) got an empty {type(value).__name__}; "
@@ -403,10 +391,15 @@ class TensorboardMixin(_Base):
                                   self.step if step is None else step, bins=bins)
         return self
 
-    def log_embedding(self, tag: str, tensor: Any, images: Any = None, metadata: Any = None,
-                      step: int | None = None) -> TensorboardMixin:
-        """Log points for TensorBoard's Projector: ``tensor`` is ``(N, D)``; ``images``
-        ``(N, C, H, W)`` thumbnails and ``metadata`` ``N`` labels are optional."""
+    def log_embedding(self, tag: str, matrix: Any = _MISSING, images: Any = None,
+                      metadata: Any = None, step: int | None = None, *,
+                      tensor: Any = _MISSING) -> TensorboardMixin:
+        """Log points for TensorBoard's Projector: ``matrix`` is ``(N, D)``; ``images``
+        ``(N, C, H, W)`` thumbnails and ``metadata`` ``N`` labels are optional.
+
+        ``tensor=`` (the original speedrun's keyword) is accepted as another name for ``matrix``.
+        """
+        tensor = _one_of(matrix, tensor, "log_embedding", "matrix", "tensor")
         matrix = to_numpy(tensor, f"log_embedding({tag!r})")
         if matrix.ndim != 2:
             raise ValueError(f"log_embedding({tag!r}) expects an (N, D) matrix of N points, "
@@ -546,6 +539,17 @@ class TensorboardMixin(_Base):
         target = os.path.join(directory, "tensorboard.json") if path is None else os.fspath(path)
         atomic_write_text(target, json.dumps(read_scalars(directory)))
         return self
+
+
+def _one_of(new: Any, old: Any, method: str, name: str, old_name: str) -> Any:
+    """The argument given as ``name`` (the README's name) or ``old_name`` (the original's)."""
+    if new is _MISSING and old is _MISSING:
+        raise TypeError(f"{method}() missing its data argument {name!r} (or {old_name!r}, the "
+                        f"original speedrun's name). Fix: {method}(tag, {name}=...)")
+    if new is not _MISSING and old is not _MISSING:
+        raise TypeError(f"{method}() got both {name!r} and {old_name!r}, two names for the same "
+                        f"argument. Fix: pass only {name}=...")
+    return new if new is not _MISSING else old
 
 
 def _require(module: str, feature: str, package: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from speedrun.ext import has_mixin
+
 from ._loop import (
     _default_say,
     _default_warn,
@@ -31,7 +33,7 @@ class WaiterMixin(_Base):
 
     Useful to queue experiments on a shared machine without a scheduler::
 
-        class Train(BaseExperiment, WaiterMixin):
+        class Train(WaiterMixin, BaseExperiment):
             def __init__(self):
                 super().__init__()
                 self.auto_setup()
@@ -145,7 +147,7 @@ class WaiterMixin(_Base):
             raise TypeError(
                 f"WaiterMixin.wait() reads --wait.* from the command line through "
                 f"BaseExperiment.get_arg, but {type(self).__name__} has no get_arg. Fix: mix it "
-                "into an experiment (class MyExperiment(BaseExperiment, WaiterMixin)), or call "
+                "into an experiment (class MyExperiment(WaiterMixin, BaseExperiment)), or call "
                 "speedrun.mixins.waiter.wait_for(...) directly."
             )
         interval = check_interval_value(get_arg("wait.check_interval", 1))
@@ -166,7 +168,7 @@ class WaiterMixin(_Base):
 
     # -- helpers -------------------------------------------------------------------------------
     def _waiter_printers(self) -> tuple[Callable[[str], Any], Callable[[str], Any]]:
-        """``(say, warn)``: the experiment's ``print`` for both if it has one (IOMixin)."""
-        if hasattr(self, "print") and callable(self.print):
-            return self.print, self.print
+        """``(say, warn)``: the experiment's ``print`` for both if it is an ``IOMixin``."""
+        if has_mixin(self, "speedrun.mixins.io:IOMixin"):
+            return self.print, self.print  # type: ignore[attr-defined]
         return _default_say, _default_warn
