@@ -12,6 +12,7 @@ pytest.importorskip("wandb")
 
 import speedrun
 from speedrun import BaseExperiment, ConfigError
+from speedrun.ext import ImageError
 from speedrun.mixins.wandb import (
     SweepRunner,
     WandBInitError,
@@ -105,14 +106,15 @@ def test_images_from_tensors_and_arrays() -> None:
     assert image_array(torch.ones(1, 4, 5, dtype=torch.float16)).shape == (4, 5)  # grayscale
     assert image_array(np.array([[-1.0, 2.0], [np.nan, 0.5]]), "hwc").tolist() == [[0, 255],
                                                                                     [0, 128]]
-    with pytest.raises(ValueError, match="image_format='hwc' it would have 3 channels"):
+    # the rules and errors of every speedrun mixin (speedrun.ext.to_image_array)
+    with pytest.raises(ImageError, match=r"shape \(5, 6, 3\) read as CHW, which has 5 channels"):
         image_array(np.zeros((5, 6, 3)), "chw")
-    with pytest.raises(ValueError, match="one image"):
+    with pytest.raises(ImageError, match="needs a 3-D image"):
         image_array(np.zeros((2, 3, 4, 5)))
     with pytest.raises(ValueError, match="'chw'"):
         image_array(np.zeros((4, 5)), "whc")
     with pytest.raises(TypeError, match="torch tensor or NumPy array"):
-        image_array([[0, 1]])
+        image_array([[0, 1]])  # ImageError is a TypeError too
 
 
 def test_as_wandb_image_builds_a_wandb_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch

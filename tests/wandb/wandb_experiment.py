@@ -12,6 +12,7 @@ import os
 import time
 
 import numpy as np
+
 from speedrun import BaseExperiment, get_rank, register_default_dispatch
 from speedrun.mixins.wandb import WandBMixin
 
