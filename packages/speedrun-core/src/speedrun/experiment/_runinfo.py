@@ -24,8 +24,9 @@ as ``resume_overrides`` (objects restored from the checkpoint may not follow the
 that opens an existing run to call another method than its training one (``--resume
 --dispatch evaluate``) is an *evaluation*: it is appended to ``evaluations`` with its own
 command, status and times, and the run's own status, command and config stay as they were.
-Only the main process of a multi-process run writes. Writes are atomic (temp file and rename) but not fsynced: losing the record to a power cut costs a status, never data,
-and the run then shows as killed, which it was.
+Only the main process of a multi-process run writes. Writes are atomic (temp file and rename)
+but not fsynced: losing the record to a power cut costs a status, never data, and the run then
+shows as killed, which it was.
 
 This module is imported by ``auto_setup()`` and by the ``speedrun`` command, never by
 ``import speedrun``.
