@@ -12,7 +12,7 @@ from .._errors import CheckpointError
 from ..checkpoint._files import class_path, find_checkpoint, list_checkpoints
 from ..distributed import _launch, _preemption
 from ..distributed import _ranks as _distributed
-from ._dispatch import POST_LOAD, PRE_CHECKPOINT
+from ._dispatch import POST_LOAD, PRE_CHECKPOINT, Dispatcher
 from ._state import ExperimentState
 
 if TYPE_CHECKING:
@@ -33,8 +33,9 @@ PROCESS_ATTRIBUTES = frozenset({
 })
 
 
-class Checkpointing(ExperimentState):
-    """Saving and restoring an experiment's attributes (see the module docstring)."""
+class Checkpointing(ExperimentState, Dispatcher):
+    """Saving and restoring an experiment's attributes (see the module docstring); the
+    ``pre_checkpoint`` and ``post_load`` hooks come from :class:`Dispatcher`."""
 
     def __init__(self, experiment_directory: str | os.PathLike[str] | None = None) -> None:
         self._world_size = _distributed.get_world_size()  # processes of this launch (torchrun)
