@@ -31,6 +31,13 @@ __all__ = ["ExperimentState", "NotInitialisedError"]
 _MISSING: Any = object()
 
 
+def _called_by_speedrun() -> bool:
+    """Whether ``get()``'s caller is speedrun's own code (core or a mixin distribution), which
+    reads optional keys and takes ``None`` for "not configured"."""
+    caller = sys._getframe(2).f_globals.get("__name__", "")
+    return caller == "speedrun" or caller.startswith("speedrun.")
+
+
 class NotInitialisedError(SpeedrunError, AttributeError):
     """An attribute speedrun sets in ``BaseExperiment.__init__`` is missing: the subclass's
     ``__init__`` did not call ``super().__init__()``."""
@@ -168,14 +175,16 @@ class ExperimentState:
         ``ensure_exists=True`` raises a :class:`~speedrun.ConfigError` naming the missing key.
         A missing key without a ``default`` gives ``None`` once the config was filled (by
         ``auto_setup()``, ``read_config_file()``, ``inherit_configuration()``, ``set()`` or
-        an assignment), and raises a ConfigError before that: the config is still empty.
+        an assignment). Before that, your code gets a ConfigError (the config is still empty:
+        ``auto_setup()`` was not called yet); speedrun's own mixins, which read optional keys,
+        get ``None``.
         """
         try:
             return self._config_memo[tag]
         except KeyError:
             pass
         if default is _MISSING:
-            if not self._configured and not ensure_exists:
+            if not self._configured and not ensure_exists and not _called_by_speedrun():
                 raise ConfigError(
                     f"get({tag!r}) before the configuration was read: the config is still "
                     "empty. Call self.auto_setup() (or read_config_file(), or set()) first, or "
