@@ -176,7 +176,8 @@ def test_resume_overrides_are_listed_recorded_and_can_be_reapplied(project):
     run(project, "H", "--inherit", "base.yml")
     resumed = run(project, "H", "--resume", "--config.steps", 70, "--config.training.lr", 0.5)
     assert resumed.stderr.count("--resume from step 60 with 2 changed config value(s)") == 1
-    assert "training/lr = 0.5" in resumed.stderr and "post_load" in resumed.stderr
+    assert "training/lr = 0.5" in resumed.stderr
+    assert "the post_load hook(s) reapply run after loading" in resumed.stderr
     assert "trained to step 70 with lr 0.01" in resumed.stdout  # the restored optimizer's
     record = read_run_record(project / "H")
     assert record["resume_overrides"] == {"steps": 70, "training/lr": 0.5}
@@ -338,7 +339,8 @@ def test_ls_columns_with_wide_names_and_long_statuses(project):
     run(project, "plain", "--inherit", "base.yml", "--config.steps", 3)
     record_path = project / "plain" / "Configurations" / "run.json"
     record = json.loads(record_path.read_text())
-    record.update(status="crashed", exception="some.very.long.module.path.AnExceptionNameThatIsLong")
+    record.update(status="crashed",
+                  exception="some.very.long.module.path.AnExceptionNameThatIsLong")
     record_path.write_text(json.dumps(record))
     lines = speedrun(project, "ls").stdout.splitlines()
     import unicodedata

@@ -89,17 +89,21 @@ def nothing_to_resume(directory: str) -> ExperimentDirectoryError:
     )
 
 
-def report_resume_overrides(overrides: dict[str, Any], step: int) -> None:
-    """Say, once, which overrides the objects restored from step ``step`` may not follow."""
+def report_resume_overrides(overrides: dict[str, Any], step: int,
+                            hooks: Sequence[str] = ()) -> None:
+    """Say, once, which overrides the objects restored from step ``step`` may not follow;
+    ``hooks`` names the experiment's ``post_load`` hooks (they may re-apply them)."""
     from ..config._tree import short_repr
 
     listing = "\n".join(f"  {path} = {short_repr(value)}" for path, value in overrides.items())
+    after = (f"the post_load hook(s) {', '.join(hooks)} run after loading and decide which "
+             "values win" if hooks else
+             "re-apply them in a post_load hook (experiment.resume_overrides lists them)")
     print(f"speedrun: --resume from step {step} with {len(overrides)} changed config value(s):\n"
           f"{listing}\nThe config now holds them, but attributes restored from the checkpoint "
           "(an optimizer's learning rate, a model built from the config) keep their saved "
-          "values. Re-apply them in a post_load hook (experiment.resume_overrides lists "
-          "them); the run record keeps them under 'resume_overrides'.",
-          file=sys.stderr, flush=True)
+          f"values unless code sets them again: {after}. The run record keeps them under "
+          "'resume_overrides'.", file=sys.stderr, flush=True)
 
 
 def report_unknown_flags(names: Sequence[str]) -> None:

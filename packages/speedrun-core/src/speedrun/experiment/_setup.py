@@ -30,6 +30,7 @@ from ..directory._layout import (
 from ..directory._lock import WriterLock
 from ..distributed import _launch, _preemption
 from ..distributed import _ranks as _distributed
+from ._dispatch import POST_LOAD, find_marked
 from ._persistence import Checkpointing
 from ._provenance import git_state, prefetch_git_state
 from ._report import (
@@ -299,7 +300,8 @@ class CommandLineSetup(Checkpointing):
         if dump_configuration and not evaluation:
             self.dump_configuration()
         if existing and self._resume_overrides:
-            report_resume_overrides(self._resume_overrides, existing[-1][0])
+            report_resume_overrides(self._resume_overrides, existing[-1][0],
+                                    find_marked(type(self), POST_LOAD))
         self._run_record = self._start_run_record(evaluation)  # Configurations/run.json
         _preemption.install(self.get("speedrun/preemption_signals", _preemption.DEFAULT_SIGNALS))
         if request.resume:
