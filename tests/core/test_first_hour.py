@@ -120,6 +120,28 @@ FORGOT = textwrap.dedent("""\
     Forgot().run()
     """)
 
+NO_DEFAULT = textwrap.dedent("""\
+    import sys
+    sys.modules["torch"] = None
+    from speedrun import BaseExperiment
+
+    class Manual(BaseExperiment):  # no default dispatch: trained with --dispatch fit
+        def __init__(self):
+            super().__init__()
+            self.auto_setup()
+
+        def fit(self):
+            while self.step < self.get("steps"):
+                self.next_step()
+                self.checkpoint(force=False)
+
+        def evaluate(self):
+            print(f"evaluated step {self.step}")
+
+    if __name__ == "__main__":
+        Manual().run()
+    """)
+
 BASE = ("steps: 60\nreapply: false\nhang: false\nopen_socket: false\n"
         "training: {lr: 0.01, checkpoint_every: 50}\n")
 
@@ -136,6 +158,7 @@ def _env(**extra):
 def project(tmp_path):
     for name, text in (("parts.py", PARTS), ("train.py", TRAIN), ("sub.py", SUBCLASS),
                        ("other.py", OTHER), ("analysis.py", ANALYSIS), ("forgot.py", FORGOT),
+                       ("manual.py", NO_DEFAULT),
                        ("base.yml", BASE)):
         (tmp_path / name).write_text(text)
     return tmp_path
@@ -242,6 +265,19 @@ def test_evaluations_are_recorded_apart(project):
     assert (second["method"], second["status"]) == ("evalute", "crashed")
     assert speedrun(project, "ls", "E").stdout.splitlines()[1].split()[1] == "finished"
     assert "evaluated" in speedrun(project, "show", "E").stdout
+
+
+def test_the_training_dispatch_of_a_class_without_default_is_the_runs_own(project):
+    run(project, "M", "--inherit", "base.yml", "--dispatch", "fit", script="manual.py")
+    assert steps(project, "M") == [50, 60]  # the final checkpoint too
+    run(project, "M", "--resume", "--dispatch", "fit", "--config.steps", 70, script="manual.py")
+    record = read_run_record(project / "M")
+    assert record["attempt"] == 2 and record["evaluations"] == []
+    assert steps(project, "M") == [50, 60, 70]
+    assert "evaluated step 70" in run(project, "M", "--resume", "--dispatch", "evaluate",
+                                      script="manual.py").stdout
+    record = read_run_record(project / "M")
+    assert record["attempt"] == 2 and [e["method"] for e in record["evaluations"]] == ["evaluate"]
 
 
 # -- 7: other classes, and reading a run without touching it ---------------------------------------

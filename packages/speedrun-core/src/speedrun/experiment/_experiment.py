@@ -87,7 +87,9 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
             self.load_from_checkpoint(strict_class=not any_class)
 
     def _after_dispatch(self, key: str) -> None:
-        if key == self._training_method():
+        trains = key == self._training_method() or (
+            self._request is not None and key == self._request.dispatch)
+        if trains and not self._evaluation:  # the method that trains returned normally
             self._checkpoint_at_end()
 
     def _after_run(self) -> None:

@@ -29,7 +29,7 @@ PROCESS_ATTRIBUTES = frozenset({
     "_experiment_directory", "_tree", "_config_memo", "_configured", "_meta_config", "_argv",
     "_args", "_request", "_default_dispatch", "_writer_lock", "_resume_pending", "_world_size",
     "_run_record", "_read_only", "_last_saved_step", "_picklable_checked", "_flags_read",
-    "_flags_reported", "_resume_overrides",
+    "_flags_reported", "_resume_overrides", "_evaluation",
 })
 
 

@@ -69,6 +69,7 @@ class CommandLineSetup(Checkpointing):
         self._flags_read: set[str] = set()
         self._flags_reported = False
         self._resume_overrides: dict[str, Any] = {}
+        self._evaluation = False  # this launch evaluates an existing run (see _is_evaluation)
         super().__init__(experiment_directory)
 
     # -- command line --------------------------------------------------------------------------
@@ -239,14 +240,26 @@ class CommandLineSetup(Checkpointing):
     def _is_evaluation(self, request: SetupRequest) -> bool:
         """Whether this launch opens an existing run to call another method than the one that
         trains it (``--dispatch evaluate``): then it is recorded as an evaluation of the run,
-        and the run's config, command and status stay the training's."""
+        and the run's config, command and status stay the training's. The training method is
+        the default dispatch, or the ``--dispatch`` the run's last attempt was started with."""
         if request.dispatch is None or request.directory is None:
             return False
         if request.dispatch == self._training_method():
             return False
-        from ._runinfo import record_path
+        from ._runinfo import read_run_record
 
-        return os.path.isfile(record_path(request.directory))
+        try:
+            record = read_run_record(request.directory)
+        except ExperimentDirectoryError:
+            return False
+        if not record:
+            return False
+        argv = (record.get("command") or {}).get("argv") or []
+        try:
+            trained_with = parse_arguments([str(arg) for arg in argv]).flags.get("dispatch")
+        except ArgumentError:
+            trained_with = None
+        return request.dispatch != trained_with
 
     def auto_setup(self: S, update_git_revision: bool = True,
                    dump_configuration: bool = True) -> S:
@@ -296,7 +309,7 @@ class CommandLineSetup(Checkpointing):
                 f"{self._experiment_directory} already has checkpoints (steps {steps}). Pass "
                 f"--resume to continue that run, or --purge to delete it and start over."
             )
-        evaluation = self._is_evaluation(request)
+        evaluation = self._evaluation = self._is_evaluation(request)
         if dump_configuration and not evaluation:
             self.dump_configuration()
         if existing and self._resume_overrides:
