@@ -423,3 +423,23 @@ def test_an_unpicklable_attribute_is_reported_at_the_first_checkpoint_call(proje
     assert "register_unpickleable('connection')" in result.stderr
     assert steps(project, "P") == []
     assert read_run_record(project / "P")["final_step"] == 1  # not after 50 steps
+
+
+def test_a_forgotten_super_init_is_named_in_process():
+    from speedrun.experiment._state import NotInitialisedError
+
+    class Forgot(BaseExperiment):
+        def __init__(self):
+            pass
+
+    for call in (lambda e: e.auto_setup(), lambda e: e.get("a"), lambda e: e.run()):
+        with pytest.raises(NotInitialisedError, match=r"super\(\).__init__\(\)"):
+            call(Forgot())
+
+    class Broken(BaseExperiment):
+        @property
+        def width(self):
+            return self.missing_attribute  # its own AttributeError must stay visible
+
+    with pytest.raises(AttributeError, match="missing_attribute"):
+        Broken().width

@@ -78,6 +78,7 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         return self._raw_flag("dispatch")
 
     def _before_dispatch(self) -> None:
+        self._require_initialised()
         record = self._run_record
         if record is not None:
             record.enter_run()
@@ -93,6 +94,8 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
             self._checkpoint_at_end()
 
     def _after_run(self) -> None:
+        if "_tree" not in vars(self):  # never initialised: _before_dispatch said so
+            return
         error = sys.exc_info()[1]
         record = self._run_record
         if record is not None:  # the end status, written while the writer lock is still held

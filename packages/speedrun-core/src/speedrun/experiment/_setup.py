@@ -75,6 +75,7 @@ class CommandLineSetup(Checkpointing):
     # -- command line --------------------------------------------------------------------------
     def record_args(self: S) -> S:
         """Record and parse ``sys.argv``; needed before ``get_arg``."""
+        self._require_initialised()
         self._argv = list(sys.argv)
         self._args = parse_arguments(self._argv)
         return self

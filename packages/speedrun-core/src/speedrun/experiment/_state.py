@@ -67,16 +67,18 @@ class ExperimentState:
         self.experiment_directory = experiment_directory
         super().__init__()
 
-    def __getattr__(self, name: str) -> Any:
-        # Only reached when normal lookup fails: for speedrun's own attributes that means the
-        # subclass's __init__ never ran BaseExperiment.__init__.
-        if name.startswith("_") and not name.startswith("__") and "_tree" not in vars(self):
+    def _require_initialised(self) -> None:
+        """Raise :class:`NotInitialisedError` when ``__init__`` of the experiment's class did
+        not run ``BaseExperiment.__init__`` (a forgotten ``super().__init__()``). Checked where
+        an experiment starts (``auto_setup()``, ``record_args()``, ``run()``) and by ``get()``,
+        rather than by a ``__getattr__``, which would hide the real AttributeError raised
+        inside a property."""
+        if "_tree" not in vars(self):
+            name = type(self).__name__
             raise NotInitialisedError(
-                f"{type(self).__name__} has no attribute {name!r}: speedrun's set-up of the "
-                f"experiment did not run. Expected {type(self).__name__}.__init__ to call "
+                f"speedrun's set-up of the experiment did not run: {name}.__init__ must call "
                 "super().__init__() before anything else (before self.auto_setup())."
             )
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(experiment_directory={self._experiment_directory!r}, "
@@ -183,6 +185,9 @@ class ExperimentState:
             return self._config_memo[tag]
         except KeyError:
             pass
+        except AttributeError:
+            self._require_initialised()
+            raise
         if default is _MISSING:
             if not self._configured and not ensure_exists and not _called_by_speedrun():
                 raise ConfigError(
