@@ -442,4 +442,4 @@ def test_a_forgotten_super_init_is_named_in_process():
             return self.missing_attribute  # its own AttributeError must stay visible
 
     with pytest.raises(AttributeError, match="missing_attribute"):
-        Broken().width
+        _ = Broken().width

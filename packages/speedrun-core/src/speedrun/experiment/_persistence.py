@@ -196,9 +196,10 @@ class Checkpointing(ExperimentState, Dispatcher):
         if _distributed.is_main_process():  # one line in the job's output says why it stopped
             saved = ("checkpoint saved" if self._experiment_directory is not None
                      else "no experiment directory, nothing saved")
-            again = " ".join([os.path.basename(sys.argv[0] or "train.py"),
-                              *[arg for arg in sys.argv[1:] if arg not in ("--resume",)],
-                              "--resume"])
+            import shlex
+
+            again = shlex.join([sys.argv[0] or "train.py",
+                                self._experiment_directory or "DIR", "--resume"])
             print(f"speedrun: preempted by {_signal_text(error.signum)} at step {self.step}: "
                   f"{saved}; exiting with status {_preemption.PREEMPTION_EXIT_CODE}. Continue "
                   f"with: python {again}", file=sys.stderr, flush=True)
