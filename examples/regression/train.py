@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 
 from speedrun import BaseExperiment, register_default_dispatch, register_hook
+from speedrun.ext import POST_LOAD
 from speedrun.mixins.io import IOMixin
 from speedrun.mixins.mpl import MatplotlibMixin
-from speedrun.ext import POST_LOAD
 from speedrun.mixins.tensorboard import TensorboardMixin
 
 
