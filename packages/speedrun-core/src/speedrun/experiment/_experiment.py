@@ -12,7 +12,12 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from ..directory._layout import CONFIG_FILE_NAME, CONFIGURATIONS, is_experiment_directory
+from ..directory._layout import (
+    CONFIG_FILE_NAME,
+    CONFIGURATIONS,
+    WEIGHTS,
+    is_experiment_directory,
+)
 from ..distributed import _preemption
 from ._dispatch import Dispatcher
 from ._setup import CommandLineSetup
@@ -64,7 +69,7 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         experiment._configured = True
         from ..checkpoint._files import list_checkpoints
 
-        if step is not None or list_checkpoints(experiment.checkpoint_directory):
+        if step is not None or list_checkpoints(os.path.join(path, WEIGHTS)):
             experiment.load_from_checkpoint(step, strict_class=strict_class)
         return experiment
 

@@ -165,11 +165,7 @@ class CommandLineSetup(Checkpointing):
         """Set the experiment directory from the first positional command-line argument."""
         args = self._require_args()
         if not args.positionals:
-            raise ArgumentError(
-                "expected the experiment directory as the first argument, e.g. "
-                f"python {os.path.basename(args.argv[0] if args.argv else 'train.py')} "
-                f"experiments/RUN-0; got {args.argv[1:] or 'no arguments'}"
-            )
+            raise _no_directory(args)
         self.experiment_directory = args.positionals[0]
         return self
 
@@ -284,8 +280,8 @@ class CommandLineSetup(Checkpointing):
         if self._world_size > 1:  # should this set-up fail, the other ranks learn it at exit
             _launch.announce_failure_at_exit(request.directory)
         if request.directory is None:
-            self.parse_experiment_directory()  # raises the usual error
-        directory = os.fspath(request.directory)
+            raise _no_directory(self._require_args())
+        directory = request.directory
         if request.resume and not (is_experiment_directory(directory) or os.path.isfile(
                 os.path.join(directory, CONFIGURATIONS, CONFIG_FILE_NAME))):
             raise nothing_to_resume(directory)
@@ -302,7 +298,7 @@ class CommandLineSetup(Checkpointing):
         self.parse_experiment_directory()
         self._writer_lock = WriterLock(self._require_directory("auto_setup"))
         self._writer_lock.acquire()
-        existing = list_checkpoints(self.checkpoint_directory)
+        existing = list_checkpoints(os.path.join(directory, WEIGHTS))
         if existing and not request.resume:
             steps = ", ".join(str(step) for step, _ in existing[-5:])
             self._writer_lock.release()
@@ -340,8 +336,8 @@ class CommandLineSetup(Checkpointing):
         command line and files, as the main process did.
         """
         if request.directory is None:
-            self.parse_experiment_directory()  # raises the usual error
-        directory = os.fspath(request.directory)
+            raise _no_directory(self._require_args())
+        directory = request.directory
         announcement = _launch.wait_for_main_setup(directory)
         self.parse_experiment_directory()  # records the path; only rank 0 creates folders
         if dump_configuration and announcement.get("config_dumped"):
@@ -372,6 +368,14 @@ class CommandLineSetup(Checkpointing):
                                 experiment_class=class_path(self), request=request,
                                 resume_overrides=self._resume_overrides,
                                 evaluation=evaluation, current_step=current_step)
+
+
+def _no_directory(args: Arguments) -> ArgumentError:
+    return ArgumentError(
+        "expected the experiment directory as the first argument, e.g. "
+        f"python {os.path.basename(args.argv[0] if args.argv else 'train.py')} "
+        f"experiments/RUN-0; got {args.argv[1:] or 'no arguments'}"
+    )
 
 
 def _report_at_exit(reference: Any) -> None:
