@@ -305,6 +305,9 @@ def test_open_reads_a_run_without_lock_or_writes_and_preemption_says_why(project
         assert "opened step 2 lr 0.01 optimizer 0.01" in opened.stdout
         assert "checkpoint refused: True" in opened.stdout
         assert snapshot() == before
+        held = run(project, "O", "--resume", check=False)  # a second writer: a user error
+        assert held.returncode == 1 and held.stderr.startswith("speedrun: error:")
+        assert "Traceback" not in held.stderr and "LockError" in held.stderr
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
