@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from speedrun import BaseExperiment, register_default_dispatch
+from speedrun import BaseExperiment, register_default_dispatch, register_hook
+from speedrun.ext import POST_LOAD
 from speedrun.mixins.io import IOMixin
 from speedrun.mixins.mpl import MatplotlibMixin
 from speedrun.mixins.tensorboard import TensorboardMixin
@@ -37,6 +38,14 @@ class RegressionExperiment(TensorboardMixin, IOMixin, MatplotlibMixin, BaseExper
                                           lr=self.get("training/lr", ensure_exists=True))
         self.losses: list[float] = []  # checkpointed with the rest, so the curve survives --resume
 
+    def apply_config(self) -> None:
+        """After a checkpoint is loaded: the config's learning rate wins over the restored
+        optimizer's, so ``--resume --config.training.lr 0.001`` really lowers it."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.get("training/lr")
+
+    register_hook(apply_config, POST_LOAD)
+
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.randn(self.get("data/batch_size", 64), self.get("data/num_features"))
         with torch.no_grad():
@@ -59,7 +68,8 @@ class RegressionExperiment(TensorboardMixin, IOMixin, MatplotlibMixin, BaseExper
                 self.log_scalar("train/loss", self.losses[-1])
             self.log_progress("train", loss=self.losses[-1])
             self.next_step()
-            self.checkpoint(force=False)  # training/checkpoint_every
+            self.checkpoint(force=False)  # training/checkpoint_every; the last step is
+            # saved when train() returns (training/checkpoint_at_end, default true)
             if self.step % log_every == 0:
                 recent = self.losses[-log_every:]
                 self.print(f"step {self.step:5d}  loss {sum(recent) / len(recent):.4f}")

@@ -78,3 +78,49 @@ def test_last_value_wins_but_all_overrides_are_kept_in_order():
     args = parse("RUN", "--config.a", "1", "--config.a", "2")
     assert args.parsed_overrides() == [("a", 1), ("a", 2)]
     assert args.get("config.a") == 2
+
+
+def test_parse_setup_returns_plain_data():
+    from speedrun.config._arguments import SetupRequest, parse_setup
+
+    request = parse_setup(parse("RUN-1", "--inherit", "RUN-0", "--macro", "a.yml",
+                                "--config.training.lr", "0.1", "--strict", "--dispatch", "eval",
+                                "--lr", "3", "--wait.for", "12", "--width", "2"),
+                          declared=("wait.",))
+    assert isinstance(request, SetupRequest)
+    assert (request.directory, request.inherit, request.macros, request.dispatch) == \
+        ("RUN-1", "RUN-0", "a.yml", "eval")
+    assert request.overrides == (("training/lr", 0.1),) and request.strict
+    assert not (request.resume or request.purge or request.any_class)
+    assert request.unknown_flags == ("lr", "width")
+    with pytest.raises(AttributeError):
+        request.resume = True  # immutable
+
+
+@pytest.mark.parametrize("typed, meant", [
+    ("conifg.a.b", "config.a.b"), ("resmue", "resume"), ("Resume", "resume"),
+    ("purg", "purge"), ("dispach", "dispatch"), ("inheret", "inherit"), ("macros", "macro"),
+    ("any_class", "any-class"), ("strickt", "strict"), ("config", "config.<key>"),
+])
+def test_flags_one_edit_from_speedruns_are_typos(typed, meant):
+    from speedrun.config._arguments import parse_setup, suggest_flag
+
+    assert suggest_flag(typed) == meant
+    with pytest.raises(ArgumentError, match=f"did you mean --{meant}"):
+        parse_setup(parse("RUN", f"--{typed}", "1"))
+
+
+@pytest.mark.parametrize("name", ["lr", "stride", "strides", "seed", "wait.for", "note"])
+def test_other_flags_are_not_typos(name):
+    from speedrun.config._arguments import suggest_flag
+
+    assert suggest_flag(name) is None
+
+
+def test_contradictory_flags():
+    from speedrun.config._arguments import parse_setup
+
+    with pytest.raises(ArgumentError, match="pass one"):
+        parse_setup(parse("RUN", "--resume", "--purge"))
+    with pytest.raises(ArgumentError, match="drop --inherit"):
+        parse_setup(parse("RUN", "--resume", "--inherit", "X"))

@@ -142,7 +142,9 @@ def test_inherit_without_read_copies_the_file(write, tmp_path):
     experiment = BaseExperiment(tmp_path / "RUN-1")
     experiment.inherit_configuration(str(tmp_path / "RUN-0"), read=False)
     assert (tmp_path / "RUN-1/Configurations/train_config.yml").read_text() == CONFIG
-    assert experiment.get("training/lr") is None
+    with pytest.raises(ConfigError, match="before the configuration was read"):
+        experiment.get("training/lr")  # nothing was read yet: an error, not None
+    assert experiment.get("training/lr", None) is None
     assert experiment.read_config_file().get("training/lr") == 0.1
 
 
@@ -216,7 +218,9 @@ def test_purge_removes_a_speedrun_directory(argv, write, tmp_path):
     argv("RUN-0", "--purge", "--config.a", "1")
     experiment = BaseExperiment().auto_setup()
     assert not (tmp_path / "RUN-0" / "Logs" / "old.log").exists()
-    assert experiment.get("a") == 1 and experiment.get("training") is None
+    # the config the run uses is read before the purge: the purge does not lose it
+    assert experiment.get("a") == 1 and experiment.get("training") == {"lr": 0.1, "epochs": 3}
+    assert read_config(tmp_path / "RUN-0")["training"]["lr"] == 0.1
 
 
 def test_purge_refuses_foreign_folders(argv, tmp_path):

@@ -187,8 +187,10 @@ def test_preemption_checkpoints_and_exits_75_then_resumes(tmp_path):
 def test_resume_without_checkpoint_starts_at_zero(tmp_path):
     pytest.importorskip("torch")
     result = run_train(tmp_path, "R", "--resume", "--config.steps", 2)
-    assert result.returncode != 0  # no config yet: --resume needs an existing run
-    assert "no configuration file" in result.stderr
+    assert result.returncode != 0  # no such run: --resume needs an existing one
+    assert "nothing to resume at R" in result.stderr
+    assert not (tmp_path / "R").exists()  # the failed set-up left nothing behind
+    (tmp_path / "R" / "Configurations").mkdir(parents=True)
     (tmp_path / "R" / "Configurations" / "train_config.yml").write_text("steps: 2\n")
     result = run_train(tmp_path, "R", "--resume")
     assert result.returncode == 0, result.stderr

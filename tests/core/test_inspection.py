@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from speedrun import ConfigError
+from speedrun.cli._format import format_value
 from speedrun.cli._inspection import Tagged, diff_configs, load_config
-from speedrun.cli._main import format_value
 
 
 def test_load_config_keeps_arrays_as_tagged_data(tmp_path):

@@ -19,7 +19,9 @@ Experiment directories
     (:class:`WriterLock`, :data:`LOCK_NAME`, :func:`is_locked`, :func:`read_lock_holder`); the run record
     (:func:`read_run_record`, :func:`resolve_status`); checkpoints (:func:`list_checkpoints`).
 Command line and provenance
-    :func:`parse_arguments` and :class:`Arguments`, :func:`diff_overrides`, :func:`git_state`.
+    :func:`parse_arguments` and :class:`Arguments`; :func:`parse_setup` and
+    :class:`SetupRequest` (the set-up a command line asks for, as plain data);
+    :func:`diff_overrides`, :func:`git_state`.
 Preemption
     :func:`install_preemption_handlers`, :func:`uninstall_preemption_handlers`,
     :func:`preemption_requested`, :func:`preemption_signal`, :func:`reset_preemption` (for
@@ -61,7 +63,7 @@ from ._errors import (
 )
 from ._require import require
 from .checkpoint._files import list_checkpoints
-from .config._arguments import Arguments, parse_arguments
+from .config._arguments import Arguments, SetupRequest, parse_arguments, parse_setup
 from .config._keys import ConfigKey
 from .config._tree import diff_overrides
 from .config._yaml import dump_yaml, dumps_yaml, load_mapping, load_yaml, loads_yaml
@@ -132,6 +134,7 @@ __all__ = [
     "WEIGHTS",
     "ArgumentError",
     "Arguments",
+    "SetupRequest",
     "CheckpointError",
     "ConfigKey",
     "ConfigError",
@@ -158,6 +161,7 @@ __all__ = [
     "load_yaml",
     "loads_yaml",
     "parse_arguments",
+    "parse_setup",
     "preemption_requested",
     "preemption_signal",
     "purge_experiment_directory",

@@ -25,7 +25,7 @@ import os
 import stat
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .._errors import CheckpointError
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
     PathLike = str | os.PathLike[str]
 
-__all__ = ["load_checkpoint", "load_latest_valid", "save_checkpoint"]
+__all__ = ["check_picklable", "load_checkpoint", "load_latest_valid", "save_checkpoint"]
 
 # ------------------------------------------------------------------------------------------------
 # save
@@ -165,17 +165,33 @@ def _save_failure(
             f"Could not save checkpoint step {step} to {target} with {serializer}: "
             f"{type(exc).__name__}: {exc}. {intact}"
         )
+    return CheckpointError(
+        f"Could not save checkpoint step {step} to {target}: {_describe_unpicklable(offenders)} "
+        f"{intact}"
+    )
+
+
+def _describe_unpicklable(offenders: list[tuple[str, BaseException]]) -> str:
     names = [name for name, _ in offenders]
     details = "; ".join(f"{name!r} ({type(err).__name__}: {err})" for name, err in offenders)
     call = ", ".join(repr(str(name)) for name in names)
     subject = "attribute" if len(names) == 1 else "attributes"
-    return CheckpointError(
-        f"Could not save checkpoint step {step} to {target}: {subject} "
-        f"{', '.join(repr(n) for n in names)} cannot be pickled: {details}. Leave "
+    return (
+        f"{subject} {', '.join(repr(n) for n in names)} cannot be pickled: {details}. Leave "
         f"{'it' if len(names) == 1 else 'them'} out of checkpoints with "
         f"self.register_unpickleable({call}) and recreate {'it' if len(names) == 1 else 'them'} "
-        f"after loading. {intact}"
+        "after loading."
     )
+
+
+def check_picklable(state: Mapping[str, Any], serializer: str | None = None) -> None:
+    """Raise the error a save of ``state`` would raise for entries that cannot be pickled,
+    without writing anything (tensor and array bytes are not copied)."""
+    offenders = find_unpicklable(dict(state), resolve_serializer(serializer))
+    if offenders:
+        raise CheckpointError(
+            f"Checkpoints of this experiment would fail: {_describe_unpicklable(offenders)}"
+        )
 
 
 def _find_disk_error(exc: BaseException) -> OSError | None:
@@ -212,7 +228,7 @@ def load_checkpoint(
     path: PathLike,
     step: int | None = None,
     *,
-    experiment_class: str | None = None,
+    experiment_class: str | Sequence[str] | None = None,
     strict_class: bool = True,
     map_location: Any = None,
 ) -> Checkpoint:
@@ -276,7 +292,7 @@ def load_checkpoint(
 def load_latest_valid(
     directory: PathLike,
     *,
-    experiment_class: str | None = None,
+    experiment_class: str | Sequence[str] | None = None,
     strict_class: bool = True,
     map_location: Any = None,
 ) -> Checkpoint | None:
@@ -312,7 +328,8 @@ def load_latest_valid(
     )
 
 
-def _load(path: Path, expected: str | None, strict_class: bool, map_location: Any) -> Checkpoint:
+def _load(path: Path, expected: str | Sequence[str] | None, strict_class: bool,
+          map_location: Any) -> Checkpoint:
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -333,7 +350,8 @@ def _load(path: Path, expected: str | None, strict_class: bool, map_location: An
 
 
 def _unwrap(
-    path: Path, payload: Any, serializer: str, expected: str | None, strict_class: bool
+    path: Path, payload: Any, serializer: str, expected: str | Sequence[str] | None,
+    strict_class: bool,
 ) -> Checkpoint:
     name_match = _match_name(path.name)
     if not (isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT):
@@ -379,10 +397,13 @@ def _unwrap(
         and isinstance(saved_class, str)
         and not _classes_match(saved_class, expected)
     ):
+        loading = expected if isinstance(expected, str) else expected[0]
         raise CheckpointError(
             f"Checkpoint {path} was saved by experiment class {saved_class!r}, but "
-            f"{expected!r} is loading it. Load it with the class that wrote it, or pass "
-            "strict_class=False to load the state into this class anyway."
+            f"{loading!r} (neither that class nor one of its subclasses) is loading it. Load "
+            "it with the class that wrote it or a subclass of it, or load it on purpose: "
+            "experiment.load_from_checkpoint(strict_class=False) in code, --resume --any-class "
+            "on the command line."
         )
     return Checkpoint(
         step=step,
@@ -393,12 +414,15 @@ def _unwrap(
     )
 
 
-def _classes_match(saved: str, expected: str) -> bool:
-    if saved == expected:
-        return True
-    for main, other in ((saved, expected), (expected, saved)):
-        if main.startswith("__main__."):
-            qualname = main[len("__main__.") :]
-            if other == qualname or other.endswith("." + qualname):
-                return True
+def _classes_match(saved: str, expected: str | Sequence[str]) -> bool:
+    """Whether ``saved`` is ``expected`` or, given a sequence (a class and its bases, as
+    ``BaseExperiment`` passes them), one of them: a subclass loads its base class's files."""
+    for candidate in [expected] if isinstance(expected, str) else expected:
+        if saved == candidate:
+            return True
+        for main, other in ((saved, candidate), (candidate, saved)):
+            if main.startswith("__main__."):
+                qualname = main[len("__main__.") :]
+                if other == qualname or other.endswith("." + qualname):
+                    return True
     return False

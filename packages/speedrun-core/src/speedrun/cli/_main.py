@@ -16,19 +16,25 @@ missing or skipped (``ls``), 2 errors.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._errors import SpeedrunError
 from ..experiment._runinfo import PATCH_NAME, latest_valid_checkpoint, resolve_status
+from ._format import (
+    format_duration,
+    format_time,
+    format_value,
+    jsonable,
+    print_json,
+    shorten,
+    table,
+)
 from ._inspection import (
     Problem,
     Run,
-    Tagged,
     diff_configs,
     display_path,
     find_experiments,
@@ -42,86 +48,8 @@ __all__ = ["main"]
 
 _GIT_KEYS = ("git_rev", "git_dirty")  # in the config, but compared in the git section
 EXIT_OK, EXIT_DIFFERENT, EXIT_ERROR = 0, 1, 2
-
-
-# ------------------------------------------------------------------------------------------------
-# formatting
-
-
-def _format_time(moment: float | None) -> str:
-    if moment is None:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(moment))
-
-
-def _format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(max(seconds, 0))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours >= 48:
-        return f"{hours // 24}d{hours % 24:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
-
-
-def _plain_string(text: str) -> bool:
-    """Whether ``text`` reads back as the same string when written without quotes."""
-    if not text or text != text.strip() or any(ch in text for ch in "\n#:{}[],&*!|>'\"%@`"):
-        return False
-    from ..config._yaml import loads_yaml
-
-    try:
-        return bool(loads_yaml(text) == text)
-    except SpeedrunError:
-        return False
-
-
-def format_value(value: Any) -> str:
-    """A config value on one line, YAML-like: ``0.01``, ``cosine``, ``'0.1'``, ``[64, 64]``."""
-    if isinstance(value, Tagged):
-        return f"{value.tag} {format_value(value.data)}"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value if _plain_string(value) else json.dumps(value, ensure_ascii=False)
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{format_value(k)}: {format_value(v)}"
-                               for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(format_value(item) for item in value) + "]"
-    return str(value)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Tagged):
-        return {"tag": value.tag, "data": _jsonable(value.data)}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
-def _table(header: Sequence[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
-    lines = []
-    for row in [list(header), *rows]:
-        lines.append("  ".join(str(cell).ljust(width) for cell, width in
-                               zip(row, widths)).rstrip())
-    return "\n".join(lines)
+_STATUS_WIDTH = 24  # speedrun ls: a longer status (a long exception name) is shortened
+_VALUE_WIDTH = 120  # speedrun diff: a longer value is shortened
 
 
 # ------------------------------------------------------------------------------------------------
@@ -145,22 +73,24 @@ def command_ls(args: Any) -> int:
     rows.sort(key=lambda row: (row["started_at"] is not None, row["started_at"] or 0.0,
                                row["directory"]), reverse=args.reverse)
     if args.json:
-        _print_json(rows)
+        print_json(rows)
     elif rows:
-        table = []
+        cells = []
         for row in rows:
-            status = row["status"] + (f" ({row['exception']})" if row["exception"] else "")
-            duration = _format_duration(row["duration_seconds"])
+            exception = str(row["exception"] or "").rpartition(".")[2]  # no module path
+            status = shorten(row["status"] + (f" ({exception})" if exception else ""),
+                             _STATUS_WIDTH)
+            duration = format_duration(row["duration_seconds"])
             if row["duration_estimated"] and row["duration_seconds"] is not None:
                 duration = "~" + duration
-            table.append([
+            cells.append([
                 display_path(row["directory"]), status,
                 "-" if row["step"] is None else str(row["step"]),
                 display_path(row["parent"]) if row["parent"] else "-",
                 _short_revision(row["git_revision"], row["git_dirty"]),
-                _format_time(row["started_at"]), duration,
+                format_time(row["started_at"]), duration,
             ])
-        print(_table(["NAME", "STATUS", "STEP", "PARENT", "GIT", "STARTED", "DURATION"], table))
+        print(table(["NAME", "STATUS", "STEP", "PARENT", "GIT", "STARTED", "DURATION"], cells))
     for line in problems + notes + skipped:
         print(f"speedrun ls: {line}", file=sys.stderr)
     return EXIT_DIFFERENT if problems or skipped else EXIT_OK
@@ -195,7 +125,14 @@ def _print_changes(title: str, changes: list[dict[str, Any]]) -> None:
     if not changes:
         return
     formatters: dict[str, Callable[[Any], str]] = {"command line": str, "git": _git_value}
-    show = formatters.get(title, format_value)
+    full = formatters.get(title, format_value)
+
+    def show(value: Any) -> str:
+        text = full(value)
+        if len(text) > _VALUE_WIDTH:  # a huge value (a long list given with --config)
+            return f"{text[: _VALUE_WIDTH - 1]}… ({len(text)} characters; --json shows all)"
+        return text
+
     counts = {kind: sum(1 for c in changes if c["change"] == kind)
               for kind in ("changed", "added", "removed")}
     summary = ", ".join(f"{count} {kind}" for kind, count in counts.items() if count)
@@ -226,8 +163,8 @@ def command_diff(args: Any) -> int:
         sections["command line"] = _command_changes(a, b)
     different = any(sections.values())
     if args.json:
-        _print_json({"a": args.a, "b": args.b, "identical": not different,
-                     **{name.replace(" ", "_"): _jsonable(changes)
+        print_json({"a": args.a, "b": args.b, "identical": not different,
+                     **{name.replace(" ", "_"): jsonable(changes)
                         for name, changes in sections.items()}})
     elif different:
         print(f"--- {args.a}\n+++ {args.b}")
@@ -285,10 +222,32 @@ def _provenance_lines(run: Run) -> list[tuple[str, str]]:
                     else "")),
         ("class", str(record.get("experiment_class"))),
         ("started", f"{record.get('started')}"),
-        ("ended", f"{record.get('ended')} (ran {_format_duration(ended - started)})"
+        ("ended", f"{record.get('ended')} (this attempt ran "
+                  f"{format_duration(ended - started)})"
          if isinstance(ended, (int, float)) and isinstance(started, (int, float)) else "-"),
-        ("final step", str(record.get("final_step", "-"))),
+        ("final step", _final_step(run, record, status)),
     ]
+    if run.directory:
+        summary = summarize(run.directory)
+        if summary["duration_seconds"] is not None:
+            total = ("~" if summary["duration_estimated"] else "") + format_duration(
+                summary["duration_seconds"])
+            attempts = summary["attempts"]
+            lines.append(("run time", total + (f" over {attempts} attempts"
+                                                   if attempts > 1 else "")))
+    resume_overrides = record.get("resume_overrides")
+    if resume_overrides:
+        lines.append(("on resume", ", ".join(
+            f"{path}={shorten(format_value(value), 40)}"
+            for path, value in resume_overrides.items())
+            + " (config only: restored objects keep saved values unless a post_load hook "
+              "re-applies them)"))
+    evaluations = [entry for entry in record.get("evaluations") or [] if isinstance(entry, dict)]
+    if evaluations:
+        lines.append(("evaluated", "; ".join(
+            f"{entry.get('method')}: {entry.get('status')} at step {entry.get('final_step')} "
+            f"({entry.get('started')})" for entry in evaluations[-5:])
+            + (f" (and {len(evaluations) - 5} earlier)" if len(evaluations) > 5 else "")))
     history = [entry for entry in record.get("history") or [] if isinstance(entry, dict)]
     if history:
         parts = [f"{entry.get('attempt')}: {entry.get('status')} ({entry.get('started')})"
@@ -298,14 +257,28 @@ def _provenance_lines(run: Run) -> list[tuple[str, str]]:
     return lines
 
 
+def _final_step(run: Run, record: dict[str, Any], status: str) -> str:
+    step = record.get("final_step")
+    if step is not None:
+        return str(step)
+    if status in ("killed", "running") and run.directory:
+        latest = latest_valid_checkpoint(run.directory)
+        where = "latest valid checkpoint" if latest else "no checkpoint"
+        if status == "killed":
+            return (f"{latest[0]} ({where}; the process died without recording its end)"
+                    if latest else f"- ({where}; the process died without recording its end)")
+        return f"{latest[0]} so far ({where})" if latest else "- (running, no checkpoint yet)"
+    return "-"
+
+
 def command_show(args: Any) -> int:
     run = Run(args.directory)
     chain = lineage(run)
     latest = latest_valid_checkpoint(run.directory) if run.directory else None
     if args.json:
-        _print_json({
+        print_json({
             "directory": run.directory, "config_file": run.config_file,
-            "config": _jsonable(run.config), "lineage": chain,
+            "config": jsonable(run.config), "lineage": chain,
             "status": resolve_status(run.directory, run.record) if run.directory else None,
             "latest_checkpoint_step": latest[0] if latest else None, "record": run.record,
         })
@@ -320,7 +293,7 @@ def command_show(args: Any) -> int:
         details = [entry["kind"]] if entry["kind"] != "directory" else [
             entry.get("status", "?"),
             "git " + _short_revision(entry.get("git_revision"), entry.get("git_dirty")),
-            "started " + _format_time(entry.get("started_at")),
+            "started " + format_time(entry.get("started_at")),
         ]
         if entry.get("problem"):
             details.append(entry["problem"])
@@ -368,22 +341,22 @@ def command_mixins(args: Any) -> int:
         for problem in problems:
             print(f"speedrun mixins: cannot load {problem}", file=sys.stderr)
         if args.json:
-            _print_json({"config_keys": keys})
+            print_json({"config_keys": keys})
         else:
-            print(_table(["KEY", "DEFAULT", "TYPE", "READ BY", "MEANING"],
+            print(table(["KEY", "DEFAULT", "TYPE", "READ BY", "MEANING"],
                          [[k["path"], k["default"], k["kinds"], k["owner"], k["doc"]]
                           for k in keys]))
         return EXIT_ERROR if problems else EXIT_OK
     if args.json:
-        _print_json({"distributions": distributions, "mixins": mixins, "not_installed": missing})
+        print_json({"distributions": distributions, "mixins": mixins, "not_installed": missing})
         return EXIT_OK
     print("distributions:")
-    print("\n".join("  " + line for line in _table(
+    print("\n".join("  " + line for line in table(
         ["NAME", "VERSION"], [[name, version] for name, version in distributions.items()]
     ).splitlines()))
     print("\nmixins (entry points in group speedrun.mixins):")
     if mixins:
-        print("\n".join("  " + line for line in _table(
+        print("\n".join("  " + line for line in table(
             ["NAME", "CLASS", "DISTRIBUTION"],
             [[m["name"], m["entry_point"], f"{m['distribution']} {m['version']}"]
              for m in mixins]).splitlines()))

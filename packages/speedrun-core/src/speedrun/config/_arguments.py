@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Sequence
+from typing import Any, NamedTuple
 
 from .._errors import ArgumentError
 
-if TYPE_CHECKING:
-    from typing import Any
-
-
-__all__ = ["Arguments", "BOOLEAN_FLAGS", "VALUE_FLAGS", "parse_arguments", "parse_literal"]
+__all__ = [
+    "Arguments",
+    "BOOLEAN_FLAGS",
+    "SPEEDRUN_FLAGS",
+    "SetupRequest",
+    "VALUE_FLAGS",
+    "parse_arguments",
+    "parse_literal",
+    "parse_setup",
+    "suggest_flag",
+]
 
 #: Flags that may stand alone (``--purge``) or take a boolean (``--purge True``).
-BOOLEAN_FLAGS = frozenset({"purge", "resume", "strict"})
+BOOLEAN_FLAGS = frozenset({"purge", "resume", "strict", "any-class"})
 #: Flags that always need a value; so does every ``--config.*`` flag.
 VALUE_FLAGS = frozenset({"inherit", "macro", "dispatch"})
+#: Every flag speedrun's set-up reads (``--config.*`` aside).
+SPEEDRUN_FLAGS = BOOLEAN_FLAGS | VALUE_FLAGS
 _BOOLEAN_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
 
@@ -126,3 +134,129 @@ def parse_arguments(argv: Sequence[str]) -> Arguments:
             args.overrides.append((path, str(raw)))
         args.flags[name] = raw
     return args
+
+
+# ------------------------------------------------------------------------------------------------
+# the set-up a command line asks for
+
+
+class SetupRequest(NamedTuple):
+    """What a command line asks ``auto_setup()`` to do, as plain, immutable data (see
+    :func:`parse_setup`). A named tuple rather than a dataclass: ``dataclasses`` imports
+    ``inspect``, which would cost every run ~40 ms of start-up.
+
+    ``overrides`` holds every ``--config.a.b VALUE`` as ``('a/b', value)`` in order, values
+    parsed as Python literals; ``unknown_flags`` the flags that are neither speedrun's nor
+    declared by the experiment class (reported once, see ``BaseExperiment.COMMAND_LINE_FLAGS``).
+    """
+
+    argv: tuple[str, ...]
+    directory: str | None
+    inherit: str | None = None
+    macros: str | None = None
+    overrides: tuple[tuple[str, Any], ...] = ()
+    resume: bool = False
+    purge: bool = False
+    strict: bool = False
+    any_class: bool = False
+    dispatch: str | None = None
+    unknown_flags: tuple[str, ...] = ()
+
+    @property
+    def override_paths(self) -> tuple[str, ...]:
+        """The slash paths the ``--config`` overrides set, in order, without repeats."""
+        return tuple(dict.fromkeys(path for path, _ in self.overrides))
+
+
+def _distance(a: str, b: str) -> int:
+    """The optimal-string-alignment distance: insertions, deletions, substitutions and swaps
+    of two neighbours (``resmue`` is one edit from ``resume``)."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            row[j] = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[-2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
+
+
+def _close(typed: str, known: str) -> bool:
+    typed = typed.lower().replace("_", "-")
+    return typed == known or _distance(typed, known) <= 1
+
+
+def suggest_flag(name: str) -> str | None:
+    """The speedrun flag ``--name`` is probably a typo of (``conifg.a.b`` -> ``config.a.b``,
+    ``resmue`` -> ``resume``), or None. One edit (a swap of neighbours counts as one) away, or
+    the same flag in other letter case or with ``_`` for ``-``."""
+    if name in SPEEDRUN_FLAGS or name.startswith("config."):
+        return None
+    head, dot, rest = name.partition(".")
+    if dot:
+        if _close(head, "config"):
+            return f"config.{rest}" if rest else "config.<key>"
+        return None
+    if _close(name, "config"):
+        return "config.<key>"
+    for known in sorted(SPEEDRUN_FLAGS):
+        if _close(name, known):
+            return known
+    return None
+
+
+def _declared(name: str, declared: Collection[str]) -> bool:
+    return any(name == entry or (entry.endswith(".") and name.startswith(entry))
+               for entry in declared)
+
+
+def parse_setup(args: Arguments, declared: Collection[str] = ()) -> SetupRequest:
+    """The set-up ``args`` asks for, checked: a plain :class:`SetupRequest`.
+
+    ``declared`` names the flags the experiment reads itself (an entry ending in ``.`` declares
+    every flag under it, e.g. ``"wait."``); they are neither typos nor unknown.
+
+    Raises
+    ------
+    ArgumentError
+        For a flag one edit away from one of speedrun's (``--resmue``, ``--conifg.a 1``: the
+        message says which was meant), and for combinations that make no sense (``--resume``
+        with ``--purge`` or ``--inherit``).
+    """
+    unknown = []
+    for name in args.flags:
+        if name in SPEEDRUN_FLAGS or name.startswith("config.") or _declared(name, declared):
+            continue
+        suggestion = suggest_flag(name)
+        if suggestion is not None:
+            raise ArgumentError(
+                f"unknown flag --{name}: did you mean --{suggestion}? (speedrun's flags: "
+                f"{', '.join('--' + flag for flag in sorted(SPEEDRUN_FLAGS))}, --config.<key>; "
+                "a flag of your own must be declared in COMMAND_LINE_FLAGS of the experiment "
+                "class)"
+            )
+        unknown.append(name)
+    resume = bool(args.get("resume", False))
+    purge = bool(args.get("purge", False))
+    raw_inherit, raw_macro, raw_dispatch = (args.flags.get(name)
+                                            for name in ("inherit", "macro", "dispatch"))
+    inherit = raw_inherit if isinstance(raw_inherit, str) else None
+    if resume and purge:
+        raise ArgumentError("--resume continues a run and --purge deletes it: pass one")
+    if resume and inherit is not None:
+        raise ArgumentError("--resume continues the directory's own config; drop --inherit")
+    return SetupRequest(
+        argv=tuple(args.argv),
+        directory=args.positionals[0] if args.positionals else None,
+        inherit=inherit,
+        macros=raw_macro if isinstance(raw_macro, str) else None,
+        overrides=tuple(args.parsed_overrides()),
+        resume=resume,
+        purge=purge,
+        strict=bool(args.get("strict", False)),
+        any_class=bool(args.get("any-class", False)),
+        dispatch=raw_dispatch if isinstance(raw_dispatch, str) else None,
+        unknown_flags=tuple(unknown),
+    )

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-__all__ = ["Config", "ConfigNode", "MISSING", "diff_overrides", "to_plain"]
+__all__ = ["Config", "ConfigNode", "MISSING", "diff_overrides", "short_repr", "to_plain"]
 
 
 class _Missing:
@@ -220,13 +220,22 @@ def diff_overrides(base: Mapping[Any, Any], overrides: Iterable[tuple[str, Any]]
     for tag, value in overrides:
         old = base_tree.lookup(tag, MISSING)
         if old is MISSING:
-            findings.append(f"{tag}: new key (not in the base config), set to {value!r}")
+            findings.append(f"{tag}: new key (not in the base config), set to {short_repr(value)}")
         elif old is not None and not _compatible(old, value):
             findings.append(
-                f"{tag}: type changes from {type(old).__name__} ({old!r}) "
-                f"to {type(value).__name__} ({value!r})"
+                f"{tag}: type changes from {type(old).__name__} ({short_repr(old)}) "
+                f"to {type(value).__name__} ({short_repr(value)})"
             )
     return findings
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` on one line, shortened to ``limit`` characters with ``...`` and the full
+    length (a huge override must not flood a warning)."""
+    text = repr(value).replace("\n", "\\n")
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 3]}... ({len(text)} characters)"
 
 
 def _compatible(old: Any, new: Any) -> bool:

@@ -95,8 +95,9 @@ def find_marked(cls: type, key: str | None) -> list[str]:
 class Dispatcher:
     """Dispatch and hooks; ``BaseExperiment`` derives from it.
 
-    Subclasses fill in three steps of :meth:`run`: ``_dispatch_flag()`` (the ``--dispatch``
-    value), ``_before_dispatch()`` and ``_after_run()`` (always called last).
+    Subclasses fill in four steps of :meth:`run`: ``_dispatch_flag()`` (the ``--dispatch``
+    value), ``_before_dispatch()``, ``_after_dispatch(key)`` (when the method returned
+    normally) and ``_after_run()`` (always called last).
     """
 
     #: Name of the method ``run()`` calls when nothing else names one.
@@ -111,6 +112,9 @@ class Dispatcher:
         return None
 
     def _before_dispatch(self) -> None:
+        pass
+
+    def _after_dispatch(self, key: str) -> None:
         pass
 
     def _after_run(self) -> None:
@@ -133,7 +137,10 @@ class Dispatcher:
         try:
             self._before_dispatch()
             self.execute_pre_dispatch_hooks()
-            return self.dispatch(self.get_dispatch_key(), *args, **kwargs)
+            key = self.get_dispatch_key()
+            result = self.dispatch(key, *args, **kwargs)
+            self._after_dispatch(key)  # returned normally (e.g. the final checkpoint)
+            return result
         finally:
             try:
                 self.clean_up()

@@ -1,52 +1,34 @@
 """``BaseExperiment``: the class every speedrun experiment derives from.
 
-It composes the other modules (configuration, command line, directory, lock, checkpoint,
-dispatch, provenance) and keeps the original speedrun's public names and meanings.
+It composes the layers below it — ``ExperimentState`` (directory, counters, config, cache),
+``Checkpointing``, ``CommandLineSetup`` and ``Dispatcher`` — and fills in the parts of
+``run()`` that belong to an experiment. It keeps the original speedrun's public names and
+meanings.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import warnings
-from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
-from .._errors import CheckpointError, ExperimentDirectoryError
-from ..checkpoint._files import (
-    checkpoint_file_name,
-    class_path,
-    find_checkpoint,
-    list_checkpoints,
-)
-from ..config._arguments import Arguments
-from ..config._namespace import Namespace
-from ..config._tree import Config
-from ..config._yaml import dumps_yaml, load_mapping
-from ..directory._fs import atomic_write_text, keep_previous_version
 from ..directory._layout import (
     CONFIG_FILE_NAME,
-    ensure_experiment_directory,
-    inherit_source,
+    CONFIGURATIONS,
+    WEIGHTS,
+    is_experiment_directory,
 )
-from ..directory._lock import WriterLock
-from ..distributed import _launch, _preemption
-from ..distributed import _ranks as _distributed
-from ._contract import CORE_CONFIG_KEYS, declared_keys, not_checkpointed
-from ._dispatch import POST_LOAD, PRE_CHECKPOINT, Dispatcher
+from ..distributed import _preemption
+from ._dispatch import Dispatcher
 from ._setup import CommandLineSetup
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import TypeVar
 
-    from ..config._keys import ConfigKey
+    E = TypeVar("E", bound="BaseExperiment")
 
 
 __all__ = ["BaseExperiment"]
-
-_RANDOM_STATE_KEY = "__speedrun_random_state__"
-_MISSING = object()
-
 
 
 class BaseExperiment(CommandLineSetup, Dispatcher):
@@ -57,407 +39,88 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
     experiment_directory : str, optional
         The experiment's folder. It is created (if missing) with ``Configurations/``,
         ``Logs/``, ``Weights/`` and ``Plots/`` and a ``.speedrun`` marker.
-
-    The mixin contract (see ARCHITECTURE.md): a class lists in ``NOT_CHECKPOINTED`` the
-    attributes that never go into a checkpoint, and in ``CONFIG_KEYS`` the config keys it
-    reads; both are collected over the MRO.
     """
 
-    #: Attributes that describe this process, not the experiment's progress: never
-    #: checkpointed and never overwritten by a load.
-    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({
-        "_experiment_directory", "_tree", "_config_memo", "_meta_config", "_argv", "_args",
-        "_default_dispatch", "_writer_lock", "_resume_pending", "_world_size", "_run_record",
-    })
-    CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = CORE_CONFIG_KEYS
-
     def __init__(self, experiment_directory: str | os.PathLike[str] | None = None) -> None:
-        self._experiment_directory: str | None = None
-        self._step: int | None = None
-        self._epoch: int | None = None
-        self._tree = Config()
-        self._config_memo = self._tree.memo
-        self._meta_config: dict[str, list[str]] = {
-            "exclude_attrs_from_save": [], "stateless_attributes": [], "stateful_attributes": [],
-        }
-        self._cache: dict[str, Any] = {}
-        self._argv: list[str] | None = None
-        self._args: Arguments | None = None
-        self._default_dispatch: str | None = None
-        self._writer_lock: WriterLock | None = None
-        self._resume_pending = False
-        self._world_size = _distributed.get_world_size()  # processes of this launch (torchrun)
-        self.experiment_directory = experiment_directory
-        super().__init__()
+        super().__init__(experiment_directory)
 
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}(experiment_directory={self._experiment_directory!r}, "
-                f"step={self.step}, epoch={self.epoch})")
+    @classmethod
+    def open(cls: type[E], directory: str | os.PathLike[str], step: int | None = None, *,
+             strict_class: bool = False) -> E:
+        """Open a run read-only, for analysis: its config and the checkpoint at ``step``
+        (default: the latest valid one; none is fine when the run saved none).
 
-    # -- counters ------------------------------------------------------------------------------
-    @property
-    def step(self) -> int:
-        """The current (global) step."""
-        if self._step is None:
-            self._step = 0
-        return self._step
-
-    def next_step(self) -> BaseExperiment:
-        """Increment the step; on a pending preemption signal, checkpoint and exit (code 75)."""
-        self._step = (self._step or 0) + 1
-        if self._world_size > 1:  # every rank checkpoints at the same step
-            if _distributed.preemption_agreed(_preemption.requested()):
-                self._preempt()
-        elif _preemption.requested():
-            self._preempt()
-        return self
-
-    @property
-    def epoch(self) -> int:
-        """The current epoch."""
-        if self._epoch is None:
-            self._epoch = 0
-        return self._epoch
-
-    def next_epoch(self) -> BaseExperiment:
-        """Increment the epoch counter."""
-        self._epoch = (self._epoch or 0) + 1
-        return self
-
-    # -- directories ---------------------------------------------------------------------------
-    @property
-    def experiment_directory(self) -> str | None:
-        """The experiment's folder (``None`` until set)."""
-        return self._experiment_directory
-
-    @experiment_directory.setter
-    def experiment_directory(self, value: str | os.PathLike[str] | None) -> None:
-        if value is not None:
-            if _distributed.is_main_process():  # other ranks use the folder rank 0 creates
-                ensure_experiment_directory(value)
-            self._experiment_directory = os.fspath(value)
-
-    def _subdirectory(self, name: str) -> str | None:
-        if self._experiment_directory is None:
-            return None
-        return os.path.join(self._experiment_directory, name)
-
-    @property
-    def log_directory(self) -> str | None:
-        """``<experiment>/Logs``."""
-        return self._subdirectory("Logs")
-
-    @property
-    def checkpoint_directory(self) -> str | None:
-        """``<experiment>/Weights``."""
-        return self._subdirectory("Weights")
-
-    @property
-    def plot_directory(self) -> str | None:
-        """``<experiment>/Plots``."""
-        return self._subdirectory("Plots")
-
-    @property
-    def configuration_directory(self) -> str | None:
-        """``<experiment>/Configurations``."""
-        return self._subdirectory("Configurations")
-
-    @property
-    def checkpoint_path(self) -> str | None:
-        """The file a checkpoint at the current step is written to."""
-        directory = self.checkpoint_directory
-        if directory is None:
-            return None
-        return os.path.join(directory, checkpoint_file_name(self.step))
-
-    def _require_directory(self, purpose: str) -> str:
-        if self._experiment_directory is None:
-            raise ExperimentDirectoryError(
-                f"{purpose} needs an experiment directory, but none is set: pass one on the "
-                f"command line (python {os.path.basename(sys.argv[0] or 'train.py')} "
-                f"experiments/RUN-0) with auto_setup(), or set experiment.experiment_directory."
-            )
-        return self._experiment_directory
-
-    # -- configuration -------------------------------------------------------------------------
-    @property
-    def _config(self) -> Config:
-        return self._tree
-
-    @_config.setter
-    def _config(self, value: Any) -> None:
-        self._tree.replace(value)
-
-    def get(self, tag: str, default: Any = None, ensure_exists: bool = False) -> Any:
-        """The config value at ``tag`` (``'training/lr'``), or ``default`` if it is missing.
-
-        ``ensure_exists=True`` raises a :class:`~speedrun.ConfigError` naming the missing key.
+        Your ``__init__`` is not called (it would set a run up from the command line); the
+        experiment holds the run's config and the attributes its checkpoint saved. No writer
+        lock is taken and nothing is written into ``directory``: ``checkpoint()`` and
+        ``dump_configuration()`` raise. ``strict_class=True`` refuses a checkpoint written by
+        a class that is neither ``cls`` nor one of its bases.
         """
-        try:
-            return self._config_memo[tag]
-        except KeyError:
-            return self._tree.lookup(tag, default, ensure_exists)
+        path = os.fspath(directory)
+        if not is_experiment_directory(path):
+            raise _not_a_run(path)
+        experiment = cls.__new__(cls)
+        BaseExperiment.__init__(experiment)
+        experiment._experiment_directory = path
+        experiment._read_only = True
+        config = os.path.join(path, CONFIGURATIONS, CONFIG_FILE_NAME)
+        if os.path.isfile(config):
+            experiment.read_config_file(path=config)
+        experiment._configured = True
+        from ..checkpoint._files import list_checkpoints
 
-    def set(self, tag: str, value: Any) -> BaseExperiment:
-        """Set the config value at ``tag``, creating intermediate mappings."""
-        self._tree.assign(tag, value)
-        return self
-
-    def read_config_file(self, file_name: str = CONFIG_FILE_NAME,
-                         path: str | None = None) -> BaseExperiment:
-        """Replace the config with the YAML file ``path`` (default: this run's config file).
-
-        Raises ``FileNotFoundError`` when the file does not exist.
-        """
-        if path is None:
-            path = os.path.join(self._require_directory("read_config_file"), "Configurations",
-                                file_name)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"no configuration file at {path}: create it, pass --inherit with another "
-                f"experiment directory, or give values with --config.a.b VALUE"
-            )
-        self._tree.replace(load_mapping(path))
-        return self
-
-    def inherit_configuration(self, from_experiment_directory: str,
-                              file_name: str = CONFIG_FILE_NAME,
-                              read: bool = True) -> BaseExperiment:
-        """Take the configuration of another experiment directory (or a ``.yml`` file).
-
-        With ``read=True`` the config is loaded from there; with ``read=False`` the file is
-        copied into this run's ``Configurations/`` (an existing different file is kept under
-        ``Configurations/previous/``).
-        """
-        source = inherit_source(os.fspath(from_experiment_directory), file_name)
-        if read:
-            self._tree.replace(load_mapping(source))
-        else:
-            with open(source, encoding="utf-8") as handle:
-                text = handle.read()
-            self._write_config_text(text, file_name)
-        return self
-
-    def dump_configuration(self, file_name: str = CONFIG_FILE_NAME) -> BaseExperiment:
-        """Write the config, exactly as the run uses it, to ``Configurations/<file_name>``.
-
-        The write is atomic; a different file already there is kept under
-        ``Configurations/previous/`` rather than lost.
-        """
-        self._write_config_text(dumps_yaml(self._tree), file_name)
-        return self
-
-    def _write_config_text(self, text: str, file_name: str) -> None:
-        directory = os.path.join(self._require_directory("dump_configuration"), "Configurations")
-        if not _distributed.is_main_process():
-            return
-        path = os.path.join(directory, file_name)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                existing: str | None = handle.read()
-        except FileNotFoundError:
-            existing = None
-        if existing is not None and existing != text:
-            keep_previous_version(path)
-        if existing != text:
-            atomic_write_text(path, text)
-
-    def read_macro(self, path: str | None = None) -> BaseExperiment:
-        """Merge macro files (``--macro a.yml:b.yml``, or ``path``) into the config, in order."""
-        if path is None:
-            path = self._raw_flag("macro")
-        if path is not None:
-            from ..config._macro import merge_macro, read_macro_files
-
-            for _, macro in read_macro_files(path):
-                merge_macro(self._tree, macro)
-        return self
-
-    # -- cache ---------------------------------------------------------------------------------
-    @property
-    def cache_keys(self) -> list[str]:
-        """The keys in the cache."""
-        return list(self._cache)
-
-    def read_from_cache(self, tag: str, default: Any = None, ensure_exists: bool = False) -> Any:
-        """The cached value of ``tag``, or ``default``."""
-        if ensure_exists and tag not in self._cache:
-            raise KeyError(f"'{tag}' is not in the cache; cached keys: {self.cache_keys}")
-        return self._cache.get(tag, default)
-
-    def write_to_cache(self, tag: str, value: Any) -> BaseExperiment:
-        """Store ``value`` under ``tag``."""
-        self._cache[tag] = value
-        return self
-
-    def accumulate_in_cache(self, tag: str, value: Any,
-                            accumulate_fn: Callable[[Any, Any], Any] | None = None
-                            ) -> BaseExperiment:
-        """Add ``value`` to the cached ``tag`` (``+=``, or ``accumulate_fn(old, value)``)."""
-        if tag not in self._cache:
-            self._cache[tag] = value
-        elif accumulate_fn is None:
-            self._cache[tag] += value
-        else:
-            if not callable(accumulate_fn):
-                raise TypeError(f"accumulate_fn must be callable, got {accumulate_fn!r}")
-            self._cache[tag] = accumulate_fn(self._cache[tag], value)
-        return self
-
-    def clear_in_cache(self, tag: str) -> BaseExperiment:
-        """Remove ``tag`` from the cache (no error when absent)."""
-        self._cache.pop(tag, None)
-        return self
-
-    def clear_cache(self) -> BaseExperiment:
-        """Empty the cache."""
-        self._cache.clear()
-        return self
-
-    def bundle(self, **kwargs: Any) -> Namespace:
-        """Pack ``kwargs`` into a :class:`~speedrun.Namespace`."""
-        return Namespace(**kwargs)
-
-    # -- checkpoints ---------------------------------------------------------------------------
-    def register_unpickleable(self, *attributes: str) -> BaseExperiment:
-        """Leave these attributes out of checkpoints."""
-        excluded = self._meta_config["exclude_attrs_from_save"]
-        excluded.extend(name for name in attributes if name not in excluded)
-        return self
-
-    def _not_checkpointed(self) -> frozenset[str]:
-        """``NOT_CHECKPOINTED`` over the MRO plus the names given to ``register_unpickleable``."""
-        return not_checkpointed(type(self)).union(self._meta_config["exclude_attrs_from_save"])
-
-    def config_value(self, path: str) -> Any:
-        """The value of a declared config key (see ``CONFIG_KEYS``): the config's, validated, or
-        the declared default.
-
-        Raises
-        ------
-        KeyError
-            ``path`` is not declared by this class or any base class or mixin.
-        ConfigError
-            The config's value is not what the declaration accepts.
-        """
-        declared = declared_keys(type(self)).get(path)
-        if declared is None:
-            known = ", ".join(sorted(declared_keys(type(self)))) or "none"
-            raise KeyError(f"config key {path!r} is not declared in the CONFIG_KEYS of "
-                           f"{type(self).__name__} or its bases (declared: {known})")
-        key, owner = declared
-        value = self.get(path, _MISSING)
-        return key.default if value is _MISSING else key.validate(value, owner=owner)
-
-    def _validate_config_keys(self) -> None:
-        """Check every declared key the config sets (at set-up: a wrong value fails at once)."""
-        for path, (key, owner) in declared_keys(type(self)).items():
-            value = self.get(path, _MISSING)
-            if value is not _MISSING:
-                key.validate(value, owner=owner)
-
-    def _checkpoint_state(self) -> dict[str, Any]:
-        from ..checkpoint._random_state import capture_random_state
-
-        excluded = self._not_checkpointed()
-        state = {k: v for k, v in self.__dict__.items() if k not in excluded}
-        state[_RANDOM_STATE_KEY] = capture_random_state()
-        return state
-
-    def checkpoint(self, force: bool = True) -> BaseExperiment:
-        """Save the experiment's state (atomic and durable) as ``checkpoint_path``.
-
-        With ``force=False``, saves only when ``step % training/checkpoint_every == 0``.
-        ``training/checkpoint_keep`` keeps only the newest N checkpoints.
-        """
-        if not force:
-            every = self.config_value("training/checkpoint_every")
-            if not every:
-                if not self._cache.get("__speedrun_warned_checkpoint_every__"):
-                    warnings.warn("checkpoint(force=False) saves nothing: set "
-                                  "training/checkpoint_every in the config", stacklevel=2)
-                    self._cache["__speedrun_warned_checkpoint_every__"] = True
-                return self
-            if self.step % int(every):
-                return self
-        from ..checkpoint._io import save_checkpoint
-        from ..checkpoint._random_state import capture_random_state
-
-        directory = os.path.join(self._require_directory("checkpoint"), "Weights")
-        self.execute_hooks(PRE_CHECKPOINT)
-        if not _distributed.is_main_process():  # one checkpoint per save, from rank 0
-            _distributed.save_rank_random_state(directory, self.step, capture_random_state(),
-                                                keep=self.config_value("training/checkpoint_keep"))
-            return self
-        save_checkpoint(directory, self.step, self._checkpoint_state(),
-                        experiment_class=class_path(self),
-                        keep=self.config_value("training/checkpoint_keep"))
-        return self
-
-    def load_from_checkpoint(self, step: int | None = None) -> BaseExperiment:
-        """Restore the state saved at ``step`` (default: the latest valid checkpoint).
-
-        Attributes registered as unpickleable keep their current values. Runs the
-        ``'post_load'`` hooks afterwards.
-        """
-        from ..checkpoint._io import load_checkpoint, load_latest_valid
-        from ..checkpoint._random_state import restore_random_state
-
-        directory = os.path.join(self._require_directory("load_from_checkpoint"), "Weights")
-        if step is None:  # other ranks: the checkpoint rank 0 resumes from (not a newer one)
-            loaded = (_launch.load_announced_checkpoint(directory, class_path(self))
-                      or load_latest_valid(directory, experiment_class=class_path(self),
-                                           map_location=_distributed.checkpoint_map_location()))
-            if loaded is None:
-                raise CheckpointError(
-                    f"no checkpoint in {directory} to load: save one with checkpoint() first, "
-                    f"or start without --resume"
-                )
-        else:
-            loaded = load_checkpoint(find_checkpoint(directory, step),
-                                     experiment_class=class_path(self),
-                                     map_location=_distributed.checkpoint_map_location())
-            newer = [found for found, _ in list_checkpoints(directory) if found > loaded.step]
-            if newer:
-                warnings.warn(
-                    f"loaded step {loaded.step}, but {directory} also holds later checkpoints "
-                    f"(steps {', '.join(map(str, newer))}); a later --resume picks the newest. "
-                    f"Move them aside if this run should continue from step {loaded.step}.",
-                    stacklevel=2,
-                )
-        state = dict(loaded.state)
-        random_state = state.pop(_RANDOM_STATE_KEY, None)
-        if not _distributed.is_main_process():  # rank 0's is in the file; each rank has its own
-            random_state = _distributed.load_rank_random_state(directory, loaded.step)
-        excluded = self._not_checkpointed()
-        self.__dict__.update({k: v for k, v in state.items() if k not in excluded})
-        if random_state is not None:
-            restore_random_state(random_state)
-        self._resume_pending = False
-        self.execute_hooks(POST_LOAD)
-        return self
-
-    def _preempt(self) -> None:
-        if self._experiment_directory is not None:
-            self.checkpoint(force=True)
-        _distributed.wait_after_preemption_checkpoint(self._experiment_directory)
-        raise _preemption.Preempted(self.step, _preemption.received_signal())
+        if step is not None or list_checkpoints(os.path.join(path, WEIGHTS)):
+            experiment.load_from_checkpoint(step, strict_class=strict_class)
+        return experiment
 
     # -- run: the parts of Dispatcher.run() that belong to the experiment -----------------------
+    def _training_method(self) -> str | None:
+        return self.find_default_dispatch() or self._default_dispatch or self.DEFAULT_DISPATCH
+
     def _dispatch_flag(self) -> str | None:
+        if self._request is not None:
+            return self._request.dispatch
         return self._raw_flag("dispatch")
 
     def _before_dispatch(self) -> None:
-        record = getattr(self, "_run_record", None)
+        self._require_initialised()
+        record = self._run_record
         if record is not None:
             record.enter_run()
+        self._report_unknown_flags()
         if self._resume_pending:
-            self.load_from_checkpoint()
+            any_class = self._request is not None and self._request.any_class
+            self.load_from_checkpoint(strict_class=not any_class)
+
+    def _after_dispatch(self, key: str) -> None:
+        trains = key == self._training_method() or (
+            self._request is not None and key == self._request.dispatch)
+        if trains and not self._evaluation:  # the method that trains returned normally
+            self._checkpoint_at_end()
 
     def _after_run(self) -> None:
-        record = getattr(self, "_run_record", None)
+        if "_tree" not in vars(self):  # never initialised: _before_dispatch said so
+            return
+        error = sys.exc_info()[1]
+        record = self._run_record
         if record is not None:  # the end status, written while the writer lock is still held
-            record.finish_run(sys.exc_info()[1], self.step)
+            record.finish_run(error, self.step)
+        if isinstance(error, KeyboardInterrupt) and self._experiment_directory is not None:
+            saved = self._last_saved_step
+            print(f"speedrun: interrupted at step {self.step}; "
+                  + (f"the last checkpoint is from step {saved} (continue with --resume)."
+                     if saved is not None else "no checkpoint was written in this run."),
+                  file=sys.stderr, flush=True)
         _preemption.uninstall()
         if self._writer_lock is not None:
             self._writer_lock.release()
+
+
+def _not_a_run(path: str) -> Exception:
+    from .._errors import ExperimentDirectoryError
+
+    what = "no such folder" if not os.path.exists(path) else "not a speedrun experiment directory"
+    return ExperimentDirectoryError(
+        f"BaseExperiment.open({path!r}): {what}; expected a folder made by auto_setup() (with "
+        "a .speedrun marker)."
+    )

@@ -11,15 +11,22 @@ versions, the host, the start time and, when the run ends, the end time and stat
     an exception ended the run; the record names its type.
 ``preempted``
     the run saved a checkpoint on SIGTERM/SIGUSR1 and exited with status 75.
+``interrupted``
+    Ctrl-C (``KeyboardInterrupt``) ended the run; exit status 130.
 ``killed``
     never written: a record that still says ``running`` while nobody holds the directory's
     writer lock belongs to a process that died without writing its end (``kill -9``, OOM
     killer, node failure).
 
 A resumed run becomes a new *attempt*: the record of the earlier attempts moves into
-``history``. Only the main process of a multi-process run writes. Writes are atomic (temp
-file and rename) but not fsynced: losing the record to a power cut costs a status, never data,
-and the run then shows as killed, which it was.
+``history``; the ``--config`` overrides given with ``--resume`` that changed a value are kept
+as ``resume_overrides`` (objects restored from the checkpoint may not follow them). A launch
+that opens an existing run to call another method than its training one (``--resume
+--dispatch evaluate``) is an *evaluation*: it is appended to ``evaluations`` with its own
+command, status and times, and the run's own status, command and config stay as they were.
+Only the main process of a multi-process run writes. Writes are atomic (temp file and rename)
+but not fsynced: losing the record to a power cut costs a status, never data, and the run then
+shows as killed, which it was.
 
 This module is imported by ``auto_setup()`` and by the ``speedrun`` command, never by
 ``import speedrun``.
@@ -33,9 +40,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ExperimentDirectoryError
-from ..checkpoint._files import list_checkpoints
 from ..directory._fs import atomic_write_text, keep_previous_version
-from ..directory._lock import is_locked
 from ._provenance import (
     git_diff,
     host_name,
@@ -43,16 +48,28 @@ from ._provenance import (
     recent_git_state,
     speedrun_distributions,
 )
+from ._runstatus import (
+    PATCH_NAME,
+    RECORD_FORMAT,
+    RECORD_NAME,
+    RECORD_VERSION,
+    last_activity,
+    latest_valid_checkpoint,
+    read_run_record,
+    record_path,
+    resolve_status,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ..config._arguments import Arguments
+    from ..config._arguments import SetupRequest
 
 __all__ = [
     "PATCH_NAME",
     "RECORD_NAME",
     "RunRecord",
+    "classify_exit",
     "describe_exception",
     "last_activity",
     "latest_valid_checkpoint",
@@ -62,20 +79,12 @@ __all__ = [
     "start_run_record",
 ]
 
-RECORD_NAME = "run.json"
-"""The run record's file name, in the experiment's ``Configurations/`` folder."""
-
-PATCH_NAME = "git_diff.patch"
-"""The uncommitted changes of the code at start, next to the run record."""
-
-RECORD_FORMAT = "speedrun-run-record"
-RECORD_VERSION = 1
 _MAX_PATCH_BYTES = 20 * 1024 * 1024
 _MAX_MESSAGE = 500
 # Fields of an earlier attempt kept in the record's history when a run is resumed.
 _HISTORY_FIELDS = ("attempt", "status", "exception", "message", "exit_code", "started",
                    "started_at", "ended", "ended_at", "final_step", "host", "pid", "git",
-                   "command")
+                   "command", "resume_overrides")
 
 
 def _is_main_process() -> bool:
@@ -90,11 +99,6 @@ def _now() -> tuple[str, float]:
 
     moment = datetime.now().astimezone()
     return moment.isoformat(timespec="seconds"), moment.timestamp()
-
-
-def record_path(directory: str | os.PathLike[str]) -> str:
-    """``<directory>/Configurations/run.json``."""
-    return os.path.join(os.fspath(directory), "Configurations", RECORD_NAME)
 
 
 def describe_exception(error: BaseException) -> str:
@@ -132,22 +136,25 @@ def classify_exit(error: BaseException | None) -> tuple[str, int | None]:
             return "preempted", PREEMPTION_EXIT_CODE
         return "crashed", code if isinstance(code, int) else 1
     if isinstance(error, KeyboardInterrupt):
-        return "crashed", 130
+        return "interrupted", 130
     return "crashed", 1
 
 
 class RunRecord:
-    """The run record of one attempt of a run, as this process writes it.
+    """The run record of one attempt (or one evaluation) of a run, as this process writes it.
 
     Created by :func:`start_run_record`; :meth:`finish` writes the end (once). If the process
     exits without :meth:`finish` (the script never called ``run()``), an ``atexit`` handler
     writes it: ``crashed`` after an uncaught exception, ``preempted`` after a preemption
-    request, else ``finished``.
+    request, else ``finished``. ``entry`` is the part of ``data`` this launch owns: ``data``
+    itself for an attempt, its entry in ``data['evaluations']`` for an evaluation.
     """
 
-    def __init__(self, directory: str, data: dict[str, Any]) -> None:
+    def __init__(self, directory: str, data: dict[str, Any],
+                 entry: dict[str, Any] | None = None) -> None:
         self.directory = directory
         self.data = data
+        self.entry = data if entry is None else entry
         self.finished = False
         self._ambient: BaseException | None = None
         self._step: Any = None
@@ -182,7 +189,7 @@ class RunRecord:
 
         atexit.unregister(self._at_exit)
         stamp, moment = _now()
-        self.data.update(
+        self.entry.update(
             status=status,
             exit_code=exit_code,
             ended=stamp,
@@ -193,7 +200,7 @@ class RunRecord:
         if step is None and self._step is not None:
             step = self._step()
         if step is not None:
-            self.data["final_step"] = step
+            self.entry["final_step"] = step
         try:
             self.write()
         except OSError as failure:
@@ -203,13 +210,17 @@ class RunRecord:
                           f"{failure}", RuntimeWarning, stacklevel=2)
 
     def _still_ours(self) -> bool:
-        """Whether the record on disk is still this attempt's (no later run took over)."""
+        """Whether the record on disk still holds this launch's entry (no later run took over)."""
         try:
             current = read_run_record(self.directory)
         except ExperimentDirectoryError:
             return False
-        return current is not None and current.get("pid") == self.data.get("pid") and \
-            current.get("started_at") == self.data.get("started_at")
+        if current is None:
+            return False
+        entries = [current] if self.entry is self.data else current.get("evaluations") or []
+        return any(isinstance(entry, dict) and entry.get("pid") == self.entry.get("pid")
+                   and entry.get("started_at") == self.entry.get("started_at")
+                   for entry in entries)
 
     def _at_exit(self) -> None:
         # The experiment may be long gone (and its lock with it): write only over our own record.
@@ -278,26 +289,80 @@ def _write_patch(directory: str, patch: str | None, history: list[dict[str, Any]
     return PATCH_NAME
 
 
-def start_run_record(directory: str, *, experiment_class: str, argv: list[str] | None,
-                     args: Arguments | None, current_step: Callable[[], int | None]
-                     ) -> RunRecord | None:
+def _command(argv: list[str]) -> dict[str, Any]:
+    return {
+        "argv": argv,
+        "orig_argv": list(getattr(sys, "orig_argv", [sys.executable, *argv])),
+        "executable": sys.executable,
+        "cwd": os.getcwd(),
+    }
+
+
+def _register(record: RunRecord, current_step: Callable[[], int | None]) -> RunRecord:
+    import atexit
+
+    record._step = current_step
+    atexit.register(record._at_exit)
+    return record
+
+
+def _start_evaluation(directory: str, old: dict[str, Any], request: SetupRequest,
+                      current_step: Callable[[], int | None]) -> RunRecord | None:
+    """Append this launch to ``old['evaluations']``; the rest of the record stays as it is."""
+    started, started_at = _now()
+    state = recent_git_state()
+    entry: dict[str, Any] = {
+        "method": request.dispatch,
+        "status": "running",
+        "exception": None,
+        "message": None,
+        "exit_code": None,
+        "started": started,
+        "started_at": started_at,
+        "ended": None,
+        "ended_at": None,
+        "final_step": None,
+        "overrides": {path: value for path, value in request.overrides},
+        "command": _command(list(request.argv)),
+        "git": {"revision": state.revision, "branch": state.branch, "dirty": state.dirty},
+        "host": host_name(),
+        "pid": os.getpid(),
+    }
+    evaluations = old.get("evaluations")
+    if not isinstance(evaluations, list):
+        evaluations = old["evaluations"] = []
+    evaluations.append(entry)
+    record = RunRecord(directory, old, entry)
+    try:
+        record.write()
+    except OSError as failure:
+        import warnings
+
+        warnings.warn(f"speedrun could not write the run record {record.path}: {failure}.",
+                      RuntimeWarning, stacklevel=3)
+        return None
+    return _register(record, current_step)
+
+
+def start_run_record(directory: str, *, experiment_class: str, request: SetupRequest,
+                     current_step: Callable[[], int | None],
+                     resume_overrides: dict[str, Any] | None = None,
+                     evaluation: bool = False) -> RunRecord | None:
     """Write the start of a run to ``<directory>/Configurations/run.json``.
 
     Called by ``auto_setup()`` once the configuration is dumped and the writer lock is held,
-    with the experiment's class path, its command line (``argv`` and its parsed ``args``) and a
-    function that tells its current step (the record's end says where the run stopped).
-    Returns None in processes other than the main one, which write nothing. A record that
-    cannot be written costs a warning, not the run.
+    with the experiment's class path, its command line as a
+    :class:`~speedrun.config._arguments.SetupRequest`, a function that tells its current step
+    (the record's end says where the run stopped), the overrides given with ``--resume`` that
+    changed a value, and whether this launch is an evaluation of the run (see the module
+    docstring). Returns None in processes other than the main one, which write nothing. A
+    record that cannot be written costs a warning, not the run.
     """
     if not _is_main_process():
         return None
     directory = os.path.abspath(directory)
-    argv = list(argv if argv is not None else sys.argv)
-    flags = args.flags if args is not None else {}
-    raw_inherit, raw_macro = flags.get("inherit"), flags.get("macro")
-    inherit = raw_inherit if isinstance(raw_inherit, str) else None
-    macro = raw_macro if isinstance(raw_macro, str) else None
-    resume = bool(args.get("resume", False)) if args is not None else False
+    argv = list(request.argv)
+    inherit, macro, resume = request.inherit, request.macros, request.resume
 
     try:
         old = read_run_record(directory)
@@ -307,6 +372,8 @@ def start_run_record(directory: str, *, experiment_class: str, argv: list[str] |
             _backup(directory, RECORD_NAME)
         except OSError:
             pass
+    if evaluation and old:
+        return _start_evaluation(directory, old, request, current_step)
     history = _previous_attempts(directory, old)
     started, started_at = _now()
     state = recent_git_state()
@@ -325,14 +392,10 @@ def start_run_record(directory: str, *, experiment_class: str, argv: list[str] |
         "ended_at": None,
         "attempt": len(history) + 1,
         "resumed": resume,
+        "resume_overrides": dict(resume_overrides or {}),
         "final_step": None,
         "experiment_class": experiment_class,
-        "command": {
-            "argv": argv,
-            "orig_argv": list(getattr(sys, "orig_argv", [sys.executable, *argv])),
-            "executable": sys.executable,
-            "cwd": os.getcwd(),
-        },
+        "command": _command(argv),
         # A resumed (or re-run) directory keeps the parent its configuration came from.
         "inherit": _describe_inherit(inherit) if inherit is not None or not old
         else old.get("inherit"),
@@ -345,6 +408,7 @@ def start_run_record(directory: str, *, experiment_class: str, argv: list[str] |
         "user": os.environ.get("USER") or os.environ.get("USERNAME"),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "history": history,
+        "evaluations": (old or {}).get("evaluations") or [],
     }
     record = RunRecord(directory, data)
     try:
@@ -358,11 +422,7 @@ def start_run_record(directory: str, *, experiment_class: str, argv: list[str] |
                       "The run goes on; `speedrun ls` will not know how it was started.",
                       RuntimeWarning, stacklevel=3)
         return None
-    import atexit
-
-    record._step = current_step
-    atexit.register(record._at_exit)
-    return record
+    return _register(record, current_step)
 
 
 def _macro_paths(spec: str | None) -> list[str]:
@@ -387,114 +447,3 @@ def _describe_inherit(inherit: str | None) -> dict[str, Any] | None:
             "kind": "file" if os.path.isfile(path) else "directory"}
 
 
-# ------------------------------------------------------------------------------------------------
-# reading
-
-
-def read_run_record(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The run record of ``directory``, or None when it has none.
-
-    Raises
-    ------
-    ExperimentDirectoryError
-        The record exists but cannot be read or is not a speedrun run record.
-    """
-    path = record_path(directory)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ExperimentDirectoryError(
-            f"cannot read the run record {path}: {getattr(error, 'strerror', None) or error}; "
-            "check its permissions"
-        ) from None
-    try:
-        data = json.loads(text)
-    except ValueError as error:
-        raise ExperimentDirectoryError(
-            f"{path} is not valid JSON ({error}); expected a speedrun run record. Restore it "
-            "or delete it (the run's configuration and checkpoints do not depend on it)"
-        ) from None
-    if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
-        raise ExperimentDirectoryError(
-            f"{path} is not a speedrun run record (expected a JSON object with "
-            f"format={RECORD_FORMAT!r}); restore it or delete it"
-        )
-    return data
-
-
-def resolve_status(directory: str | os.PathLike[str], record: dict[str, Any] | None) -> str:
-    """The status of a run: the record's, with ``running`` checked against the writer lock.
-
-    ``running`` with a free lock is ``killed``; a directory without a record is ``running``
-    while locked, else ``unknown`` (made by the original speedrun, or without ``auto_setup``).
-    """
-    status = record.get("status") if record else None
-    if status in (None, "running"):
-        if is_locked(directory):
-            return "running"
-        return "killed" if status == "running" else "unknown"
-    return str(status)
-
-
-_ZIP_END = b"PK\x05\x06"
-_TORCH_LEGACY_PREFIX = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
-
-
-def _looks_complete(path: str) -> bool:
-    """A cheap check that a checkpoint file was written to the end, without unpickling it.
-
-    torch archives must hold the zip end record in their last 64 KiB; pickle streams (dill,
-    pickle, the original speedrun's files) must end with pickle's STOP opcode.
-    """
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            head = handle.read(16)
-            if size < 2 or len(head) < 2:
-                return False
-            if head.startswith(b"PK\x03\x04"):
-                tail_size = min(size, 65536 + 22)
-                handle.seek(size - tail_size)
-                return _ZIP_END in handle.read(tail_size)
-            if head[0] == 0x80:
-                if head.startswith(_TORCH_LEGACY_PREFIX):
-                    return True  # torch < 1.6: raw storage bytes end the file
-                handle.seek(size - 1)
-                return handle.read(1) == b"."
-    except OSError:
-        return False
-    return False
-
-
-def last_activity(directory: str | os.PathLike[str]) -> float | None:
-    """When a run last wrote: the newest mtime of its checkpoints and of the files in Logs/."""
-    times = []
-    for folder in ("Weights", "Logs"):
-        try:
-            with os.scandir(os.path.join(os.fspath(directory), folder)) as entries:
-                for entry in entries:
-                    try:
-                        times.append(entry.stat().st_mtime)
-                    except OSError:
-                        continue
-        except OSError:
-            continue
-    return max(times) if times else None
-
-
-def latest_valid_checkpoint(directory: str | os.PathLike[str]) -> tuple[int, str] | None:
-    """``(step, path)`` of the newest checkpoint in ``<directory>/Weights`` that looks complete.
-
-    Nothing is unpickled (no torch needed): see :func:`_looks_complete`.
-    """
-    try:
-        entries = list_checkpoints(os.path.join(os.fspath(directory), "Weights"))
-    except Exception:  # noqa: BLE001 - an unreadable Weights/ has no valid checkpoint
-        return None
-    for step, path in reversed(entries):
-        if _looks_complete(os.fspath(path)):
-            return step, os.fspath(path)
-    return None

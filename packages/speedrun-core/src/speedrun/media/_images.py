@@ -35,9 +35,9 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ExperimentDirectoryError, SpeedrunError
+from .._require import require
 from ..directory._fs import atomic_write_bytes
 from ..directory._paths import tagged_file
-from .._require import require
 
 if TYPE_CHECKING:
     import numpy as np

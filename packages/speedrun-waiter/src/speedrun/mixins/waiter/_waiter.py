@@ -64,6 +64,9 @@ class WaiterMixin(_Base):
     (progress) and stderr (errors).
     """
 
+    #: The ``--wait.*`` flags are this mixin's: speedrun does not report them as unknown.
+    COMMAND_LINE_FLAGS = ("wait.",)
+
     @staticmethod
     def is_alive(pid: int, create_time: float | None = None) -> bool:
         """Whether process ``pid`` is running (zombies and reused PIDs count as finished).
