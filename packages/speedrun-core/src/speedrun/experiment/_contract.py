@@ -41,6 +41,11 @@ def not_checkpointed(cls: type) -> frozenset[str]:
     return result
 
 
+def _owner(klass: type) -> str:
+    """How messages name the class that declares a key (core's inner classes: BaseExperiment)."""
+    return "BaseExperiment" if klass.__module__.startswith(__package__ + ".") else klass.__name__
+
+
 def declared_keys(cls: type) -> dict[str, tuple[ConfigKey, str]]:
     """``{path: (ConfigKey, owner class name)}`` over ``cls``'s MRO, base classes first.
 
@@ -60,10 +65,10 @@ def declared_keys(cls: type) -> dict[str, tuple[ConfigKey, str]]:
             if known is not None and known[0].default != key.default:
                 raise TypeError(
                     f"{cls.__name__}: config key '{key.path}' is declared by {known[1]} "
-                    f"(default {known[0].default!r}) and {klass.__name__} (default "
+                    f"(default {known[0].default!r}) and {_owner(klass)} (default "
                     f"{key.default!r}). Expected one default: change one of them."
                 )
-            found[key.path] = (key, klass.__name__)
+            found[key.path] = (key, _owner(klass))
     _KEYS_CACHE[cls] = found
     return found
 
