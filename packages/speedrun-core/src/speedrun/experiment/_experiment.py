@@ -19,6 +19,7 @@ from ..checkpoint._files import (
     find_checkpoint,
     list_checkpoints,
 )
+from ..checkpoint._sharded import SHARDED_KEY
 from ..config._arguments import Arguments
 from ..config._namespace import Namespace
 from ..config._tree import Config
@@ -35,6 +36,8 @@ from ..distributed import _ranks as _distributed
 from ._contract import CORE_CONFIG_KEYS, declared_keys, not_checkpointed
 from ._dispatch import POST_LOAD, PRE_CHECKPOINT, Dispatcher
 from ._setup import CommandLineSetup
+from ._sharding import load_sharded, save_sharded
+from ._sharding import wait as wait_for_sharded_save
 
 if TYPE_CHECKING:
     from typing import Any
@@ -385,6 +388,8 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
 
         directory = os.path.join(self._require_directory("checkpoint"), "Weights")
         self.execute_hooks(PRE_CHECKPOINT)
+        if save_sharded(self, directory, _RANDOM_STATE_KEY):  # FSDP2/DTensor: every rank
+            return self
         if not _distributed.is_main_process():  # one checkpoint per save, from rank 0
             _distributed.save_rank_random_state(directory, self.step, capture_random_state(),
                                                 keep=self.config_value("training/checkpoint_keep"))
@@ -427,10 +432,13 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
                 )
         state = dict(loaded.state)
         random_state = state.pop(_RANDOM_STATE_KEY, None)
-        if not _distributed.is_main_process():  # rank 0's is in the file; each rank has its own
+        shards = state.pop(SHARDED_KEY, None)  # a sharded checkpoint (FSDP2/DTensor, via DCP)
+        if not _distributed.is_main_process() and shards is None:  # each rank has its own
             random_state = _distributed.load_rank_random_state(directory, loaded.step)
         excluded = self._not_checkpointed()
         self.__dict__.update({k: v for k, v in state.items() if k not in excluded})
+        if shards is not None:
+            random_state = load_sharded(self, loaded, shards, random_state)
         if random_state is not None:
             restore_random_state(random_state)
         self._resume_pending = False
@@ -440,6 +448,7 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
     def _preempt(self) -> None:
         if self._experiment_directory is not None:
             self.checkpoint(force=True)
+            wait_for_sharded_save(self)
         _distributed.wait_after_preemption_checkpoint(self._experiment_directory)
         raise _preemption.Preempted(self.step, _preemption.received_signal())
 
@@ -455,6 +464,7 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
             self.load_from_checkpoint()
 
     def _after_run(self) -> None:
+        wait_for_sharded_save(self, failing=sys.exc_info()[1] is not None)
         record = getattr(self, "_run_record", None)
         if record is not None:  # the end status, written while the writer lock is still held
             record.finish_run(sys.exc_info()[1], self.step)
