@@ -335,8 +335,10 @@ def _load_directory(
 ) -> Checkpoint:
     """A sharded checkpoint directory: its envelope (the state beside the shards; the shards are
     loaded into the live objects by :func:`speedrun.checkpoint._sharded.load_shards`)."""
-    from ._shard_dirs import ENVELOPE_NAME, not_committed_reason
+    from ._shard_dirs import ENVELOPE_NAME, match_directory_name, not_committed_reason
 
+    if match_directory_name(path.name) is None:
+        raise _CorruptCheckpointError(f"{path} is a folder, not a checkpoint file")
     reason = not_committed_reason(path)
     if reason is not None:
         raise _CorruptCheckpointError(reason)

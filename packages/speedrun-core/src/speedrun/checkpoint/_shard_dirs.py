@@ -20,7 +20,6 @@ This module is light (no torch): discovery and ``speedrun ls`` import it at star
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import warnings
@@ -72,6 +71,8 @@ def match_directory_name(name: str) -> re.Match[str] | None:
 
 def read_commit_marker(path: str | os.PathLike[str]) -> dict[str, object] | None:
     """The commit marker of the sharded checkpoint at ``path``; None if missing or unreadable."""
+    import json
+
     try:
         with open(os.path.join(path, COMMIT_MARKER), encoding="utf-8") as handle:
             marker = json.load(handle)
