@@ -1,4 +1,4 @@
-"""A tiny model sharded with FSDP2 (``fully_shard`` on a CPU device mesh, gloo), trained by speedrun.
+"""A tiny model sharded with FSDP2 (``fully_shard`` on a CPU mesh, gloo), trained by speedrun.
 
 Run with ``torchrun --nproc_per_node=N fsdp_experiment.py DIR [speedrun flags]``, or as a plain
 ``python fsdp_experiment.py DIR ...`` (one process, no process group: the model is not sharded,

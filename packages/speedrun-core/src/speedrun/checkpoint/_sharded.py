@@ -30,7 +30,7 @@ import threading
 import time
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from .._errors import CheckpointError
 from ..directory._fs import atomic_open, atomic_write_bytes, atomic_write_text, fsync_directory
@@ -255,7 +255,8 @@ def save_shards(
     """
     from pathlib import Path
 
-    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.filesystem import FileSystemWriter
+    from torch.distributed.checkpoint.state_dict_saver import async_save, save
 
     step = _check_step(step)
     dist, rank, world = _torch_distributed()
@@ -286,7 +287,7 @@ def save_shards(
         atomic_write_bytes(temp / rank_state_name(rank),
                            pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
     shards = _state_dicts(state, kinds, owners)
-    writer = dcp.FileSystemWriter(os.fspath(temp), sync_files=True)
+    writer = FileSystemWriter(os.fspath(temp), sync_files=True)
 
     def commit() -> None:
         _commit(folder, temp, target, step, world, keep)
@@ -294,10 +295,10 @@ def save_shards(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*assuming the intent is to save in a single")
         if asynchronous:
-            response = dcp.async_save(shards, storage_writer=writer, process_group=group)
-            upload = getattr(response, "upload_completion", response)
+            response = async_save(shards, storage_writer=writer, process_group=group)
+            upload = cast("Future[Any]", getattr(response, "upload_completion", response))
             return PendingSave(step, target, upload, commit if rank == 0 else None)
-        dcp.save(shards, storage_writer=writer)
+        save(shards, storage_writer=writer)
     if rank == 0:
         commit()
     if dist is not None:
@@ -358,11 +359,11 @@ def load_shards(path: str | os.PathLike[str], descriptor: Any, objects: Mapping[
     an unsharded model.
     """
     import torch
-    import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import (
         set_model_state_dict,
         set_optimizer_state_dict,
     )
+    from torch.distributed.checkpoint.state_dict_loader import load
 
     if not isinstance(descriptor, dict) or descriptor.get("format") != _DESCRIPTOR_FORMAT:
         raise CheckpointError(
@@ -384,7 +385,7 @@ def load_shards(path: str | os.PathLike[str], descriptor: Any, objects: Mapping[
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*assuming the intent is to load in a single")
         try:
-            dcp.load(shards, checkpoint_id=os.fspath(path))
+            load(shards, checkpoint_id=os.fspath(path))
         except Exception as exc:
             raise CheckpointError(
                 f"Could not load the shards of {path} ({type(exc).__name__}: {exc}). Expected "
