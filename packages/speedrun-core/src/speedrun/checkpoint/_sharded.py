@@ -24,6 +24,7 @@ the live objects with any number of processes, a single process without a proces
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import threading
@@ -33,7 +34,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, cast
 
 from .._errors import CheckpointError
-from ..directory._fs import atomic_open, atomic_write_bytes, atomic_write_text, fsync_directory
+from ..directory._fs import fsync_directory
 from ._files import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _check_step, prune_checkpoints
 from ._serialize import dump
 from ._shard_dirs import (
@@ -47,9 +48,10 @@ from ._shard_dirs import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from concurrent.futures import Future
     from pathlib import Path
-    from typing import Any
+    from typing import IO, Any
 
 __all__ = [
     "SHARDED_KEY",
@@ -279,13 +281,13 @@ def save_shards(
         envelope = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
                     "experiment_class": experiment_class, "step": step, "serializer": "torch",
                     "saved_at": time.time(), "state": rest}
-        with atomic_open(temp / ENVELOPE_NAME, "wb") as handle:
+        with _durable(temp / ENVELOPE_NAME) as handle:
             dump(envelope, handle, "torch")
     else:
         payload = {"format": _RANK_STATE_FORMAT, "version": 1, "rank": rank, "step": step,
                    "world_size": world, "state": state.get(random_state_key)}
-        atomic_write_bytes(temp / rank_state_name(rank),
-                           pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+        with _durable(temp / rank_state_name(rank)) as handle:
+            pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
     shards = _state_dicts(state, kinds, owners)
     writer = FileSystemWriter(os.fspath(temp), sync_files=True)
 
@@ -306,6 +308,16 @@ def save_shards(
     return target
 
 
+@contextlib.contextmanager
+def _durable(path: Path) -> Iterator[IO[bytes]]:
+    """Write a file of the hidden directory: flushed and fsynced, no temp name of its own (the
+    directory becomes visible by its rename, after the fsync of its entries)."""
+    with open(path, "wb") as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def _async_group(dist: Any) -> Any:
     """A gloo group of its own for async saves: their collectives run in a background thread and
     must not interleave with the training's on the default group. Created (collectively) once."""
@@ -323,7 +335,8 @@ def _commit(folder: Path, temp: Path, target: Path, step: int, world: int,
 
     marker = {"format": COMMIT_FORMAT, "version": 1, "step": step, "world_size": world,
               "committed_at": time.time()}
-    atomic_write_text(temp / COMMIT_MARKER, json.dumps(marker) + "\n")
+    with _durable(temp / COMMIT_MARKER) as handle:
+        handle.write((json.dumps(marker) + "\n").encode())
     fsync_directory(temp)  # every entry of the directory is on disk before its name changes
     aside = None
     if os.path.lexists(target):
