@@ -116,7 +116,7 @@ def test_a_save_interrupted_before_the_rename_leaves_the_previous_one(tmp_path, 
         return real_rename(source, target)
 
     monkeypatch.setattr(_sharded.os, "rename", crash)
-    with pytest.raises(OSError, match="simulated crash"):
+    with pytest.raises(CheckpointError, match="could not commit.*simulated crash"):
         experiment.train_step().checkpoint()
     weights = tmp_path / "RUN" / "Weights"
     assert sorted(os.listdir(weights)) == [".checkpoint_iter_2.saving", "checkpoint_iter_1"]
@@ -127,6 +127,21 @@ def test_a_save_interrupted_before_the_rename_leaves_the_previous_one(tmp_path, 
     monkeypatch.setattr(_sharded.os, "rename", real_rename)
     fresh.train_step().checkpoint()  # the next save cleans the leftover up
     assert sorted(os.listdir(weights)) == ["checkpoint_iter_1", "checkpoint_iter_2"]
+
+
+def test_an_unpicklable_attribute_is_named_and_nothing_is_committed(tmp_path):
+    import threading
+
+    experiment = Model(tmp_path / "RUN")
+    experiment.train_step().checkpoint()
+    experiment.lock = threading.Lock()
+    with pytest.raises(CheckpointError, match=r"'lock' cannot be pickled.*register_unpickleable"):
+        experiment.train_step().checkpoint()
+    assert [step for step, _ in list_checkpoints(tmp_path / "RUN" / "Weights")] == [1]
+    experiment.register_unpickleable("lock")
+    experiment.checkpoint()
+    assert sorted(os.listdir(tmp_path / "RUN" / "Weights")) == [
+        "checkpoint_iter_1", "checkpoint_iter_2"]
 
 
 def test_asynchronous_saves_commit_in_the_background(tmp_path):

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, cast
 from .._errors import CheckpointError
 from ..directory._fs import fsync_directory
 from ._files import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _check_step, prune_checkpoints
-from ._serialize import dump
+from ._serialize import dump, find_unpicklable
 from ._shard_dirs import (
     COMMIT_FORMAT,
     COMMIT_MARKER,
@@ -266,28 +266,30 @@ def save_shards(
     folder = Path(directory)
     target, temp = folder / directory_name(step), folder / temp_directory_name(step)
     group = _async_group(dist) if asynchronous and dist is not None else None
+    failure = None
     if rank == 0:
         import shutil
 
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(temp, ignore_errors=True)  # a save of this step that was interrupted
-        temp.mkdir()
-    if dist is not None:
-        dist.barrier(group=group)  # nobody writes into the folder before it is fresh
-    if rank == 0:
-        rest = {name: value for name, value in state.items() if name not in kinds}
-        rest[SHARDED_KEY] = {"format": _DESCRIPTOR_FORMAT, "version": 1, "attributes": kinds,
-                             "owners": owners, "world_size": world}
-        envelope = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
-                    "experiment_class": experiment_class, "step": step, "serializer": "torch",
-                    "saved_at": time.time(), "state": rest}
-        with _durable(temp / ENVELOPE_NAME) as handle:
-            dump(envelope, handle, "torch")
-    else:
-        payload = {"format": _RANK_STATE_FORMAT, "version": 1, "rank": rank, "step": step,
-                   "world_size": world, "state": state.get(random_state_key)}
-        with _durable(temp / rank_state_name(rank)) as handle:
-            pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(temp, ignore_errors=True)  # a save of this step that was interrupted
+            temp.mkdir()
+        except OSError as exc:
+            failure = f"rank 0 could not create {temp}: {exc}"
+    _agree(dist, group, failure, step)  # nobody writes into the directory before it is fresh
+    try:
+        if rank == 0:
+            _write_envelope(temp, step, state, kinds, owners, world, experiment_class)
+        else:
+            payload = {"format": _RANK_STATE_FORMAT, "version": 1, "rank": rank, "step": step,
+                       "world_size": world, "state": state.get(random_state_key)}
+            with _durable(temp / rank_state_name(rank)) as handle:
+                pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # a failure must not leave the other ranks in a collective
+        failure = f"rank {rank}: {exc}"
+    _agree(dist, group, failure, step)
     shards = _state_dicts(state, kinds, owners)
     writer = FileSystemWriter(os.fspath(temp), sync_files=True)
 
@@ -300,12 +302,54 @@ def save_shards(
             response = async_save(shards, storage_writer=writer, process_group=group)
             upload = cast("Future[Any]", getattr(response, "upload_completion", response))
             return PendingSave(step, target, upload, commit if rank == 0 else None)
-        save(shards, storage_writer=writer)
+        save(shards, storage_writer=writer)  # raises on every rank if any rank failed
     if rank == 0:
-        commit()
-    if dist is not None:
-        dist.barrier()  # the checkpoint is committed when checkpoint() returns, on every rank
+        try:
+            commit()
+        except OSError as exc:
+            failure = f"rank 0 could not commit {temp} as {target}: {exc}"
+    _agree(dist, None, failure, step)  # committed on every rank when checkpoint() returns
     return target
+
+
+def _write_envelope(temp: Path, step: int, state: Mapping[str, Any], kinds: dict[str, str],
+                    owners: dict[str, list[str]], world: int, experiment_class: str) -> None:
+    """Rank 0: everything but the shards, with a descriptor of the sharded attributes."""
+    rest = {name: value for name, value in state.items() if name not in kinds}
+    rest[SHARDED_KEY] = {"format": _DESCRIPTOR_FORMAT, "version": 1, "attributes": kinds,
+                         "owners": owners, "world_size": world}
+    envelope = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+                "experiment_class": experiment_class, "step": step, "serializer": "torch",
+                "saved_at": time.time(), "state": rest}
+    try:
+        with _durable(temp / ENVELOPE_NAME) as handle:
+            dump(envelope, handle, "torch")
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except BaseException as exc:
+        offenders = [name for name, _ in find_unpicklable(rest, "torch")]
+        if not offenders:
+            raise
+        raise CheckpointError(
+            f"attributes {', '.join(map(repr, offenders))} cannot be pickled ({exc}). Leave them "
+            f"out of checkpoints with self.register_unpickleable({', '.join(map(repr, offenders))})"
+            " and recreate them after loading"
+        ) from exc
+
+
+def _agree(dist: Any, group: Any, failure: str | None, step: int) -> None:
+    """Every rank learns whether any rank failed (one small collective; a barrier as well), and
+    all raise together rather than leaving the others waiting in a collective."""
+    failures = [failure]
+    if dist is not None:
+        failures = [None] * dist.get_world_size()
+        dist.all_gather_object(failures, failure, group=group)
+    problems = [problem for problem in failures if problem is not None]
+    if problems:
+        raise CheckpointError(
+            f"The sharded checkpoint of step {step} was not saved: {'; '.join(problems)}. The "
+            "previous checkpoints are intact."
+        )
 
 
 @contextlib.contextmanager
