@@ -115,7 +115,11 @@ def wants_sharded_save(state: Mapping[str, Any], setting: bool | None) -> bool:
 
     if setting is True:
         return True
-    if "torch" not in sys.modules:  # no torch, no DTensor: the common single-file case is free
+    if sys.modules.get("torch") is None:  # no torch, no DTensor: the single-file case is free
+        return False
+    try:
+        import torch.distributed.tensor  # noqa: F401 - a torch built without distributed: none
+    except ImportError:
         return False
     sharded = [name for name, value in state.items() if _holds_dtensor(value)]
     if sharded and setting is False:

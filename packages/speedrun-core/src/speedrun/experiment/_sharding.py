@@ -37,7 +37,7 @@ def save_sharded(experiment: Any, directory: str, random_state_key: str) -> bool
     """
     wait(experiment)
     setting = experiment.config_value("training/checkpoint_sharded")
-    if setting is not True and "torch" not in sys.modules:  # nothing can be sharded
+    if setting is not True and sys.modules.get("torch") is None:  # nothing can be sharded
         return False
     from ..checkpoint._sharded import PendingSave, save_shards, wants_sharded_save
 
