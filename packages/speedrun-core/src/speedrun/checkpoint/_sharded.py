@@ -257,7 +257,12 @@ def save_shards(
 
     With ``asynchronous`` the call returns once the shards are copied to memory (the snapshot)
     and a :class:`PendingSave`; the writing, the commit and retention happen in the background.
-    Otherwise it returns the committed directory, in every process.
+    Wait for it before the next call (its collectives share a process group with the next
+    save's). Otherwise it returns the committed directory, in every process.
+
+    A failure on any rank before DCP's save (a folder that cannot be created, an attribute that
+    cannot be pickled) is raised on every rank as a :class:`CheckpointError`; DCP raises its
+    own failures on every rank too.
     """
     from pathlib import Path
 
