@@ -285,7 +285,8 @@ def save_shards(
             temp.mkdir()
         except OSError as exc:
             failure = f"rank 0 could not create {temp}: {exc}"
-    _agree(dist, group, failure, step)  # nobody writes into the directory before it is fresh
+    if dist is not None:  # nobody writes into the directory before it is fresh (should rank 0
+        dist.barrier(group=group)  # have failed, the others fail to write: all learn it below)
     try:
         if rank == 0:
             _write_envelope(temp, step, state, kinds, owners, world, experiment_class)
@@ -297,7 +298,7 @@ def save_shards(
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # a failure must not leave the other ranks in a collective
-        failure = f"rank {rank}: {exc}"
+        failure = failure or f"rank {rank}: {exc}"
     _agree(dist, group, failure, step)
     shards = _state_dicts(state, kinds, owners)
     writer = FileSystemWriter(os.fspath(temp), sync_files=True)
@@ -347,18 +348,27 @@ def _write_envelope(temp: Path, step: int, state: Mapping[str, Any], kinds: dict
 
 
 def _agree(dist: Any, group: Any, failure: str | None, step: int) -> None:
-    """Every rank learns whether any rank failed (one small collective; a barrier as well), and
-    all raise together rather than leaving the others waiting in a collective."""
-    failures = [failure]
+    """Every rank learns which ranks failed (one ``all_reduce``, a barrier as well), and all
+    raise together rather than leaving the others waiting in a collective."""
+    failed = [0] if failure is None else [1]
     if dist is not None:
-        failures = [None] * dist.get_world_size()
-        dist.all_gather_object(failures, failure, group=group)
-    problems = [problem for problem in failures if problem is not None]
-    if problems:
-        raise CheckpointError(
-            f"The sharded checkpoint of step {step} was not saved: {'; '.join(problems)}. The "
-            "previous checkpoints are intact."
-        )
+        import torch
+
+        backend = str(dist.get_backend(group))
+        device = "cpu" if "gloo" in backend or not torch.cuda.is_available() else (
+            f"cuda:{torch.cuda.current_device()}")
+        flags = torch.zeros(dist.get_world_size(), dtype=torch.int32, device=device)
+        flags[dist.get_rank()] = failure is not None
+        dist.all_reduce(flags, group=group)
+        failed = flags.tolist()
+    if not any(failed):
+        return
+    ranks = [str(rank) for rank, flag in enumerate(failed) if flag]
+    here = f": {failure}" if failure is not None else f" (see the output of rank {ranks[0]})"
+    raise CheckpointError(
+        f"The sharded checkpoint of step {step} was not saved: rank(s) {', '.join(ranks)} "
+        f"failed{here}. The previous checkpoints are intact."
+    )
 
 
 @contextlib.contextmanager
