@@ -16,9 +16,9 @@ goes first alternates) and each timed on rank 0 between two barriers:
 
 Deleting the previous run's directories is not timed for either. speedrun's part is a fixed
 cost per save (three small fsynced files, a directory fsync, a rename, two small collectives),
-so the ratio falls with the checkpoint's size; on a busy disk the fsyncs dominate small runs. Target (issue 19): speedrun
-adds <= 10% (save and load ratios <= 1.10); times are medians, ratios the median of the
-per-run ratios.
+so the ratio falls with the checkpoint's size; on a busy disk the fsyncs dominate small runs.
+Target (issue 19): speedrun adds <= 10% (save and load ratios <= 1.10); times are medians,
+ratios the median of the per-run ratios.
 
     python benchmarks/bench_sharded.py [--size-mb 64] [--nproc 2] [--runs 8] [--dir /tmp]
 """
@@ -122,10 +122,10 @@ def _worker(args: argparse.Namespace) -> None:
         if run % 2:
             order.reverse()
         results = {}
-        for name, save, load in order:
-            results[f"save_{name}"] = timed(lambda save=save: save(run))
-        for name, save, load in order:
-            results[f"load_{name}"] = timed(lambda load=load: load(run))
+        for name, save, _ in order:
+            results[f"save_{name}"] = timed(lambda save=save, run=run: save(run))
+        for name, _, load in order:
+            results[f"load_{name}"] = timed(lambda load=load, run=run: load(run))
         if run:
             for key, value in results.items():
                 times[key].append(value)
