@@ -1,7 +1,8 @@
 """Checkpoints that never lose work: file names, discovery, retention and the loaded record.
 
 A checkpoint is one file ``checkpoint_iter_{step}.pt`` in an experiment's ``Weights/`` folder.
-Files named like the original speedrun's ``ckpt_iter_{step}.pt`` are discovered too. This module
+Files named like the original speedrun's ``ckpt_iter_{step}.pt`` are discovered too, and so are
+sharded checkpoints, directories ``checkpoint_iter_{step}/`` (see :mod:`._shard_dirs`). This module
 knows which files are checkpoints (:func:`list_checkpoints`, :func:`find_checkpoint`) and which
 may go (:func:`prune_checkpoints`); writing and reading them (:func:`save_checkpoint`,
 :func:`load_checkpoint`, :func:`load_latest_valid`, the envelope and the serializers) lives in
@@ -22,6 +23,7 @@ from collections import namedtuple
 from typing import TYPE_CHECKING
 
 from .._errors import CheckpointError
+from ._shard_dirs import match_directory_name, remove_directory
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -102,8 +104,11 @@ class _MissingLibraryError(ImportError):
 
 
 def _match_name(name: str) -> re.Match[str] | None:
-    """Match a checkpoint file name: group 1 is ``checkpoint`` or ``ckpt``, group 2 the step."""
-    return re.match(_NAME_PATTERN, name)
+    """Match a checkpoint name: group 1 is ``checkpoint`` or ``ckpt``, group 2 the step.
+
+    A sharded checkpoint directory ``checkpoint_iter_<step>`` matches too (see
+    :mod:`speedrun.checkpoint._shard_dirs`)."""
+    return re.match(_NAME_PATTERN, name) or match_directory_name(name)
 
 
 def checkpoint_file_name(step: int) -> str:
@@ -147,6 +152,7 @@ def _scan(directory: PathLike) -> list[tuple[int, int, Path]]:
         match = _match_name(name)
         if match:
             rank = 1 if match.group(1) == "checkpoint" else 0  # same step: new name is newer
+            rank += not name.endswith(".pt")  # and a sharded directory newer still
             found.append((int(match.group(2)), rank, name))
     if not found:  # the usual start of a run: no pathlib needed
         return []
@@ -197,8 +203,9 @@ def prune_checkpoints(
     """Delete all but the newest ``keep`` checkpoints in ``directory``; return the deleted paths.
 
     Newest means highest step. ``protect`` (the file just written) is always kept and counts
-    toward ``keep``. Only regular files (or symlinks) with speedrun's checkpoint names are
-    deleted; a file that cannot be deleted is reported with a warning and left alone.
+    toward ``keep``. Only regular files (or symlinks) with speedrun's checkpoint names, and
+    sharded checkpoint directories carrying speedrun's commit marker, are deleted; a file that
+    cannot be deleted is reported with a warning and left alone.
     """
     _check_keep(keep)
     entries = [path for _, _, path in _scan(directory)]
@@ -210,6 +217,10 @@ def prune_checkpoints(
     doomed = others[: max(len(others) - retained, 0)]  # oldest first
     deleted = []
     for path in doomed:
+        if path.is_dir() and not path.is_symlink():  # a sharded checkpoint: only if committed
+            if remove_directory(path):
+                deleted.append(path)
+            continue
         if not path.is_symlink() and not path.is_file():
             continue  # a folder named like a checkpoint is not ours to delete
         try:

@@ -338,12 +338,28 @@ def _load(path: Path, expected: str | Sequence[str] | None, strict_class: bool,
     except OSError as exc:
         raise _CorruptCheckpointError(f"cannot read {path}: {exc}") from exc
     if stat.S_ISDIR(info.st_mode):
-        raise _CorruptCheckpointError(f"{path} is a folder, not a checkpoint file")
+        return _load_directory(path, expected, strict_class, map_location)
     if not stat.S_ISREG(info.st_mode):
         raise _CorruptCheckpointError(f"{path} is not a regular file")
     if info.st_size == 0:
         raise _CorruptCheckpointError(f"{path} is empty (truncated)")
     payload, serializer = read_payload(path, map_location)
+    return _unwrap(path, payload, serializer, expected, strict_class)
+
+
+def _load_directory(
+    path: Path, expected: str | None, strict_class: bool, map_location: Any
+) -> Checkpoint:
+    """A sharded checkpoint directory: its envelope (the state beside the shards; the shards are
+    loaded into the live objects by :func:`speedrun.checkpoint._sharded.load_shards`)."""
+    from ._shard_dirs import ENVELOPE_NAME, match_directory_name, not_committed_reason
+
+    if match_directory_name(path.name) is None:
+        raise _CorruptCheckpointError(f"{path} is a folder, not a checkpoint file")
+    reason = not_committed_reason(path)
+    if reason is not None:
+        raise _CorruptCheckpointError(reason)
+    payload, serializer = read_payload(path / ENVELOPE_NAME, map_location)
     return _unwrap(path, payload, serializer, expected, strict_class)
 
 

@@ -91,3 +91,14 @@ CORE_CONFIG_KEYS: tuple[ConfigKey, ...] = (
               kinds=(list, tuple)),
 )
 """The config keys BaseExperiment itself reads."""
+
+CORE_CONFIG_KEYS += (
+    ConfigKey("training/checkpoint_sharded", None,
+              "Sharded checkpoints through torch.distributed.checkpoint: true always, false "
+              "never, unset when the state holds DTensors (FSDP2).",
+              kinds=(bool, type(None))),
+    ConfigKey("training/checkpoint_async", False,
+              "Sharded checkpoints: write in the background (dcp.async_save); training stalls "
+              "only for the in-memory snapshot.",
+              kinds=(bool,)),
+)

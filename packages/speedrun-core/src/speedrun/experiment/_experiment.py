@@ -21,6 +21,7 @@ from ..directory._layout import (
 from ..distributed import _preemption
 from ._dispatch import Dispatcher
 from ._setup import CommandLineSetup
+from ._sharding import wait as wait_for_sharded_save
 
 if TYPE_CHECKING:
     from typing import TypeVar
@@ -102,6 +103,7 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         if "_tree" not in vars(self):  # never initialised: _before_dispatch said so
             return
         error = sys.exc_info()[1]
+        wait_for_sharded_save(self, failing=error is not None)
         record = self._run_record
         if record is not None:  # the end status, written while the writer lock is still held
             record.finish_run(error, self.step)

@@ -14,6 +14,8 @@ from ..distributed import _launch, _preemption
 from ..distributed import _ranks as _distributed
 from ._contract import not_checkpointed
 from ._dispatch import POST_LOAD, PRE_CHECKPOINT, Dispatcher
+from ._sharding import load_sharded, save_sharded
+from ._sharding import wait as wait_for_sharded_save
 from ._state import ExperimentState
 
 if TYPE_CHECKING:
@@ -120,6 +122,9 @@ class Checkpointing(ExperimentState, Dispatcher):
         directory = os.path.join(self._require_directory("checkpoint"), "Weights")
         self.execute_hooks(PRE_CHECKPOINT)
         self._picklable_checked = True
+        if save_sharded(self, directory, _RANDOM_STATE_KEY):  # FSDP2/DTensor: every rank
+            self._last_saved_step = self.step
+            return self
         if not _distributed.is_main_process():  # one checkpoint per save, from rank 0
             _distributed.save_rank_random_state(directory, self.step, capture_random_state(),
                                                 keep=self.config_value("training/checkpoint_keep"))
@@ -176,10 +181,15 @@ class Checkpointing(ExperimentState, Dispatcher):
                 )
         state = dict(loaded.state)
         random_state = state.pop(_RANDOM_STATE_KEY, None)
-        if not _distributed.is_main_process():  # rank 0's is in the file; each rank has its own
+        from ..checkpoint._sharded import SHARDED_KEY
+
+        shards = state.pop(SHARDED_KEY, None)  # a sharded checkpoint (FSDP2/DTensor, via DCP)
+        if not _distributed.is_main_process() and shards is None:  # each rank has its own
             random_state = _distributed.load_rank_random_state(directory, loaded.step)
         excluded = self._not_checkpointed()
         self.__dict__.update({k: v for k, v in state.items() if k not in excluded})
+        if shards is not None:
+            random_state = load_sharded(self, loaded, shards, random_state)
         if random_state is not None:
             restore_random_state(random_state)
         self._resume_pending = False
@@ -202,6 +212,7 @@ class Checkpointing(ExperimentState, Dispatcher):
     def _preempt(self) -> None:
         if self._experiment_directory is not None:
             self.checkpoint(force=True)
+            wait_for_sharded_save(self)
         _distributed.wait_after_preemption_checkpoint(self._experiment_directory)
         error = _preemption.Preempted(self.step, _preemption.received_signal())
         if _distributed.is_main_process():  # one line in the job's output says why it stopped

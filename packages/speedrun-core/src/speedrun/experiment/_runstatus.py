@@ -95,8 +95,13 @@ def _looks_complete(path: str) -> bool:
     """A cheap check that a checkpoint file was written to the end, without unpickling it.
 
     torch archives must hold the zip end record in their last 64 KiB; pickle streams (dill,
-    pickle, the original speedrun's files) must end with pickle's STOP opcode.
+    pickle, the original speedrun's files) must end with pickle's STOP opcode. A sharded
+    checkpoint directory must be committed (DCP's metadata and speedrun's commit marker).
     """
+    if os.path.isdir(path):
+        from ..checkpoint._shard_dirs import ENVELOPE_NAME, is_committed
+
+        return is_committed(path) and _looks_complete(os.path.join(path, ENVELOPE_NAME))
     try:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
