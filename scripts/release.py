@@ -349,7 +349,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 def run(command: Sequence[str | Path], *, cwd: Path = REPO, env: dict[str, str] | None = None,
         capture: bool = False, timeout: float = 1800) -> str:
     """Run ``command``; raise ReleaseError with its output when it fails."""
-    printable = " ".join(str(part) for part in command)
+    printable = " ".join(str(part) if "\n" not in str(part) else "<script>" for part in command)
     print(f"  $ {printable}", flush=True)
     proc = subprocess.run([str(part) for part in command], cwd=cwd, env=clean_env() if env is None else env,
                           stdin=subprocess.DEVNULL, capture_output=capture, text=True, timeout=timeout, check=False)
@@ -376,13 +376,16 @@ class Venv:
 
     path: Path
     wheelhouse: Path
-    installer: str = "pip"  # "uv" for the test matrix: the same resolution, ten times faster
+    # pip where a user's install is under test (core alone, examples/downstream); uv (shipped with
+    # hatch) for the venvs with torch and the matrix: the same resolution from the same
+    # wheelhouse, but installs in seconds instead of minutes, which keeps .ci/run under 30 minutes.
+    installer: str = "pip"
 
     def __post_init__(self) -> None:
         if self.path.exists():
             shutil.rmtree(self.path)
         if self.installer == "uv":
-            run([*uv(), "venv", "--quiet", "--seed", "--python", sys.executable, self.path])
+            run([*uv(), "venv", "--quiet", "--python", sys.executable, self.path])
         else:
             run([sys.executable, "-m", "venv", self.path])
 
@@ -398,13 +401,21 @@ class Venv:
         else:
             run([self.python, "-m", "pip", "install", "--quiet", *local, *flags, *requirements])
 
+    def _pip(self) -> list[str | Path]:
+        if self.installer == "uv":
+            return [*uv(), "pip"]
+        return [self.python, "-m", "pip"]
+
     def distributions(self) -> dict[str, str]:
-        """``{normalised name: version}`` of everything installed."""
-        out = run([self.python, "-m", "pip", "list", "--format", "json"], capture=True)
+        """``{normalised name: version}`` of everything installed (``pip list``)."""
+        python = ["--python", self.python] if self.installer == "uv" else []
+        out = run([*self._pip(), "list", "--format", "json", *python], capture=True)
         return {re.sub(r"[-_.]+", "-", item["name"]).lower(): item["version"] for item in json.loads(out)}
 
     def pip_check(self) -> None:
-        run([self.python, "-m", "pip", "check"])
+        """``pip check``: every installed distribution's requirements are met."""
+        python = ["--python", self.python] if self.installer == "uv" else []
+        run([*self._pip(), "check", *python])
 
     def python_run(self, code: str, *, cwd: Path) -> str:
         return run([self.python, "-I", "-c", textwrap.dedent(code)], cwd=cwd, capture=True)
@@ -518,9 +529,9 @@ def third_party_requirements(distributions: Sequence[Distribution]) -> list[str]
 def fill_wheelhouse(distributions: Sequence[Distribution], wheelhouse: Path) -> None:
     """Add every third-party wheel the installs need (pip wheel: downloads, builds sdists)."""
     pip = [sys.executable, "-m", "pip"]
-    run([*pip, "wheel", "--quiet", "--wheel-dir", wheelhouse, *third_party_requirements(distributions)])
+    run([*pip, "wheel", "--quiet", "--quiet", "--wheel-dir", wheelhouse, *third_party_requirements(distributions)])
     # no dependencies: inferno-pytorch 0.1.7 pins pip==8.1.2 (speedrun-inferno's README)
-    run([*pip, "wheel", "--quiet", "--no-deps", "--wheel-dir", wheelhouse, INFERNO_PIN])
+    run([*pip, "wheel", "--quiet", "--quiet", "--no-deps", "--wheel-dir", wheelhouse, INFERNO_PIN])
 
 
 def _sdist_members(sdist: Path) -> list[str]:
@@ -548,7 +559,7 @@ def check_dists(distributions: Sequence[Distribution], wheelhouse: Path) -> None
         raise ReleaseError(f"no sdist or wheel of ours in {wheelhouse}; run the build step first")
     run([*tool("twine"), "check", "--strict", *files])
     wheels = [f for f in files if f.suffix == ".whl"]
-    # W004: check-wheel-contents wants importable names; namespace packages are fine (speedrun/mixins).
+    # check-wheel-contents reads wheels only; the sdists get the content checks below.
     run([*tool("check-wheel-contents"), *wheels])
     problems = []
     for dist in distributions:
@@ -636,7 +647,7 @@ def install_checks(distributions: Sequence[Distribution], wheelhouse: Path, work
 
     for dist in _mixins(distributions):
         print(f"  {dist.name} with speedrun-core")
-        venv = Venv(work / f"with-{dist.short}", wheelhouse)
+        venv = Venv(work / f"with-{dist.short}", wheelhouse, installer="uv")
         extra = [TORCH_PIN] if _needs_torch(dist) else []
         venv.install(pins[core], pins[dist], *extra)
         speedrun_dists = sorted(n for n in venv.distributions() if n.startswith("speedrun"))
@@ -647,7 +658,7 @@ def install_checks(distributions: Sequence[Distribution], wheelhouse: Path, work
         shutil.rmtree(venv.path)
 
     print("  all distributions together")
-    venv = Venv(work / "all", wheelhouse)
+    venv = Venv(work / "all", wheelhouse, installer="uv")
     venv.install(*pins.values(), TORCH_PIN)
     venv.pip_check()
     _import_check(venv, distributions, work)
