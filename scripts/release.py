@@ -709,6 +709,14 @@ def build_core_at(commit: str, expected_version: str, dest: Path, work: Path) ->
     return wheels[0]
 
 
+def wheel_files(wheel: Path) -> frozenset[tuple[str, str]]:
+    """``(path, sha256)`` of every file a wheel installs (its RECORD, less RECORD itself)."""
+    with zipfile.ZipFile(wheel) as zf:
+        record = next(n for n in zf.namelist() if n.endswith(".dist-info/RECORD"))
+        lines = zf.read(record).decode("utf-8").splitlines()
+    return frozenset((line.split(",")[0], line.split(",")[1]) for line in lines if line and not line.startswith(record))
+
+
 def lowest_core(distributions: Sequence[Distribution], wheelhouse: Path, work: Path) -> list[tuple[str, str, str]]:
     """Every mixin's tests in a fresh venv with the lowest speedrun-core it allows, then the current one.
 
@@ -722,7 +730,9 @@ def lowest_core(distributions: Sequence[Distribution], wheelhouse: Path, work: P
     mixins = _mixins(distributions)
     plan = [(version, members, "lowest") for version, members in sorted(groups.items())]
     plan.append((core.version, mixins, "current"))
+    current_wheel = wheelhouse / f"speedrun_core-{core.version}-py3-none-any.whl"
     results = []
+    tested: list[tuple[frozenset[tuple[str, str]], frozenset[str]]] = []
     for version, members, kind in plan:
         label = f"{kind} speedrun-core {version}"
         if kind == "lowest" and version in core_releases:
@@ -730,8 +740,17 @@ def lowest_core(distributions: Sequence[Distribution], wheelhouse: Path, work: P
             core_wheel = build_core_at(commit, version, work / f"core-{version}-wheel", work)
             label += f" (built from commit {commit[:12]})"
         else:
-            core_wheel = wheelhouse / f"speedrun_core-{core.version}-py3-none-any.whl"
+            core_wheel = current_wheel
             label += " (this checkout)"
+        names = frozenset(d.name for d in members)
+        files = wheel_files(core_wheel)
+        if any(files == done_files and names <= done_names for done_files, done_names in tested):
+            # The same files, byte for byte, with the same mixins: that run has been made above.
+            print(f"  {label}: the same files as a speedrun-core wheel tested above with these mixins "
+                  "(identical RECORD hashes); not run twice")
+            results.append((kind, version, "same as above"))
+            continue
+        tested.append((files, names))
         print(f"  {label}: {', '.join(d.short for d in members)}")
         venv = Venv(work / f"matrix-{kind}-{version}", wheelhouse, installer="uv")
         venv.install(core_wheel, *(f"{d.name}=={d.version}" for d in members), *TEST_REQUIREMENTS)

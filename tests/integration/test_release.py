@@ -240,3 +240,23 @@ def test_select_copies_the_tagged_distribution_only(tmp_path):
     with pytest.raises(release.ReleaseError, match="no release tag"):
         release.select("v1.0", wheelhouse, tmp_path / "up", DISTRIBUTIONS)
     shutil.rmtree(tmp_path / "up")
+
+
+def _wheel(path: Path, body: bytes) -> Path:
+    import hashlib
+    import zipfile
+
+    digest = hashlib.sha256(body).hexdigest()
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("speedrun/__init__.py", body)
+        zf.writestr("speedrun_core-0.2.0.dist-info/RECORD",
+                    f"speedrun/__init__.py,sha256={digest},{len(body)}\n"
+                    "speedrun_core-0.2.0.dist-info/RECORD,,\n")
+    return path
+
+
+def test_wheel_files_tell_identical_wheels_from_different_ones(tmp_path):
+    first = release.wheel_files(_wheel(tmp_path / "a.whl", b"x = 1\n"))
+    assert first == release.wheel_files(_wheel(tmp_path / "b.whl", b"x = 1\n"))
+    assert first != release.wheel_files(_wheel(tmp_path / "c.whl", b"x = 2\n"))
+    assert {path for path, _ in first} == {"speedrun/__init__.py"}
