@@ -279,7 +279,7 @@ def _requires_dist(wheel: Path, dist_info: str) -> list[str]:
 
 def _core_pin() -> tuple[str, str]:
     """Return the (lower, upper) bound mixins must use for core: ``>=0.X``, ``<0.(X+1)``."""
-    version = _read_pyproject(CORE_DIR)["project"]["version"]
+    version = metadata.version("speedrun-core")  # the installed one: tests never name a version
     major, minor = (int(part) for part in version.split(".")[:2])
     assert major == 0, f"the pin rule >=0.X,<0.(X+1) is defined for core 0.x, core is {version}"
     return f">={major}.{minor}", f"<{major}.{minor + 1}"

@@ -9,3 +9,5 @@ from __future__ import annotations
 from ._firelight import FirelightMixin, import_firelight
 
 __all__ = ["FirelightMixin", "import_firelight"]
+
+__version__ = "0.2.0"

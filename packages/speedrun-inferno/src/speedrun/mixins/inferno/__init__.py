@@ -22,3 +22,5 @@ __all__ = [
     "create_instance",
     "locate",
 ]
+
+__version__ = "0.2.0"

@@ -10,3 +10,5 @@ from __future__ import annotations
 from ._mixin import IOMixin, Printer
 
 __all__ = ["IOMixin", "Printer"]
+
+__version__ = "0.2.0"

@@ -10,3 +10,5 @@ from __future__ import annotations
 from ._mixin import MatplotlibMixin
 
 __all__ = ["MatplotlibMixin"]
+
+__version__ = "0.2.0"

@@ -33,3 +33,5 @@ __all__ = [
     "submit_sweep",
     "wait_for_jobs",
 ]
+
+__version__ = "0.2.0"

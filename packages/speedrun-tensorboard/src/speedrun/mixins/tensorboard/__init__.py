@@ -10,3 +10,5 @@ from __future__ import annotations
 from ._mixin import TensorboardMixin
 
 __all__ = ["TensorboardMixin"]
+
+__version__ = "0.2.0"

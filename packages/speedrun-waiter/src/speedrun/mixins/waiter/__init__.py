@@ -19,3 +19,5 @@ __all__ = [
     "parse_memory_size",
     "wait_for",
 ]
+
+__version__ = "0.2.0"
