@@ -14,7 +14,7 @@ from ..distributed import _launch, _preemption
 from ..distributed import _ranks as _distributed
 from ._contract import not_checkpointed
 from ._dispatch import POST_LOAD, PRE_CHECKPOINT, Dispatcher
-from ._sharding import load_sharded, save_sharded
+from ._sharding import is_sharded_save, load_sharded, save_sharded
 from ._sharding import wait as wait_for_sharded_save
 from ._state import ExperimentState
 
@@ -95,7 +95,10 @@ class Checkpointing(ExperimentState, Dispatcher):
         self._picklable_checked = True
         from ..checkpoint._io import check_picklable
 
-        check_picklable(self._saved_attributes())
+        attributes = self._saved_attributes()
+        if is_sharded_save(self, attributes):  # DTensors go through DCP, not pickle
+            return
+        check_picklable(attributes)
 
     def checkpoint(self: S, force: bool = True) -> S:
         """Save the experiment's state (atomic and durable) as ``checkpoint_path``.

@@ -25,9 +25,19 @@ if TYPE_CHECKING:
     from ..checkpoint._files import Checkpoint
     from ..checkpoint._sharded import PendingSave
 
-__all__ = ["load_sharded", "save_sharded", "wait"]
+__all__ = ["is_sharded_save", "load_sharded", "save_sharded", "wait"]
 
 _pending: dict[int, PendingSave] = {}  # id(experiment) -> its asynchronous save in flight
+
+
+def is_sharded_save(experiment: Any, state: dict[str, Any]) -> bool:
+    """Whether a checkpoint of ``state`` now would be a sharded one (see :func:`save_sharded`)."""
+    setting = experiment.config_value("training/checkpoint_sharded")
+    if setting is not True and sys.modules.get("torch") is None:
+        return False
+    from ..checkpoint._sharded import wants_sharded_save
+
+    return wants_sharded_save(state, setting)
 
 
 def save_sharded(experiment: Any, directory: str, random_state_key: str) -> bool:
