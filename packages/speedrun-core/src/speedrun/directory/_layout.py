@@ -9,6 +9,7 @@ layout is never touched.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 
 # Kept off the start-up path: pathlib, json and typing are imported only where they are used.
@@ -44,6 +45,8 @@ __all__ = [
     "is_experiment_directory",
     "prepare_experiment_directory",
     "purge_experiment_directory",
+    "leftover_purges",
+    "purge_and_recreate",
     "read_marker",
 ]
 
@@ -65,6 +68,14 @@ MARKER_NAME = ".speedrun"
 
 MARKER_VERSION = 1
 """Version of the marker's format."""
+
+CHECKPOINT_MANIFEST = ".speedrun-checkpoints.json"
+"""The record, in :data:`WEIGHTS`, of the checkpoint files this run wrote (only those count)."""
+MANIFEST_FORMAT = "speedrun-checkpoints"
+"""The ``format`` value of :data:`CHECKPOINT_MANIFEST`."""
+
+PURGING_INFIX = ".purging-"
+"""Hidden siblings ``.<name>.purging-<pid>`` hold a folder while a purge deletes it."""
 
 # Files speedrun itself puts into an experiment directory, besides the subfolders.
 _SPEEDRUN_FILES = frozenset({MARKER_NAME, LOCK_NAME})
@@ -116,7 +127,7 @@ def is_experiment_directory(path: PathLike) -> bool:
     return os.path.isdir(_clean_path(path)) and read_marker(path) is not None
 
 
-def _write_marker(path: str, *, adopted: bool) -> None:
+def _write_marker(path: str, *, adopted: bool, foreign: list[str] | None = None) -> None:
     import json
     from datetime import datetime
 
@@ -128,13 +139,22 @@ def _write_marker(path: str, *, adopted: bool) -> None:
     }
     if adopted:
         content["adopted"] = True
+        content["entries_before_adoption"] = list(foreign or [])
     # Atomic but not fsynced: a marker lost to a power cut costs nothing, because a folder with
     # speedrun's layout is adopted (and marked again) on the next run.
     text = json.dumps(content, indent=2) + "\n"
     atomic_write_text(os.path.join(path, MARKER_NAME), text, durable=False)
 
 
-def _create_layout(path: str, *, mark: bool, adopted: bool = False) -> None:
+def _empty_manifest() -> str:
+    import json
+
+    return json.dumps({"format": MANIFEST_FORMAT, "version": 1, "run_id": os.urandom(8).hex(),
+                       "files": {}}, indent=1) + "\n"
+
+
+def _create_layout(path: str, *, mark: bool, adopted: bool = False, new: bool = False,
+                   foreign: list[str] | None = None) -> None:
     try:
         os.makedirs(path, exist_ok=True)
         for name in SUBDIRECTORIES:
@@ -144,8 +164,12 @@ def _create_layout(path: str, *, mark: bool, adopted: bool = False) -> None:
             except OSError:
                 if not os.path.isdir(subdirectory):
                     raise
+        if new:  # from the start, only checkpoints this run writes count (see checkpoint/)
+            manifest = os.path.join(path, WEIGHTS, CHECKPOINT_MANIFEST)
+            if not os.path.lexists(manifest):
+                atomic_write_text(manifest, _empty_manifest(), durable=False)
         if mark:  # The marker goes last: it says "this layout is complete and speedrun's".
-            _write_marker(path, adopted=adopted)
+            _write_marker(path, adopted=adopted, foreign=foreign)
     except OSError as error:
         raise ExperimentDirectoryError(
             f"Cannot create the experiment directory {path}: {error.strerror or error} "
@@ -161,8 +185,13 @@ def ensure_experiment_directory(path: PathLike) -> str:
     - A missing or empty folder is created and marked.
     - A marked folder is accepted as it is (missing subfolders are recreated; the marker is
       not rewritten).
-    - A folder with a ``Configurations/`` subfolder (made by the original speedrun, or by hand)
-      is adopted: its missing subfolders are created and it is marked.
+    - A folder holding nothing but speedrun's layout (``Configurations/`` and possibly
+      ``Logs/``, ``Weights/``, ``Plots/``: made by the original speedrun, or by hand for a first
+      run), or a ``Configurations/`` folder beside other entries, is adopted: its missing
+      subfolders are created and it is marked ``"adopted"`` (with the other entries listed).
+      :func:`purge_experiment_directory` refuses an adopted folder while it holds anything but
+      speedrun's layout, so a ``--purge`` never deletes what was there before speedrun
+      (``src/``, ``.git``, a thesis).
     - Any other non-empty folder, or an existing file, is refused and left untouched.
 
     Parameters
@@ -195,24 +224,26 @@ def ensure_experiment_directory(path: PathLike) -> str:
             "Fix: pick a new path for the experiment directory."
         )
     if not os.path.exists(directory):
-        _create_layout(directory, mark=True)
+        _create_layout(directory, mark=True, new=True)
         return directory
     if read_marker(directory) is not None:
         _create_layout(directory, mark=False)
         return directory
-    foreign = [name for name in _entries(directory) if name not in _SPEEDRUN_FILES]
+    entries = _entries(directory)
+    foreign = [name for name in entries if name not in _SPEEDRUN_FILES]
     if not foreign:
-        _create_layout(directory, mark=True)
-    elif os.path.isdir(os.path.join(directory, "Configurations")):
-        _create_layout(directory, mark=True, adopted=True)
-    else:
-        raise ExperimentDirectoryError(
-            f"{directory} is not a speedrun experiment directory: expected a new or empty "
-            "folder, or one made by speedrun (with a .speedrun marker or a Configurations/ "
-            f"subfolder), but it already holds {_listing(foreign)}. Nothing was created in it. "
-            "Fix: pick a new path for the experiment directory."
-        )
-    return directory
+        _create_layout(directory, mark=True, new=True)
+        return directory
+    not_layout = _foreign_entries(directory, entries)
+    if os.path.isdir(os.path.join(directory, CONFIGURATIONS)):
+        _create_layout(directory, mark=True, adopted=True, foreign=not_layout)
+        return directory
+    raise ExperimentDirectoryError(
+        f"{directory} is not a speedrun experiment directory: expected a new or empty "
+        "folder, or one made by speedrun (with a .speedrun marker or a Configurations/ "
+        f"subfolder), but it already holds {_listing(foreign)}. Nothing was created in it. "
+        "Fix: pick a new path for the experiment directory."
+    )
 
 
 def prepare_experiment_directory(path: PathLike) -> Path:
@@ -268,12 +299,9 @@ def _refuse(
     raise ExperimentDirectoryError(f"Refusing to purge {path}: {why}. It was left untouched. {fix}")
 
 
-def _check_purgeable_content(directory: str) -> None:
-    """Refuse unless ``directory`` is marked or holds nothing but speedrun's own layout."""
-    if read_marker(directory) is not None:
-        return
-    entries = _entries(directory)
-    foreign = [
+def _foreign_entries(directory: str, entries: list[str]) -> list[str]:
+    """The entries of ``directory`` that are not speedrun's files and folders."""
+    return [
         name
         for name in entries
         if not (
@@ -281,6 +309,29 @@ def _check_purgeable_content(directory: str) -> None:
             or (name in SUBDIRECTORIES and os.path.isdir(os.path.join(directory, name)))
         )
     ]
+
+
+def _check_purgeable_content(directory: str) -> None:
+    """Refuse unless ``directory`` is speedrun's: created by it, or nothing but its layout.
+
+    A folder that an older speedrun adopted (``"adopted": true`` in its marker) may hold entries
+    that were there before: it is purged only while it holds nothing but speedrun's layout.
+    """
+    marker = read_marker(directory)
+    if marker is not None and not marker.get("adopted"):
+        return
+    entries = _entries(directory)
+    foreign = _foreign_entries(directory, entries)
+    if foreign and marker is not None:
+        before = [name for name in marker.get("entries_before_adoption") or [] if name in foreign]
+        why = (f"{_listing(before)} were there before speedrun adopted it" if before else
+               "they may have been there before speedrun adopted it")
+        _refuse(
+            directory,
+            "speedrun adopted this folder rather than creating it, and it holds entries other "
+            f"than speedrun's {'/, '.join(SUBDIRECTORIES)}/ layout: {_listing(foreign)} ({why})",
+            "Fix: move those entries out first, or delete the folder yourself if you are sure.",
+        )
     if foreign:
         _refuse(
             directory,
@@ -299,6 +350,47 @@ def _check_purgeable_content(directory: str) -> None:
         )
 
 
+def _check_purge_target(directory: str) -> str | None:
+    """Every refusal of a purge that needs no lock; the resolved path, or None if missing."""
+    if os.path.islink(directory):
+        _refuse(
+            directory,
+            f"it is a symbolic link (to {os.readlink(directory)!r}) and speedrun never follows "
+            "links when deleting",
+            f"Fix: remove the link itself (rm {directory}), or purge the folder it points to.",
+        )
+    if not os.path.exists(directory):
+        return None
+    if not os.path.isdir(directory):
+        _refuse(directory, "it is a file, not an experiment directory")
+    real = _real(directory)
+    reason = _protected_reason(real)
+    if reason is not None:
+        fix = "Fix: pass the experiment directory itself (e.g. experiments/RUN-0)"
+        if "working directory" in reason:
+            fix += ", or change to another working directory first"
+        _refuse(directory, f"it is {reason}", fix + "; delete it yourself if you are sure.")
+    _check_purgeable_content(directory)
+    mounts = _mount_points_inside(real)
+    if mounts:
+        _refuse(
+            directory,
+            f"another file system is mounted inside it ({_listing(mounts)}), and a purge never "
+            "deletes files on another file system",
+            "Fix: unmount it first (umount PATH), then purge again.",
+        )
+    return real
+
+
+def check_purge_allowed(path: PathLike) -> None:
+    """Raise the :class:`ExperimentDirectoryError` that a purge of ``path`` would, without it.
+
+    Checks everything but the lock (see :func:`purge_experiment_directory`); a missing
+    ``path`` passes.
+    """
+    _check_purge_target(_clean_path(path))
+
+
 def purge_experiment_directory(path: PathLike) -> None:
     """Delete an experiment directory, but only when that is safe.
 
@@ -306,11 +398,13 @@ def purge_experiment_directory(path: PathLike) -> None:
     ``Configurations/``, ``Logs/``, ``Weights/``, ``Plots/`` (an unmarked directory of the
     original speedrun). It is refused, and left untouched, when it is a symbolic link, the
     file system root, your home folder (or a parent of it), the current working directory
-    (or a parent of it), or when another live process holds its writer lock.
+    (or a parent of it), when another file system is mounted inside it, or when another live
+    process holds its writer lock.
 
     The folder is first renamed atomically to a hidden sibling ``.<name>.purging-<pid>`` and
     then deleted, so an interrupted purge never leaves a half-deleted directory that still
-    looks like a valid experiment. A missing ``path`` is a no-op.
+    looks like a valid experiment (:func:`leftover_purges` finds such leftovers). A missing
+    ``path`` is a no-op.
 
     Parameters
     ----------
@@ -324,26 +418,9 @@ def purge_experiment_directory(path: PathLike) -> None:
         could not be deleted completely (the message names the hidden leftover folder).
     """
     directory = _clean_path(path)
-    if os.path.islink(directory):
-        _refuse(
-            directory,
-            f"it is a symbolic link (to {os.readlink(directory)!r}) and speedrun never follows "
-            "links when deleting",
-            f"Fix: remove the link itself (rm {directory}), or purge the folder it points to.",
-        )
-    if not os.path.exists(directory):
+    real = _check_purge_target(directory)
+    if real is None:
         return
-    if not os.path.isdir(directory):
-        _refuse(directory, "it is a file, not an experiment directory")
-    real = _real(directory)
-    reason = _protected_reason(real)
-    if reason is not None:
-        fix = "Fix: pass the experiment directory itself (e.g. experiments/RUN-0)"
-        if "working directory" in reason:
-            fix += ", or change to another working directory first"
-        _refuse(directory, f"it is {reason}", fix + "; delete it yourself if you are sure.")
-    _check_purgeable_content(directory)
-
     lock_fd, holder = _take_for_removal(real)
     if lock_fd is None:
         holder = holder or {}
@@ -351,7 +428,8 @@ def purge_experiment_directory(path: PathLike) -> None:
             _refuse(
                 directory,
                 "this process holds its writer lock",
-                "Fix: release the WriterLock of this directory before purging it.",
+                "Fix: release the WriterLock of this directory before purging it, or use "
+                "purge_and_recreate() with that lock.",
             )
         _refuse(
             directory,
@@ -364,16 +442,91 @@ def purge_experiment_directory(path: PathLike) -> None:
         os.close(lock_fd)
 
 
-def _rename_and_delete(directory: str, real: str) -> None:
+def _mount_points_inside(real: str) -> list[str]:
+    """Folders below ``real`` on another file system (mount points), as relative paths."""
+    try:
+        device = os.lstat(real).st_dev
+    except OSError:
+        return []
+    found: list[str] = []
+    stack = [real]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                if entry.stat(follow_symlinks=False).st_dev != device:
+                    found.append(os.path.relpath(entry.path, real))
+                    continue
+            except OSError:
+                continue
+            stack.append(entry.path)
+    return sorted(found)
+
+
+def _remove_tree(root: str) -> list[str]:
+    """Delete ``root`` without crossing into other file systems; the mount points left."""
+    import shutil
+
+    device = os.lstat(root).st_dev
+    kept: list[str] = []
+
+    def remove(folder: str) -> bool:
+        whole = True
+        for entry in list(os.scandir(folder)):
+            if entry.is_dir(follow_symlinks=False):
+                if entry.stat(follow_symlinks=False).st_dev != device:
+                    kept.append(entry.path)
+                    whole = False
+                elif remove(entry.path):
+                    os.rmdir(entry.path)
+                else:
+                    whole = False
+            else:
+                os.unlink(entry.path)
+        return whole
+
+    if not _mount_points_inside(root):
+        shutil.rmtree(root)  # the fast path: one file system
+        return []
+    if remove(root):
+        os.rmdir(root)
+    return kept
+
+
+def leftover_purges(path: PathLike) -> list[str]:
+    """Hidden ``.<name>.purging-*`` siblings of ``path`` left by purges that were killed."""
+    directory = _clean_path(path)
+    parent, name = os.path.split(os.path.abspath(directory))
+    prefix = f".{name}{PURGING_INFIX}"
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return []
+    return sorted(os.path.join(os.path.dirname(directory), entry) for entry in names
+                  if entry.startswith(prefix))
+
+
+def _hidden_sibling(real: str, tag: str = "") -> str:
     parent, name = os.path.split(real)
-    before = os.lstat(real)
     counter = 0
     while True:
         suffix = f"-{counter}" if counter else ""
-        hidden = os.path.join(parent, f".{name}.purging-{os.getpid()}{suffix}")
+        hidden = os.path.join(parent, f".{name}{PURGING_INFIX}{os.getpid()}{tag}{suffix}")
         if not os.path.lexists(hidden):
-            break
+            return hidden
         counter += 1
+
+
+def _rename_and_delete(directory: str, real: str) -> None:
+    parent = os.path.dirname(real)
+    before = os.lstat(real)
+    hidden = _hidden_sibling(real)
     try:
         os.rename(real, hidden)
     except OSError as error:
@@ -392,16 +545,141 @@ def _rename_and_delete(directory: str, real: str) -> None:
             "being purged. It was left in place. Fix: check who else writes there, then retry."
         )
     fsync_directory(parent)
-    try:
-        import shutil
+    _delete_hidden(directory, hidden)
+    fsync_directory(parent)
 
-        shutil.rmtree(hidden)
+
+def _delete_hidden(directory: str, hidden: str) -> None:
+    try:
+        kept = _remove_tree(hidden)
     except OSError as error:
         raise ExperimentDirectoryError(
             f"{directory} was moved to {hidden} but could not be deleted completely "
             f"({error.strerror or error}: {error.filename}). The experiment directory itself "
             f"is gone. Fix: delete {hidden} yourself."
         ) from error
+    if kept:
+        raise ExperimentDirectoryError(
+            f"{directory} was moved to {hidden}, and everything on its own file system was "
+            f"deleted, but {_listing(kept)} is another file system mounted inside it and was "
+            f"not touched. Fix: unmount it, then delete {hidden} yourself."
+        )
+
+
+def _exchange(first: str, second: str) -> bool:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second),
+                       rename_exchange)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), first)
+
+
+def purge_and_recreate(path: PathLike, lock: Any, files: dict[str, bytes] | None = None) -> None:
+    """Replace the experiment directory ``path`` by a new, empty one, holding ``lock`` throughout.
+
+    ``lock`` is this process's held :class:`~speedrun.directory._lock.WriterLock` of ``path``:
+    no other process can start in the directory, or purge it, at any instant of this call. The
+    new directory is built beside the old one (layout, ``files`` such as the configuration
+    the run is about to use, keyed by their path relative to the directory, its own lock file,
+    already locked, and the marker), then swapped with the old one in one atomic step (Linux;
+    elsewhere two renames), and only then is the old one deleted. A kill at any instant leaves
+    either the old directory or the new one at ``path``, plus at most a hidden
+    ``.<name>.purging-<pid>`` folder (see :func:`leftover_purges`).
+
+    Raises
+    ------
+    ExperimentDirectoryError
+        As :func:`purge_experiment_directory` (the directory is then left untouched), or when
+        the old directory could not be deleted completely after the swap.
+    """
+    import json
+
+    from ._lock import _flock_with_grace, _now_iso, _open_lock_file
+
+    directory = _clean_path(path)
+    if not lock.held:
+        raise ExperimentDirectoryError(
+            f"purge_and_recreate({directory!r}) needs this process to hold the directory's "
+            "writer lock; acquire a WriterLock first.")
+    real = _check_purge_target(directory)
+    if real is None:
+        raise ExperimentDirectoryError(f"Cannot purge {directory}: it does not exist.")
+    fresh = _hidden_sibling(real, "-new")
+    fd: int | None = None
+    try:
+        os.mkdir(fresh)
+        _create_layout(fresh, mark=False, new=True)
+        for relative, data in (files or {}).items():
+            target = os.path.join(fresh, relative)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        fd = _open_lock_file(os.path.join(fresh, LOCK_NAME), create=True)
+        assert fd is not None
+        if not _flock_with_grace(fd):  # nobody else can know this folder yet
+            raise OSError(errno.EAGAIN, "the new lock file is locked by someone else")
+        info = dict(lock.holder_info or {}, started=_now_iso())
+        os.pwrite(fd, (json.dumps(info, indent=2) + "\n").encode("utf-8"), 0)
+        os.fsync(fd)
+        _write_marker(fresh, adopted=False)
+        for folder in (fresh, *(os.path.join(fresh, name) for name in SUBDIRECTORIES)):
+            fsync_directory(folder)
+    except OSError as error:
+        if fd is not None:
+            os.close(fd)
+        import shutil
+
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise ExperimentDirectoryError(
+            f"Cannot purge {directory}: building its replacement failed "
+            f"({error.strerror or error}). The directory was left untouched. "
+            "Fix: check the free space and permissions of its parent folder."
+        ) from error
+    parent = os.path.dirname(real)
+    try:
+        swapped = _exchange(fresh, real)
+        if swapped:
+            old = fresh
+        else:  # two renames: a moment without a folder at the path
+            old = _hidden_sibling(real)
+            os.rename(real, old)
+            try:
+                os.rename(fresh, real)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.rename(old, real)
+                raise
+    except OSError as error:
+        os.close(fd)
+        import shutil
+
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise ExperimentDirectoryError(
+            f"Cannot purge {directory}: swapping in its replacement failed "
+            f"({error.strerror or error}). The directory was left in place. "
+            "Fix: check that you may write to its parent folder, then retry."
+        ) from error
+    fsync_directory(parent)
+    lock._hand_over(fd, info)  # now the old lock file may go: the new one is locked and in place
+    _delete_hidden(directory, old)
     fsync_directory(parent)
 
 

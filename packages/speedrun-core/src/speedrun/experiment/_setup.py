@@ -128,6 +128,37 @@ class CommandLineSetup:
         purge_experiment_directory(experiment_directory)
         return self
 
+    def _check_purge(self) -> None:
+        from ..directory._layout import check_purge_allowed, leftover_purges
+
+        args = self._require_args()
+        if args.positionals:
+            check_purge_allowed(args.positionals[0])
+            for leftover in leftover_purges(args.positionals[0]):
+                warnings.warn(f"{leftover} is left over from a purge that was interrupted; "
+                              f"delete it yourself once you have checked it", stacklevel=3)
+
+    def _purge_keeping_configuration(self, dump_configuration: bool) -> None:
+        """``--purge`` under the held writer lock; the new directory gets the resolved config.
+
+        The configuration was read (possibly from this very directory) before the purge; it is
+        written into the new directory before the swap, so no instant loses its only copy.
+        """
+        from ..config._yaml import dumps_yaml
+        from ..directory._layout import CONFIG_FILE_NAME, CONFIGURATIONS, purge_and_recreate
+
+        relative = os.path.join(CONFIGURATIONS, CONFIG_FILE_NAME)
+        if dump_configuration:
+            files = {relative: dumps_yaml(self._tree).encode("utf-8")}
+        else:
+            try:
+                with open(os.path.join(self._require_directory("--purge"), relative),
+                          "rb") as handle:
+                    files = {relative: handle.read()}
+            except FileNotFoundError:
+                files = {}
+        purge_and_recreate(self._require_directory("--purge"), self._writer_lock, files)
+
     # -- provenance ----------------------------------------------------------------------------
     def update_git_revision(self: S, overwrite: bool = False) -> S:
         """Record the git revision (``git_rev``) and dirty flag (``git_dirty``) in the config."""
@@ -187,12 +218,14 @@ class CommandLineSetup:
         if update_git_revision:
             prefetch_git_state()  # git runs while the configuration is read
         resume, purge, inherit = self._setup_flags()
-        if purge:
-            self.purge_existing_experiment_directory()
+        if purge:  # refuse a purge (foreign folder, symlink, home...) before touching anything
+            self._check_purge()
         self.parse_experiment_directory()
+        # The writer lock comes first and is held across the purge and the re-creation, so
+        # exactly one of several processes started with --purge at once gets through.
         self._writer_lock = WriterLock(self._require_directory("auto_setup"))
         self._writer_lock.acquire()
-        existing = list_checkpoints(self.checkpoint_directory)
+        existing = [] if purge else list_checkpoints(self.checkpoint_directory)
         if existing and not resume:
             steps = ", ".join(str(step) for step, _ in existing[-5:])
             raise ExperimentDirectoryError(
@@ -200,6 +233,8 @@ class CommandLineSetup:
                 f"--resume to continue that run, or --purge to delete it and start over."
             )
         self._resolve_configuration(inherit, resume, update_git_revision)
+        if purge:  # the config was read above: the new directory starts with it
+            self._purge_keeping_configuration(dump_configuration)
         if dump_configuration:
             self.dump_configuration()
         self._run_record = self._start_run_record()  # Configurations/run.json (main process)
