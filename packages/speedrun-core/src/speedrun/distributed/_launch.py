@@ -280,7 +280,8 @@ def remember_resume_steps(checkpoint_directory: str, steps: list[int]) -> None:
         _resume_steps[os.path.abspath(checkpoint_directory)] = sorted(steps)
 
 
-def load_announced_checkpoint(checkpoint_directory: str, experiment_class: str) -> Any:
+def load_announced_checkpoint(checkpoint_directory: str, experiment_class: str, *,
+                              trust: bool = False) -> Any:
     """Other ranks on ``--resume``: the newest valid checkpoint among those rank 0 found at
     set-up (the one it resumes from), never a newer one it may have saved since. None in the
     main process, or when this process did not follow a set-up of this directory."""
@@ -298,7 +299,7 @@ def load_announced_checkpoint(checkpoint_directory: str, experiment_class: str) 
             continue
         try:
             return load_checkpoint(files[step], experiment_class=experiment_class,
-                                   map_location=checkpoint_map_location())
+                                   map_location=checkpoint_map_location(), trust=trust)
         except _CorruptCheckpointError as error:  # rank 0 skipped it too
             failures.append(f"step {step}: {error}")
     raise CheckpointError(

@@ -23,7 +23,7 @@ from ..config._arguments import Arguments
 from ..config._namespace import Namespace
 from ..config._tree import Config
 from ..config._yaml import dumps_yaml, load_mapping
-from ..directory._fs import atomic_write_text, keep_previous_version
+from ..directory._fs import replace_keeping_previous
 from ..directory._layout import (
     CONFIG_FILE_NAME,
     ensure_experiment_directory,
@@ -240,16 +240,9 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         directory = os.path.join(self._require_directory("dump_configuration"), "Configurations")
         if not _distributed.is_main_process():
             return
-        path = os.path.join(directory, file_name)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                existing: str | None = handle.read()
-        except FileNotFoundError:
-            existing = None
-        if existing is not None and existing != text:
-            keep_previous_version(path)
-        if existing != text:
-            atomic_write_text(path, text)
+        # The old version is kept by link or copy, then replaced atomically (never moved away
+        # first): a kill or a full disk at any instant leaves a complete config file.
+        replace_keeping_previous(os.path.join(directory, file_name), text)
 
     def read_macro(self, path: str | None = None) -> BaseExperiment:
         """Merge macro files (``--macro a.yml:b.yml``, or ``path``) into the config, in order."""
@@ -352,20 +345,28 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
                         keep=self.get("training/checkpoint_keep"))
         return self
 
-    def load_from_checkpoint(self, step: int | None = None) -> BaseExperiment:
+    def load_from_checkpoint(self, step: int | None = None,
+                             trust: bool | None = None) -> BaseExperiment:
         """Restore the state saved at ``step`` (default: the latest valid checkpoint).
 
         Attributes registered as unpickleable keep their current values. Runs the
-        ``'post_load'`` hooks afterwards.
+        ``'post_load'`` hooks afterwards. Loading is safe by default: a file that would import
+        or call anything beyond plain data and the classes this run saved is refused, naming
+        the global. ``trust=True`` (or the ``--trust-checkpoint`` flag, or
+        ``SPEEDRUN_TRUST_CHECKPOINT=1``) unpickles anything: only for files you trust.
         """
         from ..checkpoint._io import load_checkpoint, load_latest_valid
         from ..checkpoint._random_state import restore_random_state
 
+        if trust is None:
+            trust = bool(self._args.get("trust-checkpoint", False)) if self._args else False
         directory = os.path.join(self._require_directory("load_from_checkpoint"), "Weights")
         if step is None:  # other ranks: the checkpoint rank 0 resumes from (not a newer one)
-            loaded = (_launch.load_announced_checkpoint(directory, class_path(self))
+            loaded = (_launch.load_announced_checkpoint(directory, class_path(self), trust=trust)
                       or load_latest_valid(directory, experiment_class=class_path(self),
-                                           map_location=_distributed.checkpoint_map_location()))
+                                           map_location=_distributed.checkpoint_map_location(),
+                                           trust=trust, set_aside=self._writer_lock is not None
+                                           and self._writer_lock.held))
             if loaded is None:
                 raise CheckpointError(
                     f"no checkpoint in {directory} to load: save one with checkpoint() first, "
@@ -374,7 +375,8 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         else:
             loaded = load_checkpoint(find_checkpoint(directory, step),
                                      experiment_class=class_path(self),
-                                     map_location=_distributed.checkpoint_map_location())
+                                     map_location=_distributed.checkpoint_map_location(),
+                                     trust=trust)
             newer = [found for found, _ in list_checkpoints(directory) if found > loaded.step]
             if newer:
                 warnings.warn(
