@@ -201,7 +201,7 @@ def _torch_allowed() -> dict[str, Any]:
     """torch's own weights-only allow-list (``"module.name"`` -> object), once torch is loaded."""
     global _TORCH_ALLOWED
     if _TORCH_ALLOWED is None:
-        if "torch" not in sys.modules:
+        if sys.modules.get("torch") is None:  # not loaded (or hidden): no tensors to rebuild
             return {}
         try:
             from torch import _weights_only_unpickler
