@@ -337,6 +337,9 @@ def test_a_planted_checkpoint_never_runs_code(tmp_path, kind):
     assert "Refusing to load checkpoint" in result.stderr
     assert "posix.system" in result.stderr or "os.system" in result.stderr
     assert "--trust-checkpoint" in result.stderr
+    if kind == "pickle":  # the explicit opt-in unpickles anything (here: runs the payload)
+        run(tmp_path, "R", "--resume", "--trust-checkpoint", check=False, torch=False)
+        assert witness.exists()
 
 
 def test_the_runs_own_checkpoints_with_user_classes_load_by_default(tmp_path):

@@ -44,9 +44,9 @@ from ._files import (
     _scan,
     checkpoint_file_name,
     find_checkpoint,
+    forget_checkpoints,
     prune_checkpoints,
     read_manifest,
-    forget_checkpoints,
     record_checkpoint,
     warn_about_strays,
 )

@@ -7,7 +7,8 @@ through ``torch.load(pickle_module=...)`` (torch's own weights-only unpickler ca
 whole experiment states: it refuses the ``defaultdict`` in every optimizer's state), for pickle
 and dill files directly. A global is admitted when it is
 
-1. on torch's own weights-only allow-list (tensors, storages, their rebuild functions);
+1. on torch's own weights-only allow-list (tensors, storages, their rebuild functions), or
+   marked safe by the program itself with ``torch.serialization.add_safe_globals``;
 2. one of speedrun's classes, under its current or a former module path (``speedrun._namespace``
    and ``speedrun._config`` moved to ``speedrun.config``), or a known reconstructor of plain
    data (``collections.OrderedDict``, ``copyreg._reconstructor``, numpy's array rebuilders...);
@@ -64,6 +65,8 @@ _KNOWN: dict[str, frozenset[str]] = {
     "numpy": frozenset({"ndarray", "dtype"}),
     "numpy.core.multiarray": frozenset({"_reconstruct", "scalar"}),
     "numpy._core.multiarray": frozenset({"_reconstruct", "scalar"}),
+    "numpy.core.numeric": frozenset({"_frombuffer"}),
+    "numpy._core.numeric": frozenset({"_frombuffer"}),
     "numpy.random._pickle": frozenset({"__randomstate_ctor", "__generator_ctor",
                                        "__bit_generator_ctor"}),
     "datetime": frozenset({"datetime", "date", "time", "timedelta", "timezone"}),
@@ -73,6 +76,9 @@ _KNOWN: dict[str, frozenset[str]] = {
     "pathlib": frozenset({"Path", "PosixPath", "WindowsPath", "PurePath", "PurePosixPath",
                           "PureWindowsPath"}),
     "speedrun.config._namespace": frozenset({"Namespace"}),
+    # dill's rebuilders of plain data: an array from an admitted reconstructor, a numpy dtype
+    # class (``_load_type`` is admitted too, but only for the types above: see safe_unpickler)
+    "dill._dill": frozenset({"_create_array", "_create_dtypemeta"}),
 }
 
 # Modules whose classes reach the operating system, the interpreter or the import machinery.
@@ -136,7 +142,8 @@ def resolve_global(module: str, name: str, recorded: set[str] | None = None) -> 
     """
     original = f"{module}.{name}"
     module = renamed(module)
-    vetted = _torch_allowed().get(f"{module}.{name}")
+    vetted = _torch_allowed().get(f"{module}.{name}") or _marked_safe_in_torch(
+        f"{module}.{name}")
     if vetted is not None:
         return vetted
     known = _KNOWN.get(module)
@@ -219,6 +226,18 @@ def _torch_allowed() -> dict[str, Any]:
     return _TORCH_ALLOWED
 
 
+def _marked_safe_in_torch(full: str) -> Any:
+    """A global the program itself marked safe (``torch.serialization.add_safe_globals``)."""
+    if sys.modules.get("torch") is None:
+        return None
+    try:
+        from torch import _weights_only_unpickler
+
+        return _weights_only_unpickler._get_user_allowed_globals().get(full)
+    except Exception:
+        return None
+
+
 def refusal(path: Path | str, problems: list[str]) -> UnsafeCheckpointError:
     """The error for a checkpoint whose globals the policy refuses (names each one)."""
     listing = "\n  ".join(problems[:10])
@@ -249,9 +268,13 @@ def safe_unpickler(base: type, path: Path | str, recorded: set[str] | None) -> t
 
     class SafeUnpickler(base):  # type: ignore[misc, valid-type]
         def find_class(self, module: str, name: str) -> Any:
+            if (module, name) == ("__builtin__", "NoneType"):  # dill's name for type(None)
+                return type(None)
             module, name = _python3_name(module, name)
             if (module, name) == ("torch.storage", "_load_from_bytes"):
                 return _safe_load_from_bytes(path, recorded)
+            if (module, name) == ("dill._dill", "_load_type"):
+                return _safe_load_type(path)
             try:
                 return resolve_global(module, name, recorded)
             except MissingCodeError as missing:
@@ -271,6 +294,21 @@ def _python3_name(module: str, name: str) -> tuple[str, str]:
     if (module, name) in _compat_pickle.NAME_MAPPING:
         return _compat_pickle.NAME_MAPPING[(module, name)]  # type: ignore[no-any-return]
     return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
+def _safe_load_type(path: Path | str) -> Any:
+    """dill names builtin types by name (``_load_type('list')``); only plain data types are
+    handed out (never ``FunctionType`` or ``CodeType``, which would build code)."""
+    plain = {name: getattr(__import__("builtins"), name) for name in _KNOWN["builtins"]}
+    plain["NoneType"] = type(None)
+
+    def load_type(name: str) -> Any:
+        if name in plain:
+            return plain[name]
+        raise refusal(path, [f"dill._dill._load_type({name!r}): only plain data types are "
+                             "rebuilt from a checkpoint"])
+
+    return load_type
 
 
 def _safe_load_from_bytes(path: Path | str, recorded: set[str] | None) -> Any:

@@ -119,7 +119,7 @@ def read_run_record(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
             f"values ({odd}); restore it or delete it (the run's configuration and checkpoints "
             "do not depend on it)")
     return record
-_IGNORED_FLAGS = frozenset({"purge", "resume"})  # how a directory was handled, not what ran
+_IGNORED_FLAGS = frozenset({"purge", "resume", "trust-checkpoint"})  # how a directory was handled, not what ran
 
 
 # ------------------------------------------------------------------------------------------------

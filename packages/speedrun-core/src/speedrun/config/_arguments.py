@@ -1,4 +1,7 @@
-"""The experiment command line: ``python train.py DIR [--flag VALUE | --flag=VALUE | --flag] ...``."""
+"""The experiment command line.
+
+``python train.py DIR [--flag VALUE | --flag=VALUE | --flag] ...``
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["Arguments", "BOOLEAN_FLAGS", "VALUE_FLAGS", "parse_arguments", "parse_literal"]
 
 #: Flags that may stand alone (``--purge``) or take a boolean (``--purge True``).
-BOOLEAN_FLAGS = frozenset({"purge", "resume", "strict"})
+BOOLEAN_FLAGS = frozenset({"purge", "resume", "strict", "trust-checkpoint"})
 #: Flags that always need a value; so does every ``--config.*`` flag.
 VALUE_FLAGS = frozenset({"inherit", "macro", "dispatch"})
 _BOOLEAN_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
@@ -49,7 +52,7 @@ class Arguments:
                 f"overrides={self.overrides!r})")
 
     def get(self, name: str, default: Any = None) -> Any:
-        """The value of ``--name`` parsed as a Python literal, ``True`` if bare, else ``default``."""
+        """``--name``'s value parsed as a Python literal, ``True`` if bare, else ``default``."""
         if name not in self.flags:
             return default
         raw = self.flags[name]

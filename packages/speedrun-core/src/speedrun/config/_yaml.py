@@ -39,9 +39,9 @@ from .._errors import ConfigError
 from ..directory._fs import atomic_write_text
 
 if TYPE_CHECKING:
-    from typing import Any, Union
+    from typing import Any
 
-    PathLike = Union[str, "os.PathLike[str]"]
+    PathLike = str | os.PathLike[str]
 
 __all__ = [
     "SpeedrunLoader",
