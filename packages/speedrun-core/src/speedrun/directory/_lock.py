@@ -162,19 +162,22 @@ class _FlockRefused(OSError):
     """The file system refused ``flock`` itself (not a busy lock)."""
 
 
-def _open_and_flock(path: str, *, create: bool, write: bool = True) -> tuple[int | None, bool]:
+def _open_and_flock(path: str, *, create: bool, write: bool = True,
+                    grace: bool = True) -> tuple[int | None, bool]:
     """Open the lock file at ``path`` and take its lock: ``(fd, True)``, or ``(fd, False)`` busy.
 
     Retries when the file it locked was unlinked or replaced meanwhile (see
     :func:`_still_at_path`), so the lock taken is always the one at ``path``. ``(None, False)``
-    when the file is missing and ``create`` is False. Raises OSError as ``os.open``/``flock`` do.
+    when the file is missing and ``create`` is False. ``grace``: retry a busy lock briefly (a
+    probe may hold it for microseconds); a probe itself tries once. Raises OSError as
+    ``os.open``/``flock`` do.
     """
     for _ in range(_IDENTITY_RETRIES):
         fd = _open_lock_file(path, create=create, write=write)
         if fd is None:
             return None, False
         try:
-            taken = _flock_with_grace(fd)
+            taken = _flock_with_grace(fd) if grace else _try_flock(fd)
         except OSError as error:
             os.close(fd)
             raise _FlockRefused(error.errno, error.strerror) from error
@@ -442,7 +445,7 @@ def _probe(directory: PathLike) -> tuple[bool, dict[str, Any] | None]:
     """Return ``(locked, holder_note)`` without creating anything and without keeping the lock."""
     path = _lock_path(directory)
     try:
-        fd, free = _open_and_flock(path, create=False, write=False)
+        fd, free = _open_and_flock(path, create=False, write=False, grace=False)
     except OSError as error:
         if isinstance(error, _FlockRefused):
             raise _lock_unsupported(path, error) from error
