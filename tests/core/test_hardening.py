@@ -115,6 +115,7 @@ def test_purge_keeps_the_hand_written_config_it_uses(tmp_path):
     run(tmp_path, "H", "--purge", "--inherit", "H")
     assert "lr: 0.5" in config.read_text()
     assert not [p for p in tmp_path.iterdir() if ".purging-" in p.name]
+    run(tmp_path, "NEW", "--purge")  # nothing to purge yet: a plain start
 
 
 # ------------------------------------------------------------------------------------------------

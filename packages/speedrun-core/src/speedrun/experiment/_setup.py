@@ -128,15 +128,18 @@ class CommandLineSetup:
         purge_experiment_directory(experiment_directory)
         return self
 
-    def _check_purge(self) -> None:
+    def _check_purge(self) -> bool:
+        """Refuse a ``--purge`` that would be refused later; whether there is anything to purge."""
         from ..directory._layout import check_purge_allowed, leftover_purges
 
         args = self._require_args()
-        if args.positionals:
-            check_purge_allowed(args.positionals[0])
-            for leftover in leftover_purges(args.positionals[0]):
-                warnings.warn(f"{leftover} is left over from a purge that was interrupted; "
-                              f"delete it yourself once you have checked it", stacklevel=3)
+        if not args.positionals:
+            return False
+        check_purge_allowed(args.positionals[0])
+        for leftover in leftover_purges(args.positionals[0]):
+            warnings.warn(f"{leftover} is left over from a purge that was interrupted; "
+                          f"delete it yourself once you have checked it", stacklevel=3)
+        return os.path.lexists(args.positionals[0])
 
     def _purge_keeping_configuration(self, dump_configuration: bool) -> None:
         """``--purge`` under the held writer lock; the new directory gets the resolved config.
@@ -219,7 +222,7 @@ class CommandLineSetup:
             prefetch_git_state()  # git runs while the configuration is read
         resume, purge, inherit = self._setup_flags()
         if purge:  # refuse a purge (foreign folder, symlink, home...) before touching anything
-            self._check_purge()
+            purge = self._check_purge()  # False: nothing there to purge yet
         self.parse_experiment_directory()
         # The writer lock comes first and is held across the purge and the re-creation, so
         # exactly one of several processes started with --purge at once gets through.
