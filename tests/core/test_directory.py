@@ -21,10 +21,10 @@ from speedrun.directory._layout import (
     SUBDIRECTORIES,
     is_experiment_directory,
     prepare_experiment_directory,
-    purge_experiment_directory,
     read_marker,
 )
 from speedrun.directory._lock import WriterLock
+from speedrun.directory._purge import purge_experiment_directory
 
 _SOURCE_ROOT = str(Path(directory_module.__file__).resolve().parents[1])
 

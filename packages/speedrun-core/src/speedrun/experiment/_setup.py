@@ -17,8 +17,9 @@ from .._errors import ArgumentError, ConfigError, ExperimentDirectoryError
 from ..checkpoint._files import list_checkpoints
 from ..config._arguments import Arguments, parse_arguments
 from ..config._tree import diff_overrides
-from ..directory._layout import WEIGHTS, purge_experiment_directory
+from ..directory._layout import WEIGHTS
 from ..directory._lock import WriterLock
+from ..directory._purge import purge_experiment_directory
 from ..distributed import _launch, _preemption
 from ..distributed import _ranks as _distributed
 from ._provenance import git_state, prefetch_git_state
@@ -130,7 +131,7 @@ class CommandLineSetup:
 
     def _check_purge(self) -> bool:
         """Refuse a ``--purge`` that would be refused later; whether there is anything to purge."""
-        from ..directory._layout import check_purge_allowed, leftover_purges
+        from ..directory._purge import check_purge_allowed, leftover_purges
 
         args = self._require_args()
         if not args.positionals:
@@ -148,7 +149,8 @@ class CommandLineSetup:
         written into the new directory before the swap, so no instant loses its only copy.
         """
         from ..config._yaml import dumps_yaml
-        from ..directory._layout import CONFIG_FILE_NAME, CONFIGURATIONS, purge_and_recreate
+        from ..directory._layout import CONFIG_FILE_NAME, CONFIGURATIONS
+        from ..directory._purge import purge_and_recreate
 
         relative = os.path.join(CONFIGURATIONS, CONFIG_FILE_NAME)
         if dump_configuration:
