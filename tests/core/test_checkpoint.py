@@ -194,7 +194,10 @@ def test_dill_serializer_keeps_lambdas(tmp_path):
     path = save_checkpoint(
         tmp_path, 1, {"f": lambda x: x * 3}, experiment_class=CLS, serializer="dill"
     )
-    assert load_checkpoint(path).state["f"](2) == 6
+    # A lambda is code: only full unpickling, asked for explicitly, rebuilds it.
+    with pytest.raises(CheckpointError, match=r"(?s)dill\._dill\._create_\w+.*trust=True"):
+        load_checkpoint(path)
+    assert load_checkpoint(path, trust=True).state["f"](2) == 6
 
 
 _FALLBACK = """
@@ -297,13 +300,15 @@ def test_original_speedrun_checkpoints_are_found_and_loaded(tmp_path):
     # The original speedrun saved the experiment's attribute dict with dill as pickle module.
     legacy = tmp_path / "ckpt_iter_40.pt"
     torch.save({"_step": 40, "weights": torch.ones(3)}, legacy, pickle_module=dill)
+    shutil.copy(legacy, tmp_path / "ckpt_iter_30.pt")
+    # A folder without a checkpoint record counts every file; the first save records them.
     _save(tmp_path, 30)
-    assert list_checkpoints(tmp_path) == [(30, tmp_path / "checkpoint_iter_30.pt"), (40, legacy)]
+    assert list_checkpoints(tmp_path)[1:] == [(30, tmp_path / "checkpoint_iter_30.pt"),
+                                              (40, legacy)]
     loaded = load_latest_valid(tmp_path, experiment_class=CLS)
     assert loaded.legacy and loaded.step == 40 and loaded.experiment_class is None
     assert loaded.state["_step"] == 40 and torch.equal(loaded.state["weights"], torch.ones(3))
     # For one step, the new name counts as newer than the original's.
-    shutil.copy(legacy, tmp_path / "ckpt_iter_30.pt")
     assert [p.name for _, p in list_checkpoints(tmp_path)] == [
         "ckpt_iter_30.pt",
         "checkpoint_iter_30.pt",
@@ -483,6 +488,9 @@ def test_latest_valid_skips_broken_files_with_warnings(tmp_path):
     os.symlink("checkpoint_iter_10.pt", tmp_path / "checkpoint_iter_10.pt")  # ELOOP on open
     save_checkpoint(tmp_path, 11, {"x": 1}, experiment_class=CLS, serializer="pickle")
     _truncate(tmp_path / "checkpoint_iter_11.pt", 0.7)
+    # Without its record (a folder of an older speedrun), every file with a checkpoint name
+    # counts, and each broken one is skipped.
+    (tmp_path / ".speedrun-checkpoints.json").unlink()
     with pytest.warns(UserWarning) as record:
         loaded = load_latest_valid(tmp_path, experiment_class=CLS)
     assert loaded.step == 2 and torch.equal(loaded.state["weights"], torch.full((16,), 2.0))
@@ -512,6 +520,7 @@ def test_latest_valid_with_nothing_to_load(tmp_path):
         load_checkpoint(tmp_path)
     _truncate(_save(tmp_path, 1), 0.5)
     (tmp_path / "checkpoint_iter_2.pt").write_text("foreign")
+    (tmp_path / ".speedrun-checkpoints.json").unlink()  # every file counts (older speedrun)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(CheckpointError) as info:

@@ -21,10 +21,10 @@ from speedrun.directory._layout import (
     SUBDIRECTORIES,
     is_experiment_directory,
     prepare_experiment_directory,
-    purge_experiment_directory,
     read_marker,
 )
 from speedrun.directory._lock import WriterLock
+from speedrun.directory._purge import purge_experiment_directory
 
 _SOURCE_ROOT = str(Path(directory_module.__file__).resolve().parents[1])
 
@@ -230,7 +230,8 @@ def test_prepare_after_purge_starts_fresh(tmp_path: Path) -> None:
     path = make_experiment(tmp_path / "RUN-0")
     purge_experiment_directory(path)
     prepare_experiment_directory(path)
-    assert list((path / "Weights").iterdir()) == []
+    # Only the (hidden) record of the checkpoints this run writes, still empty.
+    assert [p.name for p in (path / "Weights").iterdir()] == [".speedrun-checkpoints.json"]
 
 
 # --------------------------------------------------------------------------- purge: refused

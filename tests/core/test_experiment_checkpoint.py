@@ -18,6 +18,11 @@ from speedrun import (
 )
 
 
+def _visible(folder):
+    """The files of a folder but the hidden ones (the run's checkpoint record)."""
+    return [name for name in os.listdir(folder) if not name.startswith(".")]
+
+
 class Counter(BaseExperiment):
     def __init__(self, directory=None):
         super().__init__(directory)
@@ -55,7 +60,7 @@ def test_checkpoint_every_and_keep(tmp_path):
     for _ in range(7):
         experiment.next_step()
         experiment.checkpoint(force=False)
-    names = sorted(os.listdir(experiment.checkpoint_directory))
+    names = sorted(_visible(experiment.checkpoint_directory))
     assert names == ["checkpoint_iter_4.pt", "checkpoint_iter_6.pt"]
 
 
@@ -63,7 +68,7 @@ def test_checkpoint_without_every_warns_and_saves_nothing(tmp_path):
     experiment = Counter(tmp_path / "RUN")
     with pytest.warns(UserWarning, match="training/checkpoint_every"):
         experiment.checkpoint(force=False)
-    assert os.listdir(experiment.checkpoint_directory) == []
+    assert _visible(experiment.checkpoint_directory) == []
 
 
 def test_unpicklable_attribute_is_named_and_previous_checkpoint_survives(tmp_path):
@@ -77,7 +82,7 @@ def test_unpicklable_attribute_is_named_and_previous_checkpoint_survives(tmp_pat
     finally:
         experiment.log_file.close()
     assert open(experiment.checkpoint_path, "rb").read() == before
-    assert os.listdir(experiment.checkpoint_directory) == ["checkpoint_iter_0.pt"]
+    assert _visible(experiment.checkpoint_directory) == ["checkpoint_iter_0.pt"]
 
 
 def test_load_of_missing_step_lists_existing_steps(tmp_path):
@@ -178,7 +183,7 @@ def test_preemption_checkpoints_and_exits_75_then_resumes(tmp_path):
     pytest.importorskip("torch")
     first = run_train(tmp_path, "P", "--config.steps", 10, "--config.signal_at", 3)
     assert first.returncode == PREEMPTION_EXIT_CODE, first.stderr
-    assert sorted(os.listdir(tmp_path / "P" / "Weights")) == ["checkpoint_iter_4.pt"]
+    assert sorted(_visible(tmp_path / "P" / "Weights")) == ["checkpoint_iter_4.pt"]
     again = run_train(tmp_path, "P", "--resume", "--config.signal_at", -1)
     assert again.returncode == 0, again.stderr
     assert sorted(map(int, losses(again.stdout))) == list(range(4, 10))

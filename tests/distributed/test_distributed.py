@@ -274,7 +274,8 @@ def test_every_rank_resolves_the_config_only_rank_0_writes(tmp_path: Path,
     configurations = sorted(os.listdir(directory / "Configurations"))
     assert "previous" not in configurations and "train_config.yml" in configurations
     weights = sorted(str(p.relative_to(directory / "Weights"))
-                     for p in (directory / "Weights").rglob("*"))
+                     for p in (directory / "Weights").rglob("*")
+                     if p.name != ".speedrun-checkpoints.json")  # the run's checkpoint record
     assert weights == ["checkpoint_iter_10.pt", "checkpoint_iter_5.pt", "random_states",
                        "random_states/rank_1_iter_10.pkl", "random_states/rank_1_iter_5.pkl"]
     record = json.loads((directory / "Configurations" / "run.json").read_text())

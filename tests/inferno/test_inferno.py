@@ -103,8 +103,8 @@ def test_training_with_validation_lowers_the_loss_and_writes_weights_and_events(
     assert trainer.iteration_count == 12
     assert experiment.step == 12
     assert experiment.epoch == trainer.epoch_count == 2
-    assert sorted(os.listdir(experiment.checkpoint_directory)) == [
-        "best_checkpoint.pytorch", "checkpoint.pytorch"]
+    assert sorted(name for name in os.listdir(experiment.checkpoint_directory)
+                  if not name.startswith(".")) == ["best_checkpoint.pytorch", "checkpoint.pytorch"]
 
     accumulator = events(experiment)
     training = [event.value for event in accumulator.Scalars("training_loss")]

@@ -82,10 +82,10 @@ from .directory._layout import (
     WEIGHTS,
     ensure_experiment_directory,
     is_experiment_directory,
-    purge_experiment_directory,
 )
 from .directory._lock import LOCK_NAME, WriterLock, is_locked, read_lock_holder
 from .directory._paths import relative_parts, tagged_file
+from .directory._purge import purge_experiment_directory
 from .distributed._preemption import install as install_preemption_handlers
 from .distributed._preemption import received_signal as preemption_signal
 from .distributed._preemption import requested as preemption_requested

@@ -23,6 +23,7 @@ from collections import namedtuple
 from typing import TYPE_CHECKING
 
 from .._errors import CheckpointError
+from ..directory._layout import CHECKPOINT_MANIFEST, MANIFEST_FORMAT
 from ._shard_dirs import match_directory_name, remove_directory
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ __all__ = [
     "find_checkpoint",
     "list_checkpoints",
     "prune_checkpoints",
+    "stray_checkpoints",
 ]
 
 CHECKPOINT_FORMAT = "speedrun-checkpoint"
@@ -51,7 +53,8 @@ SERIALIZERS = ("torch", "dill", "pickle")
 # Patterns, not compiled regexes: ``re`` compiles (and caches) them on first use, which a run
 # that starts with an empty Weights/ folder never reaches.
 _NAME_PATTERN = r"^(checkpoint|ckpt)_iter_(0|[1-9][0-9]*)\.pt$"
-_TEMP_PATTERN = r"^\.(?:checkpoint|ckpt)_iter_(?:0|[1-9][0-9]*)\.pt\.[A-Za-z0-9_]+\.tmp$"
+_TEMP_PATTERN = (r"^\.(?:(?:checkpoint|ckpt)_iter_(?:0|[1-9][0-9]*)\.pt"
+                 r"|\.speedrun-checkpoints\.json)\.[A-Za-z0-9_]+\.tmp$")
 
 
 
@@ -132,8 +135,38 @@ def _as_path(directory: PathLike) -> Path:
     return Path(directory)
 
 
-def _scan(directory: PathLike) -> list[tuple[int, int, Path]]:
-    """``(step, rank, path)`` of every checkpoint file in ``directory``, oldest first."""
+def read_manifest(directory: PathLike) -> dict[str, Any] | None:
+    """The record of the checkpoints this run wrote (``Weights/.speedrun-checkpoints.json``).
+
+    None when the folder has none (a folder of an older speedrun, or of the original one: then
+    every file with a checkpoint name counts). A record that cannot be read counts as none,
+    with a warning.
+    """
+    path = os.path.join(os.fspath(directory) or ".", CHECKPOINT_MANIFEST)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(16 * 2**20)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        warnings.warn(f"Cannot read {path} ({exc}); every checkpoint file counts.", stacklevel=3)
+        return None
+    import json
+
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        manifest = None
+    if (not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT
+            or not isinstance(manifest.get("files"), dict)):
+        warnings.warn(f"{path} is not a readable speedrun checkpoint record; every checkpoint "
+                      "file counts. Delete it to silence this warning.", stacklevel=3)
+        return None
+    return manifest
+
+
+def _scan_all(directory: PathLike) -> list[tuple[int, int, str]]:
+    """``(step, rank, name)`` of every file with a checkpoint name, oldest first."""
     try:
         names = os.listdir(os.fspath(directory) or ".")  # "" is the working folder, as in pathlib
     except FileNotFoundError:
@@ -154,11 +187,84 @@ def _scan(directory: PathLike) -> list[tuple[int, int, Path]]:
             rank = 1 if match.group(1) == "checkpoint" else 0  # same step: new name is newer
             rank += not name.endswith(".pt")  # and a sharded directory newer still
             found.append((int(match.group(2)), rank, name))
-    if not found:  # the usual start of a run: no pathlib needed
-        return []
     found.sort(key=lambda item: (item[0], item[1]))
+    return found
+
+
+def _scan(directory: PathLike) -> list[tuple[int, int, Path]]:
+    """``(step, rank, path)`` of every checkpoint of this run in ``directory``, oldest first.
+
+    With a checkpoint record (every directory this speedrun creates has one), only the files
+    it lists count: a stray file copied in under a checkpoint name is never listed, pruned or
+    loaded (see :func:`stray_checkpoints`).
+    """
+    found = _scan_all(directory)
+    if not found:  # the usual start of a run: no pathlib, no record to read
+        return []
+    manifest = read_manifest(directory)
+    if manifest is not None:
+        listed = manifest["files"]
+        found = [item for item in found if item[2] in listed]
     folder = _as_path(directory)
     return [(step, rank, folder / name) for step, rank, name in found]
+
+
+def stray_checkpoints(directory: PathLike) -> list[Path]:
+    """Files with checkpoint names that this run did not write (not in its checkpoint record)."""
+    found = _scan_all(directory)
+    if not found:
+        return []
+    manifest = read_manifest(directory)
+    if manifest is None:
+        return []
+    folder = _as_path(directory)
+    return [folder / name for _, _, name in found if name not in manifest["files"]]
+
+
+def warn_about_strays(directory: PathLike) -> None:
+    """One warning naming the stray checkpoint files of ``directory`` (see above)."""
+    strays = stray_checkpoints(directory)
+    if strays:
+        names = ", ".join(path.name for path in strays[:5])
+        more = f" (and {len(strays) - 5} more)" if len(strays) > 5 else ""
+        warnings.warn(
+            f"Ignoring {names}{more} in {directory}: this run did not write "
+            f"{'it' if len(strays) == 1 else 'them'} (not in {CHECKPOINT_MANIFEST}), so "
+            f"{'it is' if len(strays) == 1 else 'they are'} never loaded, counted or pruned. "
+            "Move stray files out of Weights/ (load one on purpose with load_checkpoint(path)).",
+            stacklevel=3,
+        )
+
+
+def forget_checkpoints(directory: PathLike, names: list[str]) -> None:
+    """Drop deleted checkpoint files from the run's record."""
+    _update_manifest(directory, lambda files: [files.pop(name, None) for name in names])
+
+
+def record_checkpoint(directory: PathLike, name: str, globals_used: list[str] | None) -> None:
+    """Add ``name`` (and the globals its pickle needs, beyond torch's) to the run's record.
+
+    A folder without a record gets one; files with checkpoint names already there are listed
+    too (with unknown globals), as the folder counted them before it had a record.
+    """
+    def add(files: dict[str, Any]) -> None:
+        files[name] = {"globals": globals_used}
+
+    _update_manifest(directory, add)
+
+
+def _update_manifest(directory: PathLike, change: Any) -> None:
+    import json
+
+    from ..directory._fs import atomic_write_text
+
+    manifest = read_manifest(directory)
+    if manifest is None:
+        manifest = {"format": MANIFEST_FORMAT, "version": 1, "run_id": os.urandom(8).hex(),
+                    "files": {other: {"globals": None} for _, _, other in _scan_all(directory)}}
+    change(manifest["files"])
+    atomic_write_text(os.path.join(os.fspath(directory), CHECKPOINT_MANIFEST),
+                      json.dumps(manifest, indent=1) + "\n")
 
 
 def list_checkpoints(directory: PathLike) -> list[tuple[int, Path]]:
@@ -208,10 +314,18 @@ def prune_checkpoints(
     cannot be deleted is reported with a warning and left alone.
     """
     _check_keep(keep)
-    entries = [path for _, _, path in _scan(directory)]
+    scanned = _scan(directory)
+    protected = _as_path(protect).name if protect is not None else None
+    match = _match_name(protected) if protected else None
+    if match and protected not in {path.name for _, _, path in scanned} and \
+            os.path.lexists(os.path.join(os.fspath(directory), protected)):
+        # the file just written, before the run's record lists it
+        scanned.append((int(match.group(2)), 1 if match.group(1) == "checkpoint" else 0,
+                        _as_path(directory) / protected))
+        scanned.sort(key=lambda item: (item[0], item[1]))
+    entries = [path for _, _, path in scanned]
     if not entries:
         return []
-    protected = _as_path(protect).name if protect is not None else None
     others = [path for path in entries if path.name != protected]
     retained = keep - 1 if len(others) < len(entries) else keep
     doomed = others[: max(len(others) - retained, 0)]  # oldest first

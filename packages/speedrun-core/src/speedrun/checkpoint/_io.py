@@ -6,12 +6,13 @@ A checkpoint file holds an *envelope*::
      "step": 1200, "serializer": "torch", "saved_at": 1717171717.0, "state": {...}}
 
 written by ``torch.save`` when torch is installed, else dill, else pickle (see
-:mod:`speedrun.checkpoint._serialize`). Files of the original speedrun (``ckpt_iter_{step}.pt``, a bare
-attribute dict) load too.
+:mod:`speedrun.checkpoint._serialize`). Files of the original speedrun
+(``ckpt_iter_{step}.pt``, a bare attribute dict) load too.
 
-Checkpoints are trusted files: loading one unpickles arbitrary objects (``torch.load`` runs
-with ``weights_only=False`` so that whole experiment states restore), and unpickling can run
-code. Only load checkpoints that you or people you trust wrote.
+Loading is safe by default: torch's weights-only unpickler (or a restricted pickle unpickler)
+admits only the globals that :mod:`speedrun.checkpoint._safe`'s policy allows, so a planted
+file cannot run code; ``trust=True`` opts into full unpickling. Only the checkpoint files this
+run wrote count (its record in ``Weights/``, see :mod:`speedrun.checkpoint._files`).
 
 File names, discovery and retention live in :mod:`speedrun.checkpoint._files`, which also exposes
 this module's functions. pathlib, pickle, torch and dill are imported by the functions that use
@@ -20,6 +21,7 @@ them, so importing this module costs nothing at start-up.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -42,7 +44,11 @@ from ._files import (
     _scan,
     checkpoint_file_name,
     find_checkpoint,
+    forget_checkpoints,
     prune_checkpoints,
+    read_manifest,
+    record_checkpoint,
+    warn_about_strays,
 )
 from ._serialize import dump, find_unpicklable, read_payload, resolve_serializer
 
@@ -129,6 +135,9 @@ def save_checkpoint(
             f"Cannot save checkpoint to {target}: a non-file (folder or device) already has "
             "that name. Move it out of the checkpoint folder; nothing was written."
         )
+    manifest = read_manifest(folder)
+    if manifest is not None and target.name not in manifest["files"] and os.path.lexists(target):
+        _set_aside(target, "not-written-by-this-run")  # never overwrite a file we did not write
     envelope: dict[str, Any] = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -139,9 +148,15 @@ def save_checkpoint(
         "state": dict(state),
     }
     started = envelope["saved_at"]
+    globals_used: list[str] | None = None
     try:
         with atomic_open(target, "wb") as handle:
             dump(envelope, handle, chosen)
+            if chosen == "torch":
+                handle.flush()
+                globals_used = _globals_of(handle.name)
+            # Recorded before the rename: a kill right after it leaves a file the run counts.
+            record_checkpoint(folder, target.name, globals_used)
     except (KeyboardInterrupt, SystemExit, MemoryError):
         raise
     except BaseException as exc:
@@ -150,9 +165,42 @@ def save_checkpoint(
             raise CheckpointError(_disk_failure_message(target, disk_error)) from exc
         raise _save_failure(target, step, envelope["state"], chosen, exc) from exc
     _remove_stale_temp_files(folder, before=started)
-    if keep is not None:
-        prune_checkpoints(folder, keep, protect=target)
+    removed = prune_checkpoints(folder, keep, protect=target) if keep is not None else []
+    if removed:
+        with contextlib.suppress(OSError):  # a stale entry is harmless: its file is gone
+            forget_checkpoints(folder, [path.name for path in removed])
     return target
+
+
+def _globals_of(path: str) -> list[str] | None:
+    """The globals (beyond torch's allow-list) a just-written torch file needs: recorded, so
+    that a file later put in its place may name no other (see :mod:`._safe`)."""
+    import torch
+
+    try:
+        return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:
+        return None
+
+
+def _set_aside(path: Path, why: str) -> Path | None:
+    """Rename ``path`` to ``<name>.<why>-<time>`` in its folder (no checkpoint name any more)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = path.with_name(f"{path.name}.{why}-{stamp}")
+    counter = 1
+    while os.path.lexists(aside):
+        aside = path.with_name(f"{path.name}.{why}-{stamp}-{counter}")
+        counter += 1
+    try:
+        os.rename(path, aside)
+    except OSError as exc:
+        raise CheckpointError(
+            f"Cannot move {path} aside to {aside.name} ({exc}); it was not overwritten. Move it "
+            "out of the folder yourself, then save again."
+        ) from exc
+    warnings.warn(f"Moved {path.name} aside to {aside.name} ({why.replace('-', ' ')}); it is "
+                  "kept, never overwritten or loaded.", stacklevel=3)
+    return aside
 
 
 def _save_failure(
@@ -231,6 +279,7 @@ def load_checkpoint(
     experiment_class: str | Sequence[str] | None = None,
     strict_class: bool = True,
     map_location: Any = None,
+    trust: bool = False,
 ) -> Checkpoint:
     """Load a checkpoint file, or one from a checkpoint folder.
 
@@ -251,6 +300,10 @@ def load_checkpoint(
         Whether a class mismatch is an error.
     map_location
         Passed to ``torch.load`` (e.g. ``"cpu"`` to load a GPU checkpoint on a CPU machine).
+    trust
+        Unpickle anything the file names (it can run code). Default: only what the policy of
+        :mod:`speedrun.checkpoint._safe` admits; a refused global raises
+        ``UnsafeCheckpointError`` naming it. ``SPEEDRUN_TRUST_CHECKPOINT=1`` sets it too.
 
     Raises
     ------
@@ -274,6 +327,7 @@ def load_checkpoint(
                 experiment_class=experiment_class,
                 strict_class=strict_class,
                 map_location=map_location,
+                trust=trust,
             )
             if found is None:
                 raise CheckpointError(
@@ -286,7 +340,7 @@ def load_checkpoint(
             f"Expected either a checkpoint file or a folder with a step, got the file {target} "
             f"and step={step!r}. Pass the folder with the step, or the file alone."
         )
-    return _load(target, experiment_class, strict_class, map_location)
+    return _load(target, experiment_class, strict_class, map_location, trust)
 
 
 def load_latest_valid(
@@ -295,12 +349,17 @@ def load_latest_valid(
     experiment_class: str | Sequence[str] | None = None,
     strict_class: bool = True,
     map_location: Any = None,
+    trust: bool = False,
+    set_aside: bool = False,
 ) -> Checkpoint | None:
-    """Load the newest checkpoint in ``directory`` that loads.
+    """Load the newest checkpoint of this run in ``directory`` that loads.
 
-    Truncated, corrupt, unreadable or foreign files under checkpoint names are skipped with a
-    warning naming the file and the reason (and never deleted). Returns None when the folder
-    holds no checkpoint file.
+    Only files the run wrote count (stray files are named in a warning, and ignored).
+    Truncated or corrupt files are skipped with a warning naming the file and the reason, and
+    never deleted; with ``set_aside=True`` (the run that holds the writer lock and will save
+    again) they are renamed ``<name>.corrupt-<time>``, so no later save overwrites them. A
+    file that cannot be read at all (permissions, I/O error) is not skipped: that raises.
+    Returns None when the folder holds no checkpoint of this run.
 
     Raises
     ------
@@ -311,16 +370,19 @@ def load_latest_valid(
     ImportError
         When the newest file needs a library that is not installed.
     """
+    warn_about_strays(directory)
     entries = _scan(directory)
     if not entries:
         return None
     failures = []
     for _, _, path in reversed(entries):
         try:
-            return _load(path, experiment_class, strict_class, map_location)
+            return _load(path, experiment_class, strict_class, map_location, trust)
         except _CorruptCheckpointError as exc:
             warnings.warn(f"Skipping checkpoint {path}: {exc}", stacklevel=2)
             failures.append(f"{path.name}: {exc}")
+            if set_aside and os.path.lexists(path):
+                _set_aside(path, "corrupt")
     raise CheckpointError(
         f"None of the {len(entries)} checkpoint files in {directory} loads:\n  "
         + "\n  ".join(failures)
@@ -328,27 +390,44 @@ def load_latest_valid(
     )
 
 
+def _recorded_globals(path: Path) -> set[str] | None:
+    """The globals the run's record lists for ``path`` (None: no record, or not recorded)."""
+    manifest = read_manifest(path.parent)
+    entry = manifest["files"].get(path.name) if manifest is not None else None
+    recorded = entry.get("globals") if isinstance(entry, dict) else None
+    if not isinstance(recorded, list):
+        return None
+    return {name for name in recorded if isinstance(name, str)}
+
+
 def _load(path: Path, expected: str | Sequence[str] | None, strict_class: bool,
-          map_location: Any) -> Checkpoint:
+          map_location: Any, trust: bool = False) -> Checkpoint:
+    from ._safe import trusted_by_environment
+    from ._serialize import _unreadable
+
     try:
         info = os.stat(path)
     except FileNotFoundError:
         kind = "a dangling symlink" if os.path.islink(path) else "missing"
         raise _CorruptCheckpointError(f"no checkpoint file at {path} ({kind})") from None
     except OSError as exc:
-        raise _CorruptCheckpointError(f"cannot read {path}: {exc}") from exc
+        raise _unreadable(path, exc) from exc
     if stat.S_ISDIR(info.st_mode):
-        return _load_directory(path, expected, strict_class, map_location)
+        return _load_directory(path, expected, strict_class, map_location,
+                               trust or trusted_by_environment())
     if not stat.S_ISREG(info.st_mode):
         raise _CorruptCheckpointError(f"{path} is not a regular file")
     if info.st_size == 0:
         raise _CorruptCheckpointError(f"{path} is empty (truncated)")
-    payload, serializer = read_payload(path, map_location)
+    trust = trust or trusted_by_environment()
+    payload, serializer = read_payload(path, map_location, trust=trust,
+                                       recorded=None if trust else _recorded_globals(path))
     return _unwrap(path, payload, serializer, expected, strict_class)
 
 
 def _load_directory(
-    path: Path, expected: str | None, strict_class: bool, map_location: Any
+    path: Path, expected: str | Sequence[str] | None, strict_class: bool, map_location: Any,
+    trust: bool = False,
 ) -> Checkpoint:
     """A sharded checkpoint directory: its envelope (the state beside the shards; the shards are
     loaded into the live objects by :func:`speedrun.checkpoint._sharded.load_shards`)."""
@@ -359,7 +438,8 @@ def _load_directory(
     reason = not_committed_reason(path)
     if reason is not None:
         raise _CorruptCheckpointError(reason)
-    payload, serializer = read_payload(path / ENVELOPE_NAME, map_location)
+    payload, serializer = read_payload(path / ENVELOPE_NAME, map_location, trust=trust,
+                                       recorded=None)
     return _unwrap(path, payload, serializer, expected, strict_class)
 
 

@@ -118,7 +118,7 @@ def find_unpicklable(state: dict[str, Any], serializer: str) -> list[tuple[str, 
             _Probe(_NullSink(), protocol=5, buffer_callback=lambda _buffer: None).dump(value)
         except (KeyboardInterrupt, SystemExit):
             raise
-        except BaseException as err:  # noqa: BLE001 - any failure names the attribute
+        except BaseException as err:
             offenders.append((name, err))
     return offenders
 
@@ -127,14 +127,21 @@ def find_unpicklable(state: dict[str, Any], serializer: str) -> list[tuple[str, 
 # read
 
 
-def read_payload(path: Path, map_location: Any) -> tuple[Any, str]:
+def read_payload(path: Path, map_location: Any, *, trust: bool = False,
+                 recorded: set[str] | None = None) -> tuple[Any, str]:
     """Deserialize the regular file ``path`` with its writer's reader: ``(payload, serializer)``.
+
+    Safe by default (see :mod:`speedrun.checkpoint._safe`): only globals the policy admits are
+    imported or called; ``trust=True`` unpickles anything. ``recorded``: the globals the run's
+    own save recorded for this file (None: not known).
 
     Raises
     ------
     CheckpointError
-        The file is unreadable, truncated or corrupt (a ``_CorruptCheckpointError``, which
-        ``load_latest_valid`` skips), or refers to code that cannot be imported now.
+        The file is truncated or corrupt (a ``_CorruptCheckpointError``, which
+        ``load_latest_valid`` skips); it cannot be read (permissions, I/O error: not skipped);
+        it names a global safe loading refuses (``UnsafeCheckpointError``); or it refers to
+        code that cannot be imported now.
     ImportError
         The file needs torch or dill and it is not installed.
     """
@@ -142,18 +149,44 @@ def read_payload(path: Path, map_location: Any) -> tuple[Any, str]:
         with open(path, "rb") as handle:
             magic = handle.read(4)
     except OSError as exc:
-        raise _CorruptCheckpointError(f"cannot read {path}: {exc}") from exc
+        raise _unreadable(path, exc) from exc
     if magic == _ZIP_MAGIC:
-        return _load_torch(path, map_location), "torch"
+        return _load_torch(path, map_location, trust, recorded), "torch"
     if magic[:1] == bytes([_PICKLE_MAGIC]):
-        return _load_pickle_stream(path, map_location)
+        return _load_pickle_stream(path, map_location, trust, recorded)
+    if len(magic) < 4:
+        raise _CorruptCheckpointError(f"{path} is truncated ({len(magic)} bytes)")
     raise _CorruptCheckpointError(
         f"{path} is not a speedrun checkpoint: it starts with bytes {magic!r}, expected a "
         "torch.save archive or a pickle stream"
     )
 
 
-def _load_torch(path: Path, map_location: Any) -> Any:
+def _unreadable(path: Path, exc: OSError) -> CheckpointError:
+    """A file that could not be read is not a corrupt one: stop, do not skip or overwrite it.
+
+    Only errors that say nothing about the file's content stop (permissions, I/O errors, a
+    stale or unreachable network file system); a symlink loop or a missing target is a broken
+    entry and skipped like a corrupt file.
+    """
+    import errno
+
+    code = errno.errorcode.get(exc.errno or 0, "error")
+    stopping = {errno.EACCES, errno.EPERM, errno.EIO, errno.ESTALE, errno.ETIMEDOUT,
+                errno.EAGAIN, errno.EBUSY, errno.ENOMEM, errno.ENXIO, errno.EHOSTDOWN,
+                errno.ECONNRESET, errno.ENOLINK, errno.EREMOTEIO}
+    if exc.errno not in stopping:
+        return _CorruptCheckpointError(f"cannot read {path}: {exc.strerror or exc} ({code})")
+    return CheckpointError(
+        f"Cannot read checkpoint {path}: {exc.strerror or exc} ({code}). It was not skipped: "
+        "only a file that was read and found truncated or corrupt is, and resuming from an "
+        "older checkpoint would later overwrite this one. Fix the file's permissions or the "
+        "storage (e.g. a flaky network file system), then start again; or move the file out of "
+        "Weights/ to resume from the checkpoint before it."
+    )
+
+
+def _load_torch(path: Path, map_location: Any, trust: bool, recorded: set[str] | None) -> Any:
     try:
         import torch
     except ImportError:
@@ -161,15 +194,26 @@ def _load_torch(path: Path, map_location: Any) -> Any:
             f"Checkpoint {path} was written by torch.save; loading it needs torch: "
             "pip install torch"
         ) from None
+    from ._safe import pickle_module
+
+    # weights_only=False only hands unpickling to our pickle module, whose Unpickler admits
+    # the globals of the policy alone (full unpickling only with ``trust``).
     with _unpickling_errors(path):
-        return torch.load(os.fspath(path), map_location=map_location, weights_only=False)
+        return torch.load(os.fspath(path), map_location=map_location, weights_only=False,
+                          pickle_module=pickle_module(path, trust=trust, recorded=recorded))
 
 
-def _load_pickle_stream(path: Path, map_location: Any) -> tuple[Any, str]:
+def _load_pickle_stream(path: Path, map_location: Any, trust: bool,
+                        recorded: set[str] | None) -> tuple[Any, str]:
     import pickle
 
+    from ._safe import renaming_unpickler, safe_unpickler
+
+    def reader(base: type) -> type:
+        return renaming_unpickler(base) if trust else safe_unpickler(base, path, recorded)
+
     with _unpickling_errors(path), open(path, "rb") as handle:
-        first = pickle.load(handle)
+        first = reader(pickle.Unpickler)(handle).load()
         if isinstance(first, dict) and first.get("format") == _HEADER_FORMAT:
             serializer = first.get("serializer")
             if serializer == "dill":
@@ -180,15 +224,27 @@ def _load_pickle_stream(path: Path, map_location: Any) -> tuple[Any, str]:
                         f"Checkpoint {path} was written with dill; loading it needs dill: "
                         "pip install dill"
                     ) from None
-                return dill.load(handle), "dill"
+                return reader(dill.Unpickler)(handle).load(), "dill"
             if serializer == "pickle":
-                return pickle.load(handle), "pickle"
+                return reader(pickle.Unpickler)(handle).load(), "pickle"
             raise _CorruptCheckpointError(
                 f"{path} names an unknown serializer {serializer!r}; expected 'dill' or 'pickle'"
             )
         if isinstance(first, int) and first == _TORCH_LEGACY_MAGIC:  # torch < 1.6 file format
-            return _load_torch(path, map_location), "torch"
+            return _load_torch(path, map_location, trust, recorded), "torch"
         return first, "pickle"  # a bare pickle (e.g. written by hand)
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """An OSError with an errno in ``exc``'s chain (torch wraps them in RuntimeErrors)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno is not None:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
 
 
 @contextlib.contextmanager
@@ -199,6 +255,9 @@ def _unpickling_errors(path: Path) -> Iterator[None]:
     except (CheckpointError, _MissingLibraryError, MemoryError):
         raise
     except Exception as exc:
+        disk = _os_error_in(exc)
+        if disk is not None:
+            raise _unreadable(path, disk) from exc
         if isinstance(exc, ImportError) or (
             isinstance(exc, AttributeError) and "Can't get attribute" in str(exc)
         ):

@@ -16,12 +16,14 @@ from .._errors import ExperimentDirectoryError, SpeedrunError
 from ..experiment._runinfo import (
     last_activity,
     latest_valid_checkpoint,
-    read_run_record,
     resolve_status,
 )
+from ..experiment._runinfo import read_run_record as _read_run_record
 
 __all__ = [
     "CONFIG_FILE",
+    "PATCH_LIMIT",
+    "clean_text",
     "Problem",
     "Run",
     "Tagged",
@@ -36,7 +38,88 @@ __all__ = [
 ]
 
 CONFIG_FILE = os.path.join("Configurations", "train_config.yml")
-_IGNORED_FLAGS = frozenset({"purge", "resume"})  # how a directory was handled, not what ran
+PATCH_LIMIT = 64 * 2**20
+"""The most bytes of a run's git patch that ``speedrun diff`` reads."""
+_LATEST_TIME = 32503680000.0  # year 3000: later "times" in a run record are not times
+
+# C0 controls but tab and newline, DEL, and C1 controls (ESC [ and CSI start terminal commands).
+_CONTROL = {code: None for code in (*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F,
+                                    *range(0x80, 0xA0))}
+
+
+def clean_text(text: str) -> str:
+    """``text`` without terminal control characters (a run's files could move the cursor,
+    retitle the terminal or hide lines); tabs and newlines stay."""
+    return text.translate(_CONTROL)
+
+
+def _odd_time(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return True
+    return not 0 <= value <= _LATEST_TIME  # NaN fails both comparisons
+
+
+def _odd_record(record: dict[str, Any]) -> str | None:
+    """What in a run record has a type or value speedrun never writes, or None."""
+    expected = {"command": dict, "inherit": dict, "git": dict, "history": list, "macros": list,
+                "speedrun": dict}
+    for key, kind in expected.items():
+        if record.get(key) is not None and not isinstance(record[key], kind):
+            return f"{key!r} is {type(record[key]).__name__}, expected {kind.__name__}"
+    attempts = [record, *[entry for entry in record.get("history") or []]]
+    for attempt in attempts:
+        if not isinstance(attempt, dict):
+            return f"a history entry is {type(attempt).__name__}, expected dict"
+        for key in ("started_at", "ended_at", "last_activity_at"):
+            if _odd_time(attempt.get(key)):
+                return f"{key!r} is {_short_repr(attempt.get(key))}, expected a time in seconds"
+    step = record.get("final_step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+        return f"'final_step' is {_short_repr(step)}, expected an integer"
+    command = record.get("command") or {}
+    for key in ("argv", "orig_argv"):
+        if command.get(key) is not None and not isinstance(command[key], list):
+            return f"'command.{key}' is {type(command[key]).__name__}, expected a list"
+    if record.get("macros") is not None and not all(isinstance(m, str) for m in record["macros"]):
+        return "'macros' holds values that are not paths"
+    inherit = record.get("inherit") or {}
+    if inherit.get("path") is not None and not isinstance(inherit["path"], str):
+        return "'inherit.path' is not a path"
+    return None
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def read_run_record(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The run record of ``directory`` for inspection: only values speedrun itself writes.
+
+    Raises
+    ------
+    ExperimentDirectoryError
+        The record cannot be read, is not a run record, nests too deeply, or holds odd values
+        (a string as a time, ``1e300``, ``NaN``, a string as the command).
+    """
+    try:
+        record = _read_run_record(directory)
+    except RecursionError:
+        raise ExperimentDirectoryError(
+            f"{os.path.join(os.fspath(directory), 'Configurations', 'run.json')} is nested too "
+            "deeply to be a speedrun run record; restore it or delete it") from None
+    if record is None:
+        return None
+    odd = _odd_record(record)
+    if odd is not None:
+        raise ExperimentDirectoryError(
+            f"{os.path.join(os.fspath(directory), 'Configurations', 'run.json')} holds odd "
+            f"values ({odd}); restore it or delete it (the run's configuration and checkpoints "
+            "do not depend on it)")
+    return record
+_IGNORED_FLAGS = frozenset({"purge", "resume", "trust-checkpoint"})  # how a directory was handled, not what ran
 
 
 # ------------------------------------------------------------------------------------------------
@@ -204,6 +287,10 @@ def find_experiments(roots: Sequence[str],
                 problems.append(f"cannot list {folder}: {error.strerror or error}")
                 continue
             for entry in entries:
+                if ".purging-" in entry.name and entry.name.startswith("."):
+                    notes.append(f"{os.path.join(folder, entry.name)} is left over from an "
+                                 "interrupted purge; check it and delete it yourself")
+                    continue
                 if entry.name.startswith("."):
                     continue
                 try:
@@ -383,12 +470,33 @@ class Run:
         return git_of(self.record, self.config)
 
     def patch(self) -> bytes | None:
+        """A digest of the run's git patch: only a regular file inside the run's folder, read
+        up to :data:`PATCH_LIMIT` bytes (None when there is none or it is not such a file)."""
         name = self.git.get("patch")
         if self.directory is None or not isinstance(name, str):
             return None
+        import hashlib
+        import stat
+
+        folder = os.path.realpath(self.directory)
+        path = os.path.realpath(os.path.join(self.directory, "Configurations", name))
+        if not path.startswith(folder + os.sep):
+            return None  # the record points outside the run: not the run's patch
         try:
-            with open(os.path.join(self.directory, "Configurations", name), "rb") as handle:
-                return handle.read()
+            with open(path, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    return None  # a device (/dev/zero) or a pipe would never end
+                digest = hashlib.sha256()
+                remaining = PATCH_LIMIT
+                while remaining > 0:
+                    chunk = handle.read(min(remaining, 2**20))
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+                    remaining -= len(chunk)
+                if remaining <= 0 and handle.read(1):
+                    digest.update(b"(longer than the limit)")
+                return digest.digest()
         except OSError:
             return None
 

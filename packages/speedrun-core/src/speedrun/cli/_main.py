@@ -35,6 +35,7 @@ from ._format import (
 from ._inspection import (
     Problem,
     Run,
+    clean_text,
     diff_configs,
     display_path,
     find_experiments,
@@ -47,6 +48,31 @@ from ._inspection import (
 __all__ = ["main"]
 
 _GIT_KEYS = ("git_rev", "git_dirty")  # in the config, but compared in the git section
+# What odd (hand-edited, planted, damaged) files can raise while they are read and formatted.
+_ODD_CONTENT = (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError,
+                RecursionError, UnicodeError)
+
+
+class _CleanStream:
+    """Wraps stdout/stderr: strips terminal control characters from everything written, and
+    writes text the terminal's encoding cannot show (bytes of non-UTF-8 names) escaped."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        text = clean_text(text)
+        try:
+            return int(self._stream.write(text))
+        except UnicodeEncodeError:
+            encoding = getattr(self._stream, "encoding", None) or "utf-8"
+            return int(self._stream.write(
+                text.encode(encoding, "backslashreplace").decode(encoding)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 EXIT_OK, EXIT_DIFFERENT, EXIT_ERROR = 0, 1, 2
 _STATUS_WIDTH = 24  # speedrun ls: a longer status (a long exception name) is shortened
 _VALUE_WIDTH = 120  # speedrun diff: a longer value is shortened
@@ -70,6 +96,9 @@ def command_ls(args: Any) -> int:
             rows.append(summarize(directory))
         except Problem as problem:
             skipped.append(f"skipped {directory}: {problem}")
+        except _ODD_CONTENT as error:  # a value no speedrun wrote: skip the run, go on
+            skipped.append(f"skipped {directory}: unexpected content in its files "
+                           f"({type(error).__name__}: {one_line(error)[:200]})")
     rows.sort(key=lambda row: (row["started_at"] is not None, row["started_at"] or 0.0,
                                row["directory"]), reverse=args.reverse)
     if args.json:
@@ -445,6 +474,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return complete(arguments[1:])
     args = _parser().parse_args(arguments)
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _CleanStream(stdout), _CleanStream(stderr)
+    try:
+        return _run(args)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _run(args: Any) -> int:
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
@@ -455,6 +493,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except (SpeedrunError, OSError) as error:
         print(f"speedrun {args.command}: error: {one_line(error)}", file=sys.stderr)
+        return EXIT_ERROR
+    except _ODD_CONTENT as error:  # never a traceback, never "they differ" (exit 1)
+        print(f"speedrun {args.command}: error: unexpected content in a run's files "
+              f"({type(error).__name__}: {one_line(error)[:300]})", file=sys.stderr)
         return EXIT_ERROR
 
 

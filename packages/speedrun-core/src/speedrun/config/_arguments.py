@@ -1,4 +1,7 @@
-"""The experiment command line: ``python train.py DIR [--flag VALUE | --flag=VALUE | --flag] ...``."""
+"""The experiment command line.
+
+``python train.py DIR [--flag VALUE | --flag=VALUE | --flag] ...``
+"""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ __all__ = [
 ]
 
 #: Flags that may stand alone (``--purge``) or take a boolean (``--purge True``).
-BOOLEAN_FLAGS = frozenset({"purge", "resume", "strict", "any-class"})
+BOOLEAN_FLAGS = frozenset({"purge", "resume", "strict", "any-class", "trust-checkpoint"})
 #: Flags that always need a value; so does every ``--config.*`` flag.
 VALUE_FLAGS = frozenset({"inherit", "macro", "dispatch"})
 #: Every flag speedrun's set-up reads (``--config.*`` aside).
@@ -57,7 +60,7 @@ class Arguments:
                 f"overrides={self.overrides!r})")
 
     def get(self, name: str, default: Any = None) -> Any:
-        """The value of ``--name`` parsed as a Python literal, ``True`` if bare, else ``default``."""
+        """``--name``'s value parsed as a Python literal, ``True`` if bare, else ``default``."""
         if name not in self.flags:
             return default
         raw = self.flags[name]
@@ -69,8 +72,67 @@ class Arguments:
         return parse_literal(raw)
 
     def parsed_overrides(self) -> list[tuple[str, Any]]:
-        """``--config`` overrides as ``(slash_path, value)`` with values parsed as literals."""
-        return [(path, parse_literal(raw)) for path, raw in self.overrides]
+        """``--config`` overrides as ``(slash_path, value)`` with values parsed as literals.
+
+        Raises
+        ------
+        ArgumentError
+            A value the run's ``train_config.yml`` could not hold and read back (a tuple as a
+            mapping key, a set, text that is not valid UTF-8).
+        """
+        parsed = []
+        for path, raw in self.overrides:
+            value = parse_literal(raw)
+            problem = _not_round_trippable(value)
+            if problem is None and not _is_utf8(path):
+                problem = "the key is not valid UTF-8 text"
+            if problem is not None:
+                from .._errors import ArgumentError
+
+                shown = raw if len(raw) <= 80 else raw[:77] + "..."
+                raise ArgumentError(
+                    f"--config.{path.replace('/', '.')} {shown!r}: {problem}, so the run's "
+                    "train_config.yml could not be read back and the run could never be "
+                    "resumed. Use strings, numbers, booleans, None, lists and dicts with "
+                    "string or number keys."
+                )
+            parsed.append((path, value))
+        return parsed
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: bytes of the command line that are not UTF-8
+        return False
+    return True
+
+
+def _not_round_trippable(value: Any, depth: int = 0) -> str | None:
+    """Why YAML could not write ``value`` and read it back unchanged, or None."""
+    if depth > 100:
+        return "it is nested too deeply"
+    if isinstance(value, str):
+        return None if _is_utf8(value) else "it is not valid UTF-8 text"
+    if value is None or isinstance(value, (bool, int, float)):
+        return None
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            problem = _not_round_trippable(item, depth + 1)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not (key is None or isinstance(key, (str, bool, int, float))):
+                return f"the key {key!r} is a {type(key).__name__}, which YAML reads back " \
+                       "differently"
+            problem = _not_round_trippable(key, depth + 1) or \
+                _not_round_trippable(item, depth + 1)
+            if problem:
+                return problem
+        return None
+    return f"it is a {type(value).__name__}, which YAML cannot hold"
 
 
 def _needs_value(name: str) -> bool:

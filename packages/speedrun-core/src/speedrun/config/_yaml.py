@@ -39,9 +39,9 @@ from .._errors import ConfigError
 from ..directory._fs import atomic_write_text
 
 if TYPE_CHECKING:
-    from typing import Any, Union
+    from typing import Any
 
-    PathLike = Union[str, "os.PathLike[str]"]
+    PathLike = str | os.PathLike[str]
 
 __all__ = [
     "SpeedrunLoader",
@@ -386,6 +386,57 @@ def _snippet(text: str | bytes, mark: Any) -> str:
     return f"\n    {line}\n    {' ' * mark.column}^"
 
 
+MAX_EXPANDED_NODES = 1_000_000
+"""The most values a configuration may hold once its YAML aliases (``*name``) are expanded."""
+
+
+def _check_expansion(node: Node, source: str) -> None:
+    """Refuse alias bombs ("billion laughs") and documents that contain themselves.
+
+    Loading shares aliased nodes, so a 550-byte file loads at once, but every dump (and a
+    ``speedrun diff``) would expand it into billions of values. Counted on the node graph, with
+    each distinct node's expanded size computed once: linear in the file's size.
+    """
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(node, False)]
+    while stack:
+        current, done = stack.pop()
+        key = id(current)
+        if done:
+            on_path.discard(key)
+            children = _children(current)
+            total = 1 + sum(sizes[id(child)] for child in children)
+            if total > MAX_EXPANDED_NODES:
+                raise ConfigError(
+                    f"{source}: refusing this configuration: its YAML aliases (*name) expand to "
+                    f"more than {MAX_EXPANDED_NODES:,} values (an alias bomb?). Write the "
+                    "values out, or use fewer nested aliases."
+                )
+            sizes[key] = total
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            mark = current.start_mark
+            raise ConfigError(
+                f"{_location(source, mark)}: refusing this configuration: an alias refers to "
+                "a value that contains it (it contains itself), which cannot be written back "
+                "or compared. Use plain, acyclic values."
+            )
+        on_path.add(key)
+        stack.append((current, True))
+        stack.extend((child, False) for child in _children(current) if id(child) not in sizes)
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
 def _load(text: str | bytes, source: str, loader_class: type) -> Any:
     loader = loader_class(text)
     loader.speedrun_source = source
@@ -393,7 +444,17 @@ def _load(text: str | bytes, source: str, loader_class: type) -> Any:
         node = loader.get_single_node()
         if node is None:  # an empty document (or only comments)
             return {}
+        _check_expansion(node, source)
         return loader.construct_document(node)
+    except RecursionError:
+        raise ConfigError(
+            f"{source}: refusing this configuration: it is nested too deeply to read. "
+            "Flatten it."
+        ) from None
+    except ValueError as error:  # e.g. an integer with more digits than Python converts
+        if isinstance(error, ConfigError):
+            raise
+        raise ConfigError(f"{source}: could not read a value: {str(error)[:200]}") from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         parts = [error.problem or "malformed YAML"]

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from typing import IO, Union
+    from typing import IO
 
-    PathLike = Union[str, "os.PathLike[str]"]
+    PathLike = str | os.PathLike[str]
 
 __all__ = [
     "atomic_open",
@@ -18,6 +18,7 @@ __all__ = [
     "atomic_write_text",
     "fsync_directory",
     "keep_previous_version",
+    "replace_keeping_previous",
 ]
 
 
@@ -87,11 +88,14 @@ def atomic_write_text(path: PathLike, text: str, *, durable: bool = True) -> Non
         handle.write(text)
 
 
-def keep_previous_version(path: PathLike) -> str | None:
-    """Move the file ``path`` to ``previous/<stem>.<its mtime><ext>`` next to it.
+def keep_previous_version(path: PathLike, *, copy: bool = False) -> str | None:
+    """Move (or with ``copy=True`` link or copy) ``path`` to ``previous/<stem>.<mtime><ext>``.
 
     Used before a file is replaced by a different version, so nothing the user had is lost.
-    Returns the new path, or None when there is no file at ``path``.
+    With ``copy=True`` the file itself stays in place (a hard link, or a durable copy where the
+    file system has no links): replace it afterwards with an atomic write, and no instant is
+    without a complete file at ``path``. Returns the new path, or None when there is no file
+    at ``path``.
     """
     import time
 
@@ -107,5 +111,57 @@ def keep_previous_version(path: PathLike) -> str | None:
     while os.path.exists(target):
         target = os.path.join(previous, f"{stem}.{stamp}-{counter}{extension}")
         counter += 1
-    os.replace(source, target)
+    if not copy:
+        os.replace(source, target)
+        return target
+    try:
+        os.link(source, target)
+    except OSError:
+        import shutil
+
+        with open(source, "rb") as handle:
+            data = handle.read()
+        atomic_write_bytes(target, data)
+        shutil.copystat(source, target)
+    fsync_directory(previous)
     return target
+
+
+def replace_keeping_previous(path: PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, keeping a different old version in ``previous/``.
+
+    The old version is linked (or copied) into ``previous/`` first and the file is then
+    replaced in one atomic step, so a ``kill -9`` or a full disk at any instant leaves a
+    complete configuration at ``path`` (the old one or the new one).
+
+    Raises
+    ------
+    ExperimentDirectoryError
+        The disk refused the write (full, read-only, permissions); ``path`` is unchanged.
+    """
+    from .._errors import ExperimentDirectoryError
+
+    target = os.fspath(path)
+    try:
+        with open(target, encoding="utf-8") as handle:
+            existing: str | None = handle.read()
+    except FileNotFoundError:
+        existing = None
+    except (OSError, UnicodeDecodeError):
+        existing = ""  # unreadable as text: keep a copy of it all the same
+    if existing == text:
+        return
+    try:
+        if existing is not None:
+            keep_previous_version(target, copy=True)
+        atomic_write_text(target, text)
+    except OSError as error:
+        import errno
+
+        hint = ("free some disk space" if error.errno in (errno.ENOSPC, errno.EDQUOT)
+                else "check the folder's permissions and free space")
+        raise ExperimentDirectoryError(
+            f"Cannot write {target}: {error.strerror or error}. The file was left as it was "
+            f"({'the previous version is intact' if existing is not None else 'no file'}); "
+            f"nothing was lost. Fix: {hint}, then start again."
+        ) from error

@@ -40,6 +40,7 @@ LOCK_NAME = ".speedrun.lock"
 _CONFLICT_GRACE_SECONDS = 0.2
 _RETRY_INTERVAL_SECONDS = 0.01
 _MAX_INFO_BYTES = 64 * 1024
+_IDENTITY_RETRIES = 50
 
 _BUSY_ERRNOS = frozenset({errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES})
 
@@ -124,6 +125,71 @@ def _open_lock_file(path: str, *, create: bool, write: bool = True) -> int | Non
         if create:
             raise
         return None
+
+
+def _still_at_path(fd: int, path: str) -> bool:
+    """Whether the open lock file ``fd`` is still the file at ``path`` (not unlinked or replaced).
+
+    A purge renames and deletes the folder holding the lock file: a process that opened the old
+    file and took its ``flock`` after the purge let go would otherwise hold a lock nobody else
+    can see. Checked after every successful ``flock``.
+    """
+    try:
+        held = os.fstat(fd)
+        current = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    return held.st_nlink > 0 and (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino)
+
+
+# Lock files this process holds, closed in a forked child (os.register_at_fork): the child of a
+# run (a multiprocessing worker) must not keep the run's lock alive after the run dies.
+_HELD_FDS: set[int] = set()
+
+
+def _close_in_forked_child() -> None:
+    for fd in list(_HELD_FDS):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_FDS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_in_forked_child)
+
+
+class _FlockRefused(OSError):
+    """The file system refused ``flock`` itself (not a busy lock)."""
+
+
+def _open_and_flock(path: str, *, create: bool, write: bool = True,
+                    grace: bool = True) -> tuple[int | None, bool]:
+    """Open the lock file at ``path`` and take its lock: ``(fd, True)``, or ``(fd, False)`` busy.
+
+    Retries when the file it locked was unlinked or replaced meanwhile (see
+    :func:`_still_at_path`), so the lock taken is always the one at ``path``. ``(None, False)``
+    when the file is missing and ``create`` is False. ``grace``: retry a busy lock briefly (a
+    probe may hold it for microseconds); a probe itself tries once. Raises OSError as
+    ``os.open``/``flock`` do.
+    """
+    for _ in range(_IDENTITY_RETRIES):
+        fd = _open_lock_file(path, create=create, write=write)
+        if fd is None:
+            return None, False
+        try:
+            taken = _flock_with_grace(fd) if grace else _try_flock(fd)
+        except OSError as error:
+            os.close(fd)
+            raise _FlockRefused(error.errno, error.strerror) from error
+        if not taken:
+            if _still_at_path(fd, path):
+                return fd, False
+            os.close(fd)  # we waited on a file that is gone: look again
+            continue
+        if _still_at_path(fd, path):
+            return fd, True
+        os.close(fd)  # locked a file a purge had removed: try the one now at the path
+    raise OSError(errno.EAGAIN, f"the lock file {path} kept being replaced while locking it")
 
 
 def _flock_with_grace(fd: int) -> bool:
@@ -243,43 +309,39 @@ class WriterLock:
                 "Fix: create it first with prepare_experiment_directory()."
             )
         try:
-            fd = _open_lock_file(self._path, create=True)
+            fd, taken = _open_and_flock(self._path, create=True)
         except OSError as error:
+            if isinstance(error, _FlockRefused):
+                raise _lock_unsupported(self._path, error) from error
             raise ExperimentDirectoryError(
                 f"Cannot open the lock file {self._path}: {error.strerror or error}. "
                 "Expected a writable experiment directory holding a regular lock file. "
                 "Fix: check the folder's permissions, or remove the lock file if it is a symlink."
             ) from error
         assert fd is not None
-        try:
-            if not _flock_with_grace(fd):
-                holder = _read_info_of_live_holder(fd)
-                if holder.get("pid") == os.getpid() and holder.get("host") == _hostname():
-                    fix = (
-                        "Fix: release the other WriterLock of this directory first, "
-                        "or use another experiment directory."
-                    )
-                else:
-                    kill_hint = ""
-                    if holder.get("pid"):
-                        kill_hint = f" (kill {holder['pid']} on {holder.get('host', '?')})"
-                    fix = (
-                        f"Fix: wait for that run to finish, stop it{kill_hint}, "
-                        "or use another experiment directory."
-                    )
-                conflict = LockError(
-                    f"Experiment directory {self._directory} is in use: "
-                    f"{_describe_holder(holder)} holds its writer lock ({self._path}). "
-                    f"Only one run may write to an experiment directory at a time. {fix}"
+        if not taken:
+            holder = _read_info_of_live_holder(fd)
+            os.close(fd)
+            if holder.get("pid") == os.getpid() and holder.get("host") == _hostname():
+                fix = (
+                    "Fix: release the other WriterLock of this directory first, "
+                    "or use another experiment directory."
                 )
-                conflict.holder = holder  # type: ignore[attr-defined]
-                raise conflict
-        except LockError:
-            os.close(fd)
-            raise
-        except OSError as error:
-            os.close(fd)
-            raise _lock_unsupported(self._path, error) from error
+            else:
+                kill_hint = ""
+                if holder.get("pid"):
+                    kill_hint = f" (kill {holder['pid']} on {holder.get('host', '?')})"
+                fix = (
+                    f"Fix: wait for that run to finish, stop it{kill_hint}, "
+                    "or use another experiment directory."
+                )
+            conflict = LockError(
+                f"Experiment directory {self._directory} is in use: "
+                f"{_describe_holder(holder)} holds its writer lock ({self._path}). "
+                f"Only one run may write to an experiment directory at a time. {fix}"
+            )
+            conflict.holder = holder  # type: ignore[attr-defined]
+            raise conflict
 
         previous = _read_info(fd)
         info = {
@@ -304,6 +366,7 @@ class WriterLock:
             ) from error
 
         self._fd = fd
+        _HELD_FDS.add(fd)
         self._owner_pid = os.getpid()
         self.holder_info = info
         self.took_over_from = previous
@@ -320,12 +383,18 @@ class WriterLock:
     def release(self) -> None:
         """Release the lock and close the lock file (the file itself stays).
 
-        Releasing a lock that is not held does nothing. In a forked child that inherited the
-        lock, this only closes the child's copy and leaves the parent's lock in place.
+        Releasing a lock that is not held does nothing. A forked child never holds its parent's
+        lock: the child's copy of the lock file is closed right after ``fork()``, so a worker
+        process cannot keep a dead run's directory locked.
         """
         fd, self._fd = self._fd, None
         if fd is None:
             return
+        if self._owner_pid != os.getpid():  # a forked child: its copy was closed at fork
+            self._owner_pid = None
+            self.holder_info = None
+            return
+        _HELD_FDS.discard(fd)
         try:
             if self._owner_pid == os.getpid():
                 # Clear the note first: a note in a free lock file means "its holder died".
@@ -337,6 +406,21 @@ class WriterLock:
             self._owner_pid = None
             self.holder_info = None
             os.close(fd)
+
+    def _hand_over(self, fd: int, info: dict[str, Any]) -> None:
+        """Hold the already locked ``fd`` instead of the current file, then let the old one go.
+
+        Used by the purge that re-creates this directory under the lock: ``fd`` is the lock file
+        of the new folder, now at this lock's path; the old file (in the folder being deleted)
+        is closed, which frees its lock only after the new one is in place.
+        """
+        old, self._fd = self._fd, fd
+        _HELD_FDS.add(fd)
+        self._owner_pid = os.getpid()
+        self.holder_info = info
+        if old is not None:
+            _HELD_FDS.discard(old)
+            os.close(old)
 
     def __enter__(self) -> WriterLock:
         return self.acquire()
@@ -361,18 +445,16 @@ def _probe(directory: PathLike) -> tuple[bool, dict[str, Any] | None]:
     """Return ``(locked, holder_note)`` without creating anything and without keeping the lock."""
     path = _lock_path(directory)
     try:
-        fd = _open_lock_file(path, create=False, write=False)
-    except OSError:
+        fd, free = _open_and_flock(path, create=False, write=False, grace=False)
+    except OSError as error:
+        if isinstance(error, _FlockRefused):
+            raise _lock_unsupported(path, error) from error
         # A lock file nobody can open (permissions, a symlink) cannot be held through
         # WriterLock either.
         return False, None
     if fd is None:
         return False, None
     try:
-        try:
-            free = _try_flock(fd)
-        except OSError as error:
-            raise _lock_unsupported(path, error) from error
         if free:
             fcntl.flock(fd, fcntl.LOCK_UN)
             return False, None
@@ -389,18 +471,15 @@ def _take_for_removal(directory: PathLike) -> tuple[int | None, dict[str, Any] |
     """
     path = _lock_path(directory)
     try:
-        fd = _open_lock_file(path, create=True)
+        fd, taken = _open_and_flock(path, create=True)
     except OSError as error:
+        if isinstance(error, _FlockRefused):
+            raise _lock_unsupported(path, error) from error
         raise ExperimentDirectoryError(
             f"Cannot open the lock file {path}: {error.strerror or error}. "
             "Fix: check the folder's permissions, or remove the lock file if it is a symlink."
         ) from error
     assert fd is not None
-    try:
-        taken = _flock_with_grace(fd)
-    except OSError as error:
-        os.close(fd)
-        raise _lock_unsupported(path, error) from error
     if taken:
         return fd, None
     try:

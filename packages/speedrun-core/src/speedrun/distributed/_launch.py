@@ -283,7 +283,7 @@ def remember_resume_steps(checkpoint_directory: str, steps: list[int]) -> None:
 
 def load_announced_checkpoint(checkpoint_directory: str,
                               experiment_class: str | Sequence[str] | None,
-                              strict_class: bool = True) -> Any:
+                              strict_class: bool = True, *, trust: bool = False) -> Any:
     """Other ranks on ``--resume``: the newest valid checkpoint among those rank 0 found at
     set-up (the one it resumes from), never a newer one it may have saved since. None in the
     main process, or when this process did not follow a set-up of this directory."""
@@ -302,7 +302,7 @@ def load_announced_checkpoint(checkpoint_directory: str,
         try:
             return load_checkpoint(files[step], experiment_class=experiment_class,
                                    strict_class=strict_class,
-                                   map_location=checkpoint_map_location())
+                                   map_location=checkpoint_map_location(), trust=trust)
         except _CorruptCheckpointError as error:  # rank 0 skipped it too
             failures.append(f"step {step}: {error}")
     raise CheckpointError(

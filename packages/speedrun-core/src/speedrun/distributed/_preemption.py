@@ -58,6 +58,25 @@ _signal: int | None = None
 _previous: dict[int, Any] = {}
 
 
+def _reset_in_forked_child() -> None:
+    """A forked child (a ``multiprocessing`` or DataLoader worker) is not the run: it gets the
+    signals' previous behaviour back, so SIGTERM ends it instead of setting a flag nobody reads."""
+    global _requested, _signal
+    for number in list(_previous):
+        previous = _previous.pop(number)
+        try:
+            if signal.getsignal(number) is _handler:
+                signal.signal(number, _restorable(previous))
+        except (OSError, ValueError):  # pragma: no cover - not the main thread
+            continue
+    _requested = False
+    _signal = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_forked_child)
+
+
 class Preempted(SystemExit):
     """Raised to end a preempted run after its checkpoint; exits with :data:`PREEMPTION_EXIT_CODE`.
 

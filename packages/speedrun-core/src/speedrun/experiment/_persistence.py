@@ -147,24 +147,32 @@ class Checkpointing(ExperimentState, Dispatcher):
                 if isinstance(klass, type) and issubclass(klass, Checkpointing)]
 
     def load_from_checkpoint(self: S, step: int | None = None,
-                             strict_class: bool = True) -> S:
+                             strict_class: bool = True, trust: bool | None = None) -> S:
         """Restore the state saved at ``step`` (default: the latest valid checkpoint).
 
         A checkpoint written by this class or one of its base classes loads; with
         ``strict_class=False`` one written by any class does (``--resume --any-class`` on the
         command line). Attributes registered as unpickleable keep their current values. Runs
-        the ``'post_load'`` hooks afterwards.
+        the ``'post_load'`` hooks afterwards. Loading is safe by default: a file that would
+        import or call anything beyond plain data and the classes this run saved is refused,
+        naming the global. ``trust=True`` (or the ``--trust-checkpoint`` flag, or
+        ``SPEEDRUN_TRUST_CHECKPOINT=1``) unpickles anything: only for files you trust.
         """
         from ..checkpoint._io import load_checkpoint, load_latest_valid
         from ..checkpoint._random_state import restore_random_state
 
+        if trust is None:
+            trust = bool(self._args.get("trust-checkpoint", False)) if self._args else False
         directory = os.path.join(self._require_directory("load_from_checkpoint"), "Weights")
         accepted = self._accepted_classes(strict_class)
         if step is None:  # other ranks: the checkpoint rank 0 resumes from (not a newer one)
-            loaded = (_launch.load_announced_checkpoint(directory, accepted, strict_class)
+            loaded = (_launch.load_announced_checkpoint(directory, accepted, strict_class,
+                                                        trust=trust)
                       or load_latest_valid(directory, experiment_class=accepted,
                                            strict_class=strict_class,
-                                           map_location=_distributed.checkpoint_map_location()))
+                                           map_location=_distributed.checkpoint_map_location(),
+                                           trust=trust, set_aside=self._writer_lock is not None
+                                           and self._writer_lock.held))
             if loaded is None:
                 raise CheckpointError(
                     f"no checkpoint in {directory} to load: save one with checkpoint() first, "
@@ -173,7 +181,8 @@ class Checkpointing(ExperimentState, Dispatcher):
         else:
             loaded = load_checkpoint(find_checkpoint(directory, step),
                                      experiment_class=accepted, strict_class=strict_class,
-                                     map_location=_distributed.checkpoint_map_location())
+                                     map_location=_distributed.checkpoint_map_location(),
+                                     trust=trust)
             newer = [found for found, _ in list_checkpoints(directory) if found > loaded.step]
             if newer and not self._read_only:
                 warnings.warn(

@@ -25,9 +25,9 @@ from ..directory._layout import (
     CONFIGURATIONS,
     WEIGHTS,
     is_experiment_directory,
-    purge_experiment_directory,
 )
 from ..directory._lock import WriterLock
+from ..directory._purge import purge_experiment_directory
 from ..distributed import _launch, _preemption
 from ..distributed import _ranks as _distributed
 from ._dispatch import POST_LOAD, find_marked
@@ -192,6 +192,41 @@ class CommandLineSetup(Checkpointing):
             self._configured = True
         return self
 
+    def _check_purge(self) -> bool:
+        """Refuse a ``--purge`` that would be refused later; whether there is anything to purge."""
+        from ..directory._purge import check_purge_allowed, leftover_purges
+
+        args = self._require_args()
+        if not args.positionals:
+            return False
+        check_purge_allowed(args.positionals[0])
+        for leftover in leftover_purges(args.positionals[0]):
+            warnings.warn(f"{leftover} is left over from a purge that was interrupted; "
+                          f"delete it yourself once you have checked it", stacklevel=3)
+        return os.path.lexists(args.positionals[0])
+
+    def _purge_keeping_configuration(self, dump_configuration: bool) -> None:
+        """``--purge`` under the held writer lock; the new directory gets the resolved config.
+
+        The configuration was read (possibly from this very directory) before the purge; it is
+        written into the new directory before the swap, so no instant loses its only copy.
+        """
+        from ..config._yaml import dumps_yaml
+        from ..directory._layout import CONFIG_FILE_NAME, CONFIGURATIONS
+        from ..directory._purge import purge_and_recreate
+
+        relative = os.path.join(CONFIGURATIONS, CONFIG_FILE_NAME)
+        if dump_configuration:
+            files = {relative: dumps_yaml(self._tree).encode("utf-8")}
+        else:
+            try:
+                with open(os.path.join(self._require_directory("--purge"), relative),
+                          "rb") as handle:
+                    files = {relative: handle.read()}
+            except FileNotFoundError:
+                files = {}
+        purge_and_recreate(self._require_directory("--purge"), self._writer_lock, files)
+
     # -- provenance ----------------------------------------------------------------------------
     def update_git_revision(self: S, overwrite: bool = False) -> S:
         """Record the git revision (``git_rev``) and dirty flag (``git_dirty``) in the config."""
@@ -294,12 +329,14 @@ class CommandLineSetup(Checkpointing):
         if update_git_revision:
             prefetch_git_state()  # git runs while the configuration is read
         self._resolve_configuration(request, update_git_revision)  # may fail: nothing made yet
-        if request.purge:
-            self.purge_existing_experiment_directory(directory)
+        # refuse a purge (foreign folder, symlink, home...) before touching anything
+        purge = request.purge and self._check_purge()  # False: nothing there to purge yet
         self.parse_experiment_directory()
+        # The writer lock comes first and is held across the purge and the re-creation, so
+        # exactly one of several processes started with --purge at once gets through.
         self._writer_lock = WriterLock(self._require_directory("auto_setup"))
         self._writer_lock.acquire()
-        existing = list_checkpoints(os.path.join(directory, WEIGHTS))
+        existing = [] if purge else list_checkpoints(os.path.join(directory, WEIGHTS))
         if existing and not request.resume:
             steps = ", ".join(str(step) for step, _ in existing[-5:])
             self._writer_lock.release()
@@ -307,6 +344,8 @@ class CommandLineSetup(Checkpointing):
                 f"{self._experiment_directory} already has checkpoints (steps {steps}). Pass "
                 f"--resume to continue that run, or --purge to delete it and start over."
             )
+        if purge:  # the config was read above: the new directory starts with it
+            self._purge_keeping_configuration(dump_configuration)
         evaluation = self._evaluation = self._is_evaluation(request)
         if dump_configuration and not evaluation:
             self.dump_configuration()

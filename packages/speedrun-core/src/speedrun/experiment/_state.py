@@ -13,7 +13,7 @@ from ..checkpoint._files import checkpoint_file_name
 from ..config._namespace import Namespace
 from ..config._tree import Config
 from ..config._yaml import dumps_yaml, load_mapping
-from ..directory._fs import atomic_write_text, keep_previous_version
+from ..directory._fs import replace_keeping_previous
 from ..directory._layout import (
     CONFIG_FILE_NAME,
     ensure_experiment_directory,
@@ -297,16 +297,9 @@ class ExperimentState:
         directory = os.path.join(self._require_directory("dump_configuration"), "Configurations")
         if not _distributed.is_main_process():
             return
-        path = os.path.join(directory, file_name)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                existing: str | None = handle.read()
-        except FileNotFoundError:
-            existing = None
-        if existing is not None and existing != text:
-            keep_previous_version(path)
-        if existing != text:
-            atomic_write_text(path, text)
+        # The old version is kept by link or copy, then replaced atomically (never moved away
+        # first): a kill or a full disk at any instant leaves a complete config file.
+        replace_keeping_previous(os.path.join(directory, file_name), text)
 
     # -- cache ---------------------------------------------------------------------------------
     @property
