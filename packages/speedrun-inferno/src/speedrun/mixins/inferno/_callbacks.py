@@ -11,12 +11,14 @@ from typing import Any
 
 import torch
 
-from inferno.trainers.callbacks.base import Callback  # noqa: E402
-from inferno.trainers.callbacks.logging.base import Logger  # noqa: E402
-from inferno.trainers.callbacks.logging.tensorboard import TensorboardLogger  # noqa: E402
-from inferno.utils import torch_utils as _thu  # noqa: E402
-
-from ._trainer import InfernoTrainer  # noqa: F401  (applies the import-time fixes first)
+# ._trainer applies inferno's import-time fixes before inferno is imported: keep it first.
+# isort: off
+from ._trainer import InfernoTrainer  # noqa: F401  (imported for its fixes)
+from inferno.trainers.callbacks.base import Callback
+from inferno.trainers.callbacks.logging.base import Logger
+from inferno.trainers.callbacks.logging.tensorboard import TensorboardLogger
+from inferno.utils import torch_utils as _thu
+# isort: on
 
 __all__ = ["ExperimentStepCallback", "TensorboardXLogger"]
 
