@@ -12,6 +12,7 @@ import contextlib
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from typing import ClassVar
 
 __all__ = ["TAGSCOPE_ATTRIBUTE", "TagScopeMixin"]
 
@@ -34,7 +35,7 @@ class TagScopeMixin:
     checkpoints: a resumed run starts outside every scope.
     """
 
-    NOT_CHECKPOINTED = frozenset({TAGSCOPE_ATTRIBUTE})
+    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({TAGSCOPE_ATTRIBUTE})
 
     _speedrun_tagscope: str = ""
 

@@ -10,7 +10,7 @@ import copy
 import logging
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from speedrun import ConfigError, is_main_process
 from speedrun.ext import (
@@ -145,9 +145,9 @@ class FirelightMixin(TagScopeMixin, _Base):
     """
 
     #: Visualizers hold colormaps and functions: rebuilt from the config, never checkpointed.
-    NOT_CHECKPOINTED = frozenset({"_firelight_visualizer", "_firelight_grid"})
+    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({"_firelight_visualizer", "_firelight_grid"})
     #: ``firelight`` is read by speedrun-inferno's InfernoMixin too: same default and kinds.
-    CONFIG_KEYS = (
+    CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = (
         ConfigKey("firelight", None, "The firelight visualizer config ({ImageGridVisualizer: "
                   "{visualizers: [...]}}), or the path of a YAML file holding one.",
                   kinds=(dict, str, type(None))),

@@ -14,7 +14,7 @@ import pydoc
 import types
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from speedrun import ConfigError
 from speedrun.ext import ConfigKey
@@ -150,7 +150,7 @@ class ParsingMixin(_Base):
     methods for anything harder to express in YAML; each returns the object.
     """
 
-    CONFIG_KEYS = (
+    CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = (
         ConfigKey("model", None, "The model as {ModelClass: kwargs}; loadfrom in the kwargs "
                   "loads saved weights.", kinds=(dict, type(None))),
         ConfigKey("criterion", None, "The loss as {LossClass: kwargs}; wins over "

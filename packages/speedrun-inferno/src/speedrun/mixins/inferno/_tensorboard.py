@@ -8,7 +8,7 @@ import logging
 import os
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from speedrun import ConfigError
 from speedrun.ext import ConfigKey, TagScopeMixin, has_mixin, load_yaml
@@ -41,7 +41,7 @@ class InfernoTensorboardSteps(TagScopeMixin, _Base):
 
     trainer: Any
 
-    CONFIG_KEYS = (
+    CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = (
         ConfigKey("trainer/tensorboard", None, "Options of the trainer's TensorBoard logger "
                   "(log_scalars_every, log_images_every, log_config, split_config_keys, ...); "
                   "true for the defaults, unset for no logger.",

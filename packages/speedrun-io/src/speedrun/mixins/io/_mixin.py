@@ -7,7 +7,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from speedrun import ExperimentDirectoryError, is_main_process, register_hook
 from speedrun.ext import (
@@ -50,8 +50,9 @@ class IOMixin(TagScopeMixin, _Base):
     """
 
     #: Open files, progress bars and a custom printer (functions often cannot be pickled).
-    NOT_CHECKPOINTED = frozenset({"_io_files", "_io_progress_bars", "_io_all_bars",
-                                  "_io_printer_callable"})
+    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({
+        "_io_files", "_io_progress_bars", "_io_all_bars", "_io_printer_callable",
+    })
 
     # -- bookkeeping ------------------------------------------------------------------------
     def _io_state(self, name: str, factory: Callable[[], Any]) -> Any:

@@ -7,7 +7,7 @@ import os
 import re
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from speedrun import (
     ExperimentDirectoryError,
@@ -142,11 +142,11 @@ class TensorboardMixin(TagScopeMixin, _Base):
     (``speedrun.is_main_process()``) writes; the other ranks' ``log_*`` calls do nothing.
     """
 
-    NOT_CHECKPOINTED = frozenset({
+    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({
         "_tensorboard_writer", "_tensorboard_events", "_tensorboard_tags",
         "_tensorboard_purge_step", "_tensorboard_hparams_logged",
     })
-    CONFIG_KEYS = (
+    CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = (
         _every_key(_SCALARS_EVERY, "scalars"),
         _every_key(_IMAGES_EVERY, "images"),
         _every_key(_EMBEDDINGS_EVERY, "embeddings"),

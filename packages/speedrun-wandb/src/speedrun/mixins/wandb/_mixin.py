@@ -9,7 +9,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from speedrun import ArgumentError, ConfigError, is_main_process, register_hook
 from speedrun.ext import (
@@ -114,8 +114,8 @@ class WandBMixin(_Base):
     """
 
     #: This process's W&B run and step bookkeeping.
-    NOT_CHECKPOINTED = frozenset({"_wandb_state"})
-    CONFIG_KEYS = (
+    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({"_wandb_state"})
+    CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = (
         ConfigKey("wandb/mode", None, "online, offline (files only, upload later with wandb "
                   "sync) or disabled; unset: WANDB_MODE, else online.",
                   kinds=(str, type(None)), check=_mode_problem),
@@ -353,7 +353,7 @@ class WandBMixin(_Base):
         every = self.config_value("wandb/log_every")
         if not every:
             return False
-        return self.step % every == 0
+        return self.step % int(every) == 0
 
     # -- logging -------------------------------------------------------------------------------
     def wandb_log(self, metrics: Mapping[str, Any] | None = None, step: int | None = None,
