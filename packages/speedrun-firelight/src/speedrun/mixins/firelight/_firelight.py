@@ -145,7 +145,9 @@ class FirelightMixin(TagScopeMixin, _Base):
     """
 
     #: Visualizers hold colormaps and functions: rebuilt from the config, never checkpointed.
-    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({"_firelight_visualizer", "_firelight_grid"})
+    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({
+        "_firelight_visualizer", "_firelight_grid",
+    })
     #: ``firelight`` is read by speedrun-inferno's InfernoMixin too: same default and kinds.
     CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = (
         ConfigKey("firelight", None, "The firelight visualizer config ({ImageGridVisualizer: "

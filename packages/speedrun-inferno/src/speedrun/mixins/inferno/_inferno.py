@@ -96,8 +96,9 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
     _INTERVAL_KEYS = ("validate_every", "save_every", "evaluate_metric_every")
 
     #: The trainer and the loaders are rebuilt from the config; the resume flag is this run's.
-    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({"_trainer", "_train_loader", "_val_loader",
-                                  "_inferno_resume_pending"})
+    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({
+        "_trainer", "_train_loader", "_val_loader", "_inferno_resume_pending",
+    })
     CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = (
         ConfigKey("device", "cpu", "The torch device to train on: cpu, cuda or cuda:1.",
                   kinds=(str, int)),
