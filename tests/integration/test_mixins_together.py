@@ -49,17 +49,21 @@ def _mixins() -> tuple[type, ...]:
     return all_mixins_experiment.MIXINS
 
 
+#: The mixin contract's declarations: each class lists its own, collected over the MRO.
+CONTRACT = {"CONFIG_KEYS", "NOT_CHECKPOINTED"}
+
+
 def _own_names(cls: type) -> set[str]:
     """Attributes a mixin defines itself (not BaseExperiment's, not the shared tag scope)."""
     shared = set(BaseExperiment.__mro__) | set(TagScopeMixin.__mro__)
     return {name for klass in cls.__mro__ if klass not in shared for name in vars(klass)
-            if not (name.startswith("__") and name.endswith("__"))}
+            if not (name.startswith("__") and name.endswith("__")) and name not in CONTRACT}
 
 
 def test_no_mixin_shadows_another_or_the_base_class() -> None:
     mixins = _mixins()
     base = {name for klass in BaseExperiment.__mro__ for name in vars(klass)
-            if not (name.startswith("__") and name.endswith("__"))}
+            if not (name.startswith("__") and name.endswith("__")) and name not in CONTRACT}
     collisions = []
     for index, first in enumerate(mixins):
         names = _own_names(first)

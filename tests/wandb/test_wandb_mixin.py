@@ -162,10 +162,8 @@ def test_sweep_files_are_inherited_and_run_numbers_claimed(tmp_path: Path,
 
 
 def test_bad_mode_names_the_choices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    experiment = _set_up(Experiment, monkeypatch, str(tmp_path / "RUN"),
-                         "--config.wandb.mode", "offlne")
-    with pytest.raises(ConfigError, match="online, offline, disabled"):
-        experiment.initialize_wandb()
+    with pytest.raises(ConfigError, match="'wandb/mode'.*online, offline, disabled"):
+        _set_up(Experiment, monkeypatch, str(tmp_path / "RUN"), "--config.wandb.mode", "offlne")
 
 
 class Holding(Experiment):

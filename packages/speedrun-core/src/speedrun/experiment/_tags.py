@@ -12,6 +12,7 @@ import contextlib
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from typing import ClassVar
 
 __all__ = ["TAGSCOPE_ATTRIBUTE", "TagScopeMixin"]
 
@@ -33,6 +34,8 @@ class TagScopeMixin:
     restored when the ``with`` block ends, also when it raises. The scope is not saved in
     checkpoints: a resumed run starts outside every scope.
     """
+
+    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({TAGSCOPE_ATTRIBUTE})
 
     _speedrun_tagscope: str = ""
 
@@ -57,10 +60,6 @@ class TagScopeMixin:
                 f"set_tagscope expects a string such as 'train', got {type(name).__name__} "
                 f"{name!r}. Fix: with experiment.set_tagscope('train'): ..."
             )
-        if TAGSCOPE_ATTRIBUTE not in self.__dict__:
-            register = getattr(self, "register_unpickleable", None)
-            if callable(register):
-                register(TAGSCOPE_ATTRIBUTE)
         previous = self._speedrun_tagscope
         scope = name.strip("/")
         self._speedrun_tagscope = f"{previous}/{scope}" if previous and scope else previous or scope

@@ -10,10 +10,17 @@ import copy
 import logging
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from speedrun import ConfigError, is_main_process
-from speedrun.ext import TagScopeMixin, has_mixin, plot_file, to_image_array, write_png
+from speedrun.ext import (
+    ConfigKey,
+    TagScopeMixin,
+    has_mixin,
+    plot_file,
+    to_image_array,
+    write_png,
+)
 
 if TYPE_CHECKING:
     from speedrun import BaseExperiment as _Base
@@ -137,6 +144,17 @@ class FirelightMixin(TagScopeMixin, _Base):
     from a YAML file.
     """
 
+    #: Visualizers hold colormaps and functions: rebuilt from the config, never checkpointed.
+    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({
+        "_firelight_visualizer", "_firelight_grid",
+    })
+    #: ``firelight`` is read by speedrun-inferno's InfernoMixin too: same default and kinds.
+    CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = (
+        ConfigKey("firelight", None, "The firelight visualizer config ({ImageGridVisualizer: "
+                  "{visualizers: [...]}}), or the path of a YAML file holding one.",
+                  kinds=(dict, str, type(None))),
+    )
+
     @property
     def visualizer(self) -> Any:
         """The firelight visualizer, built from config ``firelight`` on first use."""
@@ -151,10 +169,6 @@ class FirelightMixin(TagScopeMixin, _Base):
         self._firelight_keep(value)
 
     def _firelight_keep(self, visualizer: Any) -> None:
-        # Visualizers hold colormaps and functions: rebuilt from the config, not checkpointed.
-        register = getattr(self, "register_unpickleable", None)
-        if callable(register):
-            register("_firelight_visualizer")
         self._firelight_visualizer = visualizer
 
     def load_visualizer(self, file_name: str | os.PathLike[str] | None = None) -> Any:
@@ -181,7 +195,14 @@ class FirelightMixin(TagScopeMixin, _Base):
         return _visualizer_from_file(file_name)
 
     def _firelight_from_config(self) -> Any:
-        config = self.get("firelight")
+        config = self.config_value("firelight")
+        if isinstance(config, str):
+            if not os.path.isfile(config):
+                raise ConfigError(
+                    f"config key 'firelight': expected a firelight visualizer config, a mapping "
+                    f"with one entry {{VisualizerName: {{...}}}}, or the path of a YAML file "
+                    f"holding one; got {config!r}, which is not a file")
+            return _visualizer_from_file(config)
         if config is None:
             raise ConfigError(
                 "no firelight visualizer configured: expected a 'firelight' key in the "
@@ -201,9 +222,6 @@ class FirelightMixin(TagScopeMixin, _Base):
 
         grid = visualizer if isinstance(visualizer, ImageGridVisualizer) else \
             ImageGridVisualizer(visualizers=[visualizer])
-        register = getattr(self, "register_unpickleable", None)
-        if callable(register):
-            register("_firelight_grid")
         self._firelight_grid = (visualizer, grid)
         return grid
 

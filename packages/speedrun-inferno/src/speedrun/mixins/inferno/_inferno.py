@@ -10,9 +10,10 @@ import copy
 import os
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from speedrun import ConfigError, ExperimentDirectoryError, register_hook
+from speedrun.ext import ConfigKey
 
 from ._parsing import (
     ParsingMixin,
@@ -28,10 +29,10 @@ __all__ = ["InfernoMixin"]
 _PREFIX = "inferno_build_"
 
 
-def _register_unpickleable(experiment: Any, *names: str) -> None:
-    register = getattr(experiment, "register_unpickleable", None)
-    if callable(register):
-        register(*names)
+def _limit_problem(value: Any) -> str | None:
+    if isinstance(value, str) and value != "inf":
+        return "a whole number or 'inf'"
+    return None
 
 
 class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
@@ -94,6 +95,31 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
     )
     _INTERVAL_KEYS = ("validate_every", "save_every", "evaluate_metric_every")
 
+    #: The trainer and the loaders are rebuilt from the config; the resume flag is this run's.
+    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({
+        "_trainer", "_train_loader", "_val_loader", "_inferno_resume_pending",
+    })
+    CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = (
+        ConfigKey("device", "cpu", "The torch device to train on: cpu, cuda or cuda:1.",
+                  kinds=(str, int)),
+        ConfigKey("trainer/optimizer", None, "{Adam: {lr: 0.001}} (torch.optim or inferno name, "
+                  "or a dotted path), or the original's Adam with trainer/optimizer_kwargs.",
+                  kinds=(dict, str, type(None))),
+        ConfigKey("trainer/optimizer_kwargs", None, "Keyword arguments of a trainer/optimizer "
+                  "given as a name.", kinds=(dict, type(None))),
+        ConfigKey("trainer/intervals", None, "validate_every, save_every and "
+                  "evaluate_metric_every as inferno frequencies ('100 iterations', '1 epochs', "
+                  "'never').", kinds=(dict, type(None))),
+        ConfigKey("trainer/max_epochs", None, "Stop after this many epochs (wins over "
+                  "max_iterations).", kinds=(int, float, str, type(None)), check=_limit_problem),
+        ConfigKey("trainer/max_iterations", None, "Stop after this many iterations.",
+                  kinds=(int, float, str, type(None)), check=_limit_problem),
+        ConfigKey("trainer/num_targets", 1, "How many trailing tensors of a batch are targets.",
+                  kinds=(int,)),
+        ConfigKey("trainer/callbacks", None, "Callbacks as {module: {Class: kwargs}}, modules "
+                  "of inferno.trainers.callbacks or dotted paths.", kinds=(dict, type(None))),
+    )
+
     # -- device --------------------------------------------------------------------------------
     @property
     def device(self) -> Any:
@@ -101,7 +127,7 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
         if getattr(self, "_inferno_device", None) is None:
             import torch
 
-            value = self.get("device", "cpu")
+            value = self.config_value("device")
             try:
                 device = torch.device(value)
             except (RuntimeError, TypeError) as exc:
@@ -142,7 +168,6 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
                 "Weights/ folder), but none is set: set experiment.experiment_directory")
         trainer = SpeedrunTrainer(self.model).save_to_directory(directory)
         self._trainer = trainer
-        _register_unpickleable(self, "_trainer")
         try:
             for step in self.get_inferno_build_steps():
                 getattr(self, _PREFIX + step)()
@@ -198,14 +223,14 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
         """Build the optimizer from ``trainer/optimizer``: ``{Adam: {lr: 0.001}}``, or the
         original speedrun's ``optimizer: Adam`` with ``optimizer_kwargs: {lr: 0.001}`` (when
         both carry keyword arguments, those inside ``optimizer`` win, with a warning)."""
-        config = self.get("trainer/optimizer")
+        config = self.config_value("trainer/optimizer")
         if config is None:
             raise ConfigError("no optimizer configured: expected 'trainer/optimizer: {Adam: "
                               "{lr: 0.001}}' or 'trainer/optimizer: Adam' with "
                               "'trainer/optimizer_kwargs: {lr: 0.001}' (any torch.optim or "
                               "inferno optimizer, or a dotted path), or override "
                               "inferno_build_optimizer()")
-        config = _name_and_kwargs(config, self.get("trainer/optimizer_kwargs"),
+        config = _name_and_kwargs(config, self.config_value("trainer/optimizer_kwargs"),
                                   "trainer/optimizer")
         name, kwargs = get_single_key_value_pair(config, "trainer/optimizer")
         kwargs = dict(copy.deepcopy(kwargs) or {})
@@ -219,7 +244,7 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
 
     def inferno_build_intervals(self) -> None:
         """Set ``validate_every``, ``save_every`` and ``evaluate_metric_every``."""
-        intervals = self.get("trainer/intervals")
+        intervals = self.config_value("trainer/intervals")
         if intervals is None:
             return
         if not isinstance(intervals, Mapping):
@@ -243,8 +268,8 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
 
     def inferno_build_limits(self) -> None:
         """Stop after ``trainer/max_epochs`` or ``trainer/max_iterations``."""
-        max_epochs = self.get("trainer/max_epochs")
-        max_iterations = self.get("trainer/max_iterations")
+        max_epochs = self.config_value("trainer/max_epochs")
+        max_iterations = self.config_value("trainer/max_iterations")
         if max_epochs is not None and max_iterations is not None:
             warnings.warn("trainer/max_epochs and trainer/max_iterations are both set: "
                           "training stops after max_epochs, max_iterations is ignored",
@@ -266,7 +291,6 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
         """The training ``DataLoader``, built by :meth:`build_train_loader` on first use."""
         if getattr(self, "_train_loader", None) is None:
             self._train_loader = self.build_train_loader()
-            _register_unpickleable(self, "_train_loader")
         return self._train_loader
 
     @property
@@ -274,13 +298,12 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
         """The validation ``DataLoader`` (or ``None``), built by :meth:`build_val_loader`."""
         if not hasattr(self, "_val_loader"):
             self._val_loader = self.build_val_loader()
-            _register_unpickleable(self, "_val_loader")
         return self._val_loader
 
     @property
     def num_targets(self) -> int:
         """How many trailing tensors of a batch are targets (``trainer/num_targets``, 1)."""
-        return self.get("trainer/num_targets", 1)
+        return int(self.config_value("trainer/num_targets"))
 
     def inferno_build_loaders(self) -> None:
         """Bind :attr:`train_loader` and, if there is one, :attr:`val_loader`."""
@@ -290,7 +313,7 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
 
     def inferno_build_callbacks(self) -> None:
         """Register callbacks from ``trainer/callbacks`` and, with ``firelight``, its images."""
-        callbacks = self.get("trainer/callbacks")
+        callbacks = self.config_value("trainer/callbacks")
         if callbacks is not None:
             import inferno.trainers.callbacks as inferno_callbacks
 
@@ -307,7 +330,7 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
                     callback = create_instance({class_name: arguments}, [module],
                                                f"{where}")
                     self.trainer.register_callback(callback)
-        if self.get("firelight") is not None:
+        if self.config_value("firelight") is not None:
             self._inferno_register_firelight()
 
     def create_transform(self, list_of_transforms: list[Any]) -> Any:
@@ -396,7 +419,6 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
         if trainer is not None:
             self._inferno_close_logger(trainer)
             self._trainer = None
-        _register_unpickleable(self, "_inferno_resume_pending")
         self._inferno_resume_pending = True
 
     register_hook(_inferno_post_load, "post_load")

@@ -14,9 +14,10 @@ import pydoc
 import types
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from speedrun import ConfigError
+from speedrun.ext import ConfigKey
 
 if TYPE_CHECKING:
     from speedrun import BaseExperiment as _Base
@@ -149,6 +150,29 @@ class ParsingMixin(_Base):
     methods for anything harder to express in YAML; each returns the object.
     """
 
+    CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = (
+        ConfigKey("model", None, "The model as {ModelClass: kwargs}; loadfrom in the kwargs "
+                  "loads saved weights.", kinds=(dict, type(None))),
+        ConfigKey("criterion", None, "The loss as {LossClass: kwargs}; wins over "
+                  "trainer/criterion.", kinds=(dict, type(None))),
+        ConfigKey("metric", None, "The metric as {MetricClass: kwargs} (optional); wins over "
+                  "trainer/metric.", kinds=(dict, type(None))),
+        ConfigKey("trainer/criterion", None, "The original speedrun's form of the loss: a class "
+                  "name (with trainer/criterion_kwargs) or {LossClass: kwargs}.",
+                  kinds=(str, dict, type(None))),
+        ConfigKey("trainer/criterion_kwargs", None, "Keyword arguments of trainer/criterion.",
+                  kinds=(dict, type(None))),
+        ConfigKey("trainer/metric", None, "The original speedrun's form of the metric: a class "
+                  "name (with trainer/metric_kwargs) or {MetricClass: kwargs}.",
+                  kinds=(str, dict, type(None))),
+        ConfigKey("trainer/metric_kwargs", None, "Keyword arguments of trainer/metric.",
+                  kinds=(dict, type(None))),
+        ConfigKey("loader", None, "DataLoader keywords of the training data, with dataset: "
+                  "{DatasetClass: kwargs}.", kinds=(dict, type(None))),
+        ConfigKey("val_loader", None, "DataLoader keywords of the validation data (optional), "
+                  "with dataset: {DatasetClass: kwargs}.", kinds=(dict, type(None))),
+    )
+
     MODEL_LOCATIONS: list[Any] = []
     DATASET_LOCATIONS: list[Any] = []
     CRITERION_LOCATIONS: list[Any] = ["torch.nn", "inferno.extensions.criteria"]
@@ -160,7 +184,7 @@ class ParsingMixin(_Base):
 
         where = "model"
         if model_dict is None:
-            model_dict = self.get("model")
+            model_dict = self.config_value("model")
         elif isinstance(model_dict, str):
             where, model_dict = model_dict, self.get(model_dict)
         if model_dict is None:
@@ -194,7 +218,7 @@ class ParsingMixin(_Base):
     def _build_loader(self, key: str) -> Any:
         from torch.utils.data import DataLoader
 
-        config = self.get(key)
+        config = self.config_value(key)
         if config is None:
             return None
         if not isinstance(config, Mapping) or "dataset" not in config:
@@ -246,9 +270,9 @@ class ParsingMixin(_Base):
 
     def _named_object_config(self, key: str) -> Any:
         """``{Name: kwargs}`` for ``key`` from its two accepted forms (see build_criterion)."""
-        config = self.get(key)
-        legacy = self.get(f"trainer/{key}")
-        legacy_kwargs = self.get(f"trainer/{key}_kwargs")
+        config = self.config_value(key)
+        legacy = self.config_value(f"trainer/{key}")
+        legacy_kwargs = self.config_value(f"trainer/{key}_kwargs")
         if config is not None:
             if legacy is not None or legacy_kwargs is not None:
                 warnings.warn(f"both '{key}' and 'trainer/{key}' are configured: '{key}' is used, "

@@ -8,17 +8,30 @@ import logging
 import os
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from speedrun import ConfigError
-from speedrun.ext import TagScopeMixin, has_mixin, load_yaml
+from speedrun.ext import ConfigKey, TagScopeMixin, has_mixin, load_yaml
 
 if TYPE_CHECKING:
     from speedrun import BaseExperiment as _Base
 else:
     _Base = object
 
-__all__ = ["InfernoTensorboardSteps"]
+__all__ = ["FIRELIGHT_KEY", "InfernoTensorboardSteps"]
+
+#: ``firelight``, read by InfernoMixin and by speedrun-firelight's FirelightMixin alike: the
+#: same declaration (one default) in both.
+FIRELIGHT_KEY = ConfigKey(
+    "firelight", None, "firelight visualizers: {tag: {Visualizer: ...}}, one visualizer config, "
+    "or the path of a YAML file holding either.", kinds=(dict, str, type(None)))
+
+
+def _tensorboard_problem(value: Any) -> str | None:
+    if value is False:
+        return ("a mapping of logger options (log_scalars_every, log_images_every, ...), true "
+                "for the defaults, or null for no logger")
+    return None
 
 
 class InfernoTensorboardSteps(TagScopeMixin, _Base):
@@ -28,6 +41,14 @@ class InfernoTensorboardSteps(TagScopeMixin, _Base):
 
     trainer: Any
 
+    CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = (
+        ConfigKey("trainer/tensorboard", None, "Options of the trainer's TensorBoard logger "
+                  "(log_scalars_every, log_images_every, log_config, split_config_keys, ...); "
+                  "true for the defaults, unset for no logger.",
+                  kinds=(dict, bool, type(None)), check=_tensorboard_problem),
+        FIRELIGHT_KEY,
+    )
+
     # tagscope, set_tagscope and get_full_tag come from speedrun.ext.TagScopeMixin: the one scope
     # TensorboardMixin, Firelight and IO use too.
 
@@ -35,7 +56,7 @@ class InfernoTensorboardSteps(TagScopeMixin, _Base):
         """Log to TensorBoard (``Logs/``) if ``trainer/tensorboard`` is configured."""
         from ._callbacks import TensorboardXLogger
 
-        config = self.get("trainer/tensorboard")
+        config = self.config_value("trainer/tensorboard")
         if config is None:
             return
         if config is True:
@@ -139,7 +160,7 @@ class InfernoTensorboardSteps(TagScopeMixin, _Base):
                 if handler not in handlers:
                     root.removeHandler(handler)
             root.setLevel(level)
-        config = copy.deepcopy(self.get("firelight"))
+        config = copy.deepcopy(self.config_value("firelight"))
         if isinstance(config, (str, os.PathLike)):  # the original's form: a YAML file
             path = os.fspath(config)
             if not os.path.isfile(path):

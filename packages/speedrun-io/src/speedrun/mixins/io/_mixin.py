@@ -7,7 +7,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from speedrun import ExperimentDirectoryError, is_main_process, register_hook
 from speedrun.ext import (
@@ -49,21 +49,19 @@ class IOMixin(TagScopeMixin, _Base):
     logs, images, YAML dumps); every process still prints to its own screen.
     """
 
-    # -- bookkeeping ------------------------------------------------------------------------
-    def _io_unpickleable(self, *names: str) -> None:
-        register = getattr(self, "register_unpickleable", None)
-        if register is not None:
-            register(*names)
+    #: Open files, progress bars and a custom printer (functions often cannot be pickled).
+    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({
+        "_io_files", "_io_progress_bars", "_io_all_bars", "_io_printer_callable",
+    })
 
-    def _io_state(self, name: str, factory: Callable[[], Any], *, pickle: bool = True) -> Any:
+    # -- bookkeeping ------------------------------------------------------------------------
+    def _io_state(self, name: str, factory: Callable[[], Any]) -> Any:
         """The attribute ``name``, created with ``factory()`` on first use."""
         try:
             return self.__dict__[name]
         except KeyError:
             value = factory()
             setattr(self, name, value)
-            if not pickle:
-                self._io_unpickleable(name)
             return value
 
     def _io_require(self, directory: str | None, what: str, fix: str) -> str:
@@ -153,7 +151,6 @@ class IOMixin(TagScopeMixin, _Base):
         else:
             self._io_printer_name = None
             self._io_printer_callable = printer
-            self._io_unpickleable("_io_printer_callable")
         return self
 
     def print_to_tqdm(self) -> IOMixin:
@@ -188,7 +185,7 @@ class IOMixin(TagScopeMixin, _Base):
         )
         name = self.printing_to_file_name
         path = os.path.join(log_directory, *relative_parts(name, what="print_to_file file name"))
-        files: dict[str, LineFile] = self._io_state("_io_files", dict, pickle=False)
+        files: dict[str, LineFile] = self._io_state("_io_files", dict)
         handle = files.get(path)
         if handle is None or handle.closed:
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -272,7 +269,7 @@ class IOMixin(TagScopeMixin, _Base):
     @property
     def progress_bars(self) -> dict[str, Any]:
         """The progress bars made with a ``tag``, by tag (not saved in checkpoints)."""
-        return self._io_state("_io_progress_bars", dict, pickle=False)  # type: ignore[no-any-return]
+        return self._io_state("_io_progress_bars", dict)  # type: ignore[no-any-return]
 
     def progress(
         self, iterable: Iterable[Any] | None = None, tag: str | None = None, **tqdm_kwargs: Any
@@ -289,7 +286,7 @@ class IOMixin(TagScopeMixin, _Base):
             iterable = tqdm_kwargs.pop("iterator")
         desc = tqdm_kwargs.pop("desc", tag)  # an explicit desc wins over the tag as label
         bar = make_progress_bar(iterable, desc=desc, **tqdm_kwargs)
-        live = self._io_state("_io_all_bars", list, pickle=False)
+        live = self._io_state("_io_all_bars", list)
         live[:] = [other for other in live if not other.disable]  # finished bars are closed
         live.append(bar)
         if tag is not None:

@@ -7,10 +7,9 @@ import os
 import re
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from speedrun import (
-    ConfigError,
     ExperimentDirectoryError,
     is_main_process,
     register_hook,
@@ -20,6 +19,7 @@ from speedrun.ext import (
     POST_LOAD,
     PRE_CHECKPOINT,
     PRE_DISPATCH,
+    ConfigKey,
     TagScopeMixin,
     atomic_write_text,
     to_image_array,
@@ -45,11 +45,6 @@ _BUFFER_BYTES = "tensorboard/buffer_bytes"
 _MAX_QUEUE = "tensorboard/max_queue"  # tensorboardX's queue, gone: a warning says so
 _HPARAMS = "tensorboard/hparams"
 _HPARAMS_METRICS = "tensorboard/hparams_metrics"
-DEFAULT_FLUSH_SECS = 30
-DEFAULT_BUFFER_BYTES = 65536
-#: Attributes the mixin keeps on the experiment; none of them goes into checkpoints.
-_ATTRIBUTES = ("_tensorboard_writer", "_tensorboard_events", "_tensorboard_tags",
-               "_tensorboard_scope", "_tensorboard_purge_step")
 _MAX_CACHED_TAGS = 50_000
 # The characters TensorBoard (TensorFlow op names) allows in tags; others become "_".
 _INVALID_TAG_CHARACTERS = re.compile(r"[^-/\w.]")
@@ -80,27 +75,33 @@ def _clean_tag(tag: str) -> str:
     return _INVALID_TAG_CHARACTERS.sub("_", tag).lstrip("/")
 
 
-def _check_every(key: str, value: Any) -> int | None:
-    """A ``log_<kind>_every`` value as a positive int, or ``None`` for "never"."""
-    if value is None or (value == 0 and not isinstance(value, bool)):
+def _every_problem(value: Any) -> str | None:
+    """``check=`` of the ``log_<kind>_every`` keys: a positive whole number, or null/0 (never)."""
+    if value is None or value == 0 or (value > 0 and float(value).is_integer()):
         return None
-    if isinstance(value, float) and value.is_integer() and value > 0:
-        return int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(
-            f"config '{key}' must be a positive whole number of steps (or null/0 to turn that "
-            f"logging off), got {type(value).__name__} {value!r}. Fix it in train_config.yml or "
-            f"pass --config.{key.replace('/', '.')} 100"
-        )
-    return value
+    return "a positive whole number of steps (or null/0 to turn that logging off)"
 
 
-def _positive_number(experiment: Any, key: str, default: float) -> float:
-    value = experiment.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(f"config '{key}' must be a positive number, got "
-                          f"{type(value).__name__} {value!r}; default is {default}")
-    return value
+def _positive_problem(value: Any) -> str | None:
+    return None if value > 0 else "a positive number"
+
+
+def _metrics_problem(value: Any) -> str | None:
+    if isinstance(value, (list, tuple)) and not all(isinstance(tag, str) for tag in value):
+        return ("a list of the scalar tags shown as HParams metrics, such as "
+                "[train/loss, val/accuracy]")
+    return None
+
+
+def _hparams_problem(value: Any) -> str | None:
+    if isinstance(value, (list, tuple)) and not all(isinstance(path, str) for path in value):
+        return "true (all), false (none) or a list of keys such as [training/lr, model]"
+    return None
+
+
+def _every_key(path: str, kind: str) -> ConfigKey:
+    return ConfigKey(path, None, f"log_{kind}_now is true when step % every == 0; unset, null or "
+                     f"0: never.", kinds=(int, float, type(None)), check=_every_problem)
 
 
 class TensorboardMixin(TagScopeMixin, _Base):
@@ -141,6 +142,30 @@ class TensorboardMixin(TagScopeMixin, _Base):
     (``speedrun.is_main_process()``) writes; the other ranks' ``log_*`` calls do nothing.
     """
 
+    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({
+        "_tensorboard_writer", "_tensorboard_events", "_tensorboard_tags",
+        "_tensorboard_purge_step", "_tensorboard_hparams_logged",
+    })
+    CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = (
+        _every_key(_SCALARS_EVERY, "scalars"),
+        _every_key(_IMAGES_EVERY, "images"),
+        _every_key(_EMBEDDINGS_EVERY, "embeddings"),
+        _every_key(_HISTOGRAMS_EVERY, "histograms"),
+        ConfigKey(_FLUSH_SECS, 30, "Longest time (about) in seconds that logged events stay in "
+                  "memory before they are written to the file.", kinds=(int, float),
+                  check=_positive_problem),
+        ConfigKey(_BUFFER_BYTES, 65536, "Size of the in-memory event buffer in bytes; a full "
+                  "buffer is written at once.", kinds=(int, float), check=_positive_problem),
+        ConfigKey(_MAX_QUEUE, None, "No longer applies (tensorboardX's queue is gone); a warning "
+                  "asks to remove it."),
+        ConfigKey(_HPARAMS, True, "Config keys the HParams dashboard shows: true for all, a list "
+                  "of keys (a key selects its subtree), false for none.",
+                  kinds=(bool, str, list, tuple, type(None)), check=_hparams_problem),
+        ConfigKey(_HPARAMS_METRICS, None, "Scalar tags shown as the HParams dashboard's metric "
+                  "columns (their last value); unset: every scalar tag of the run.",
+                  kinds=(str, list, tuple, type(None)), check=_metrics_problem),
+    )
+
     _tensorboard_writer: SummaryWriter | None = None
     _tensorboard_events: Any = None
     _tensorboard_tags: dict[tuple[str, str], str] | None = None
@@ -178,8 +203,7 @@ class TensorboardMixin(TagScopeMixin, _Base):
                     "experiment has no directory: pass one on the command line (python "
                     "train.py experiments/RUN-0) or set experiment.experiment_directory first"
                 )
-            self._tensorboard_register()
-            if self.get(_MAX_QUEUE) is not None:
+            if self.config_value(_MAX_QUEUE) is not None:
                 warnings.warn(f"config '{_MAX_QUEUE}' no longer applies: events are written by "
                               f"the logging thread through a buffer of '{_BUFFER_BYTES}' "
                               f"bytes, at most about '{_FLUSH_SECS}' seconds after they were "
@@ -187,8 +211,8 @@ class TensorboardMixin(TagScopeMixin, _Base):
             writer = open_writer(
                 directory,
                 purge_step=self._tensorboard_purge_step,
-                flush_secs=_positive_number(self, _FLUSH_SECS, DEFAULT_FLUSH_SECS),
-                buffer_bytes=int(_positive_number(self, _BUFFER_BYTES, DEFAULT_BUFFER_BYTES)),
+                flush_secs=self.config_value(_FLUSH_SECS),
+                buffer_bytes=int(self.config_value(_BUFFER_BYTES)),
                 write_to_disk=is_main_process(),
             )
             self._tensorboard_writer = writer
@@ -200,12 +224,6 @@ class TensorboardMixin(TagScopeMixin, _Base):
         events = writer.events  # reopens (appending to the same file) after a close()
         self._tensorboard_events = DISCARD if events is None else events
         return writer
-
-    def _tensorboard_register(self) -> None:
-        if "_tensorboard_registered" not in self.__dict__:
-            self.register_unpickleable(*_ATTRIBUTES, "_tensorboard_registered",
-                                       "_tensorboard_hparams_logged")
-            self._tensorboard_registered = True
 
     def _tensorboard_close(self) -> None:
         """Flush, fsync and close the event files (the ``clean_up`` hook).
@@ -230,7 +248,6 @@ class TensorboardMixin(TagScopeMixin, _Base):
     def _tensorboard_after_load(self) -> None:
         """The ``post_load`` hook: events logged from now on replace the loaded run's events
         from ``step`` on (a ``SessionLog.START`` event at ``step``, as ``purge_step`` writes)."""
-        self._tensorboard_register()
         writer = self._tensorboard_writer
         if writer is None:
             self._tensorboard_purge_step = self.step
@@ -246,8 +263,8 @@ class TensorboardMixin(TagScopeMixin, _Base):
         row of the HParams dashboard, its metrics ``tensorboard/hparams_metrics``."""
         from ._hparams import hparams_metric_tags, select_hparams, write_run_hparams
 
-        selection = self.get(_HPARAMS, True)
-        metrics = hparams_metric_tags(self.get(_HPARAMS_METRICS), _HPARAMS_METRICS)
+        selection = self.config_value(_HPARAMS)
+        metrics = hparams_metric_tags(self.config_value(_HPARAMS_METRICS), _HPARAMS_METRICS)
         if (selection is False or self.log_directory is None or not is_main_process()
                 or self.__dict__.get("_tensorboard_hparams_logged")):
             return
@@ -256,7 +273,6 @@ class TensorboardMixin(TagScopeMixin, _Base):
             return
         write_run_hparams(self.logger, hparams, [_clean_tag(tag) for tag in metrics],
                           self.step)
-        self._tensorboard_register()
         self._tensorboard_hparams_logged = True
 
     register_hook(_tensorboard_log_run_hparams, PRE_DISPATCH)
@@ -478,41 +494,41 @@ class TensorboardMixin(TagScopeMixin, _Base):
     def log_scalars_now(self) -> bool:
         """True when ``tensorboard/log_scalars_every`` is set and divides the step."""
         every = self.get(_SCALARS_EVERY)
-        if every.__class__ is not int or every <= 0:
-            every = _check_every(_SCALARS_EVERY, every)
-            if every is None:
+        if every.__class__ is not int or every <= 0:  # the fast path takes a set positive int
+            every = self.config_value(_SCALARS_EVERY)
+            if not every:
                 return False
-        return self.step % every == 0
+        return self.step % int(every) == 0
 
     @property
     def log_images_now(self) -> bool:
         """True when ``tensorboard/log_images_every`` is set and divides the step."""
         every = self.get(_IMAGES_EVERY)
-        if every.__class__ is not int or every <= 0:
-            every = _check_every(_IMAGES_EVERY, every)
-            if every is None:
+        if every.__class__ is not int or every <= 0:  # the fast path takes a set positive int
+            every = self.config_value(_IMAGES_EVERY)
+            if not every:
                 return False
-        return self.step % every == 0
+        return self.step % int(every) == 0
 
     @property
     def log_embeddings_now(self) -> bool:
         """True when ``tensorboard/log_embeddings_every`` is set and divides the step."""
         every = self.get(_EMBEDDINGS_EVERY)
-        if every.__class__ is not int or every <= 0:
-            every = _check_every(_EMBEDDINGS_EVERY, every)
-            if every is None:
+        if every.__class__ is not int or every <= 0:  # the fast path takes a set positive int
+            every = self.config_value(_EMBEDDINGS_EVERY)
+            if not every:
                 return False
-        return self.step % every == 0
+        return self.step % int(every) == 0
 
     @property
     def log_histograms_now(self) -> bool:
         """True when ``tensorboard/log_histograms_every`` is set and divides the step."""
         every = self.get(_HISTOGRAMS_EVERY)
-        if every.__class__ is not int or every <= 0:
-            every = _check_every(_HISTOGRAMS_EVERY, every)
-            if every is None:
+        if every.__class__ is not int or every <= 0:  # the fast path takes a set positive int
+            every = self.config_value(_HISTOGRAMS_EVERY)
+            if not every:
                 return False
-        return self.step % every == 0
+        return self.step % int(every) == 0
 
     # -- export --------------------------------------------------------------------------------
     def dump_logs_to_json(self, path: str | os.PathLike[str] | None = None) -> TensorboardMixin:

@@ -9,18 +9,19 @@ import sys
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from speedrun import ArgumentError, ConfigError, is_main_process, register_hook
 from speedrun.ext import (
     CLEAN_UP,
     POST_LOAD,
     PRE_CHECKPOINT,
+    ConfigKey,
     list_checkpoints,
     preemption_requested,
 )
 
-from ._connect import load_wandb, resolve_mode, start_run
+from ._connect import MODES, load_wandb, resolve_mode, start_run
 from ._images import image_array
 from ._info import (
     flatten,
@@ -39,10 +40,8 @@ else:
 __all__ = ["WandBMixin"]
 
 WANDB_DIRECTORY = "WandB"
+#: ``wandb/init_timeout``'s default, also ``SweepRunner``'s ``init_timeout``.
 DEFAULT_INIT_TIMEOUT = 30.0
-DEFAULT_FLUSH_SECS = 2.0
-_RESUME_STEPS = ("keep", "rewind")
-_ON_FAILURE = ("offline", "error")
 
 
 @dataclass
@@ -62,20 +61,38 @@ class _State:
     attempt: dict[str, Any] = field(default_factory=dict)
 
 
-def _positive(experiment: Any, key: str, default: float) -> float:
-    value = experiment.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(f"config '{key}' must be a positive number of seconds, got "
-                          f"{type(value).__name__} {value!r}; default is {default:g}")
-    return float(value)
+def _positive_seconds(value: Any) -> str | None:
+    return None if value > 0 else "a positive number of seconds"
 
 
-def _choice(experiment: Any, key: str, choices: tuple[str, ...]) -> str:
-    value = experiment.get(key, choices[0])
-    if value not in choices:
-        raise ConfigError(f"config '{key}' must be one of {', '.join(choices)}, got {value!r}; "
-                          f"default is {choices[0]}")
-    return str(value)
+def _one_of(*choices: str) -> Any:
+    def check(value: Any) -> str | None:
+        return None if value in choices else f"one of {', '.join(choices)}"
+    return check
+
+
+def _mode_problem(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        resolve_mode(value)  # accepts W&B's aliases (dryrun, run) too
+    except ConfigError:
+        return f"one of {', '.join(MODES)} (or null: WANDB_MODE, else online)"
+    return None
+
+
+def _steps_problem(value: Any) -> str | None:
+    if value is None or value >= 0:
+        return None
+    return "a whole number of steps (0 or null for never)"
+
+
+def _watch_problem(value: Any) -> str | None:
+    return None if value > 0 else "a positive whole number of steps"
+
+
+def _text(path: str, doc: str) -> ConfigKey:
+    return ConfigKey(path, None, doc, kinds=(str, type(None)))
 
 
 class WandBMixin(_Base):
@@ -96,6 +113,38 @@ class WandBMixin(_Base):
     :attr:`wandb_run` is ``None`` and the ``wandb_log*`` methods do nothing.
     """
 
+    #: This process's W&B run and step bookkeeping.
+    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({"_wandb_state"})
+    CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = (
+        ConfigKey("wandb/mode", None, "online, offline (files only, upload later with wandb "
+                  "sync) or disabled; unset: WANDB_MODE, else online.",
+                  kinds=(str, type(None)), check=_mode_problem),
+        ConfigKey("wandb/init_timeout", DEFAULT_INIT_TIMEOUT, "Seconds an online start may take "
+                  "(server check plus wandb.init) before wandb/on_init_failure applies.",
+                  kinds=(int, float), check=_positive_seconds),
+        ConfigKey("wandb/on_init_failure", "offline", "offline: log offline with a warning; "
+                  "error: stop with WandBInitError.", kinds=(str,),
+                  check=_one_of("offline", "error")),
+        _text("wandb/project", "The W&B project; unset: the class attribute WANDB_PROJECT."),
+        _text("wandb/entity", "The W&B entity; unset: the class attribute WANDB_ENTITY."),
+        _text("wandb/job_type", "The run's job type; unset: the class attribute "
+              "WANDB_JOB_TYPE."),
+        _text("wandb/name", "The run's display name; unset: W&B's."),
+        _text("wandb/group", "The run's group; unset: W&B's."),
+        ConfigKey("wandb/tags", None, "The run's tags; unset: none.",
+                  kinds=(list, tuple, type(None))),
+        ConfigKey("wandb/log_every", 1, "log_wandb_now is true when step % log_every == 0; 0 "
+                  "or null: never.", kinds=(int, type(None)), check=_steps_problem),
+        ConfigKey("wandb/watch_every", 1000, "wandb_watch's default log_freq, in steps.",
+                  kinds=(int,), check=_watch_problem),
+        ConfigKey("wandb/flush_secs", 2.0, "How often W&B writes the run's .wandb file (W&B's "
+                  "x_transaction_log_flush_interval; its own 15 s loses more on kill -9).",
+                  kinds=(int, float), check=_positive_seconds),
+        ConfigKey("wandb/resume_steps", "keep", "What happens to the steps logged between the "
+                  "checkpoint and an interruption: keep or rewind.", kinds=(str,),
+                  check=_one_of("keep", "rewind")),
+    )
+
     WANDB_PROJECT: str | None = None
     WANDB_ENTITY: str | None = None
     WANDB_JOB_TYPE: str | None = None
@@ -106,7 +155,6 @@ class WandBMixin(_Base):
         state = self.__dict__.get("_wandb_state")
         if state is None:
             state = self.__dict__["_wandb_state"] = _State()
-            self.register_unpickleable("_wandb_state")
         return state
 
     @property
@@ -164,7 +212,7 @@ class WandBMixin(_Base):
             return False
 
     def _wandb_setting(self, key: str, attribute: str | None = None) -> Any:
-        value = self.get(f"wandb/{key}")
+        value = self.config_value(f"wandb/{key}")
         if value is None and attribute is not None:
             value = getattr(self, attribute)
         return value
@@ -173,7 +221,7 @@ class WandBMixin(_Base):
         state = self._wandb
         state.deferred = False
         wandb = load_wandb()
-        mode = resolve_mode(self.get("wandb/mode"))
+        mode = resolve_mode(self.config_value("wandb/mode"))
         run_id = self.find_existing_wandb_run_id() if resume else os.environ.get("WANDB_RUN_ID")
         continuing = bool(resume and run_id)
         run_id = run_id or new_run_id()
@@ -182,25 +230,25 @@ class WandBMixin(_Base):
             "project": self._wandb_setting("project", "WANDB_PROJECT"),
             "entity": self._wandb_setting("entity", "WANDB_ENTITY"),
             "job_type": self._wandb_setting("job_type", "WANDB_JOB_TYPE"),
-            "name": self.get("wandb/name"),
-            "group": self.get("wandb/group"),
-            "tags": self.get("wandb/tags"),
+            "name": self.config_value("wandb/name"),
+            "group": self.config_value("wandb/group"),
+            "tags": self.config_value("wandb/tags"),
             "config": self.wandb_config,
             "dir": self.wandb_directory,
             "id": run_id,
         }
         init = {key: value for key, value in init.items() if value is not None}
-        resume_steps = _choice(self, "wandb/resume_steps", _RESUME_STEPS)
+        resume_steps = self.config_value("wandb/resume_steps")
         if continuing and resume_steps == "rewind" and step > 0:
             init["resume_from"] = f"{run_id}?_step={step - 1}"  # W&B continues at `step`
         elif continuing:
             init["resume"] = "allow"
         settings = {"x_transaction_log_flush_interval":
-                    _positive(self, "wandb/flush_secs", DEFAULT_FLUSH_SECS)}
+                    float(self.config_value("wandb/flush_secs"))}
         run, mode = start_run(
             wandb, mode=mode, init=init, settings=settings,
-            timeout=_positive(self, "wandb/init_timeout", DEFAULT_INIT_TIMEOUT),
-            on_failure=_choice(self, "wandb/on_init_failure", _ON_FAILURE),
+            timeout=float(self.config_value("wandb/init_timeout")),
+            on_failure=self.config_value("wandb/on_init_failure"),
         )
         state.run, state.mode = run, mode
         state.pending_step, state.last_step, state.skipped = None, step - 1, []
@@ -302,13 +350,10 @@ class WandBMixin(_Base):
     @property
     def log_wandb_now(self) -> bool:
         """True when ``step % wandb/log_every == 0`` (default 1: every step; 0/null: never)."""
-        every = self.get("wandb/log_every", 1)
-        if every is None or every == 0:
+        every = self.config_value("wandb/log_every")
+        if not every:
             return False
-        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-            raise ConfigError(f"config 'wandb/log_every' must be a whole number of steps (0 or "
-                              f"null for never), got {type(every).__name__} {every!r}")
-        return self.step % every == 0
+        return self.step % int(every) == 0
 
     # -- logging -------------------------------------------------------------------------------
     def wandb_log(self, metrics: Mapping[str, Any] | None = None, step: int | None = None,
@@ -379,7 +424,7 @@ class WandBMixin(_Base):
         run = self.wandb_run
         if run is not None:
             run.watch(model, criterion=criterion, log=log,
-                      log_freq=int(log_freq or self.get("wandb/watch_every", 1000)))
+                      log_freq=int(log_freq or self.config_value("wandb/watch_every")))
         return self
 
     # -- hooks ---------------------------------------------------------------------------------

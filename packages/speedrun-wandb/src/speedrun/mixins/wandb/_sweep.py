@@ -155,9 +155,9 @@ class WandBSweepMixin(WandBMixin):
                                   "configuration (method, metric, parameters) as YAML")
         if isinstance(sweep_config, str):
             sweep_config = load_mapping(sweep_config)
-        timeout = float(self.get("wandb/init_timeout", DEFAULT_INIT_TIMEOUT))
-        wandb = _require_server("Creating a W&B sweep", resolve_mode(self.get("wandb/mode")),
-                                timeout)
+        timeout = float(self.config_value("wandb/init_timeout"))
+        wandb = _require_server("Creating a W&B sweep",
+                                resolve_mode(self.config_value("wandb/mode")), timeout)
         project = self._wandb_setting("project", "WANDB_PROJECT")
         entity = self._wandb_setting("entity", "WANDB_ENTITY")
         sweep_id = str(wandb.sweep(dict(sweep_config), entity=entity, project=project))
