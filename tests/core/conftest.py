@@ -42,5 +42,22 @@ def _no_git_from_outside(monkeypatch):
 @pytest.fixture(autouse=True)
 def _private_cache(monkeypatch, tmp_path_factory):
     # `speedrun mixins --keys` and completion cache the declared config keys under
-    # XDG_CACHE_HOME: never in the user's own cache.
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    # XDG_CACHE_HOME: never in the user's own cache. Core's tests see core's keys only,
+    # whatever mixins are installed beside it.
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    seed_core_keys_cache(cache)
+
+
+def seed_core_keys_cache(cache):
+    """Write the declared-keys cache under ``cache`` as if only speedrun-core were installed."""
+    import json
+
+    from speedrun.cli import _keys
+
+    rows = [_keys._row(key, "BaseExperiment", "speedrun-core") for key in _keys.CORE_CONFIG_KEYS]
+    path = os.path.join(str(cache), "speedrun", "config-keys.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump({"format": _keys._CACHE_FORMAT, "fingerprint": _keys._fingerprint(),
+                   "keys": rows}, handle)

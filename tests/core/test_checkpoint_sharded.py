@@ -24,6 +24,11 @@ from speedrun.experiment._runinfo import latest_valid_checkpoint  # noqa: E402
 from speedrun.experiment._sharding import wait  # noqa: E402
 
 
+def _listing(folder: object) -> list[str]:
+    """The Weights/ folder's entries, less the run's checkpoint record."""
+    return sorted(name for name in os.listdir(folder) if name != ".speedrun-checkpoints.json")
+
+
 class Model(BaseExperiment):
     def __init__(self, directory, **config):
         super().__init__(directory)
@@ -54,7 +59,7 @@ def test_a_sharded_save_is_a_committed_directory_that_loads(tmp_path):
     experiment.train_step().train_step().checkpoint()
     weights = tmp_path / "RUN" / "Weights"
     folder = weights / "checkpoint_iter_2"
-    assert sorted(os.listdir(weights)) == ["checkpoint_iter_2"]
+    assert _listing(weights) == ["checkpoint_iter_2"]
     assert {".metadata", ".speedrun-commit", "speedrun_state.pt"} <= set(os.listdir(folder))
     assert list_checkpoints(weights) == [(2, folder)] and find_checkpoint(weights, 2) == folder
     expected, moments = _parameters(experiment), experiment.optimizer.state_dict()["state"]
@@ -81,7 +86,7 @@ def test_retention_deletes_old_directories_and_files_alike(tmp_path):
     experiment.set("training/checkpoint_sharded", True)
     for _ in range(3):
         experiment.train_step().checkpoint()
-    assert sorted(os.listdir(tmp_path / "RUN" / "Weights")) == [
+    assert _listing(tmp_path / "RUN" / "Weights") == [
         "checkpoint_iter_3", "checkpoint_iter_4"]
 
 
@@ -99,7 +104,7 @@ def test_an_uncommitted_directory_is_skipped_and_never_deleted(tmp_path):
     assert loaded is not None and loaded.step == 1
     assert latest_valid_checkpoint(tmp_path / "RUN") == (1, str(weights / "checkpoint_iter_1"))
     experiment.train_step().checkpoint()  # keep=2: deletes only committed directories
-    assert sorted(os.listdir(weights)) == [
+    assert _listing(weights) == [
         "checkpoint_iter_0", "checkpoint_iter_2", "checkpoint_iter_3"]
     assert (foreign / "notes.txt").read_text() == "not speedrun's"
 
@@ -119,14 +124,14 @@ def test_a_save_interrupted_before_the_rename_leaves_the_previous_one(tmp_path, 
     with pytest.raises(CheckpointError, match="could not commit.*simulated crash"):
         experiment.train_step().checkpoint()
     weights = tmp_path / "RUN" / "Weights"
-    assert sorted(os.listdir(weights)) == [".checkpoint_iter_2.saving", "checkpoint_iter_1"]
+    assert _listing(weights) == [".checkpoint_iter_2.saving", "checkpoint_iter_1"]
     fresh = Model(tmp_path / "RUN")
     fresh.load_from_checkpoint()
     assert fresh.step == 1
     assert all(torch.equal(value, saved[name]) for name, value in _parameters(fresh).items())
     monkeypatch.setattr(_sharded.os, "rename", real_rename)
     fresh.train_step().checkpoint()  # the next save cleans the leftover up
-    assert sorted(os.listdir(weights)) == ["checkpoint_iter_1", "checkpoint_iter_2"]
+    assert _listing(weights) == ["checkpoint_iter_1", "checkpoint_iter_2"]
 
 
 def test_an_unpicklable_attribute_is_named_and_nothing_is_committed(tmp_path):
@@ -140,7 +145,7 @@ def test_an_unpicklable_attribute_is_named_and_nothing_is_committed(tmp_path):
     assert [step for step, _ in list_checkpoints(tmp_path / "RUN" / "Weights")] == [1]
     experiment.register_unpickleable("lock")
     experiment.checkpoint()
-    assert sorted(os.listdir(tmp_path / "RUN" / "Weights")) == [
+    assert _listing(tmp_path / "RUN" / "Weights") == [
         "checkpoint_iter_1", "checkpoint_iter_2"]
 
 
@@ -152,7 +157,7 @@ def test_asynchronous_saves_commit_in_the_background(tmp_path):
     experiment.checkpoint()  # waits for the first one before starting
     wait(experiment)
     weights = tmp_path / "RUN" / "Weights"
-    assert sorted(os.listdir(weights)) == ["checkpoint_iter_1", "checkpoint_iter_2"]
+    assert _listing(weights) == ["checkpoint_iter_1", "checkpoint_iter_2"]
     fresh = Model(tmp_path / "RUN")
     fresh.load_from_checkpoint(1)
     assert all(torch.equal(value, snapshot[name]) for name, value in _parameters(fresh).items())

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import seed_core_keys_cache
 
 from speedrun import BaseExperiment
 from speedrun.cli._completion import (
@@ -58,6 +59,7 @@ def workspace(tmp_path):
     env = {"PATH": f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin",
            "HOME": str(tmp_path / "home"), "LC_ALL": "C",
            "XDG_CACHE_HOME": str(tmp_path / "cache")}  # the declared-keys cache
+    seed_core_keys_cache(tmp_path / "cache")
     return project, env
 
 
@@ -115,7 +117,8 @@ def test_config_keys_from_the_inherit_target_and_from_dir(workspace):
         ["--config.empty", "--config.model.", "--config.seed", "--config.speedrun.",
          "--config.training."],
         ["--config.training."],
-        ["--config.training.checkpoint_every", "--config.training.checkpoint_keep",
+        ["--config.training.checkpoint_async", "--config.training.checkpoint_every",
+         "--config.training.checkpoint_keep", "--config.training.checkpoint_sharded",
          "--config.training.epochs", "--config.training.lr", "--config.training.schedule."],
         ["--config.training.schedule.name"],
         ["--config.augment."],

@@ -78,6 +78,7 @@ SUBCLASS = textwrap.dedent("""\
 OTHER = textwrap.dedent("""\
     import sys
     sys.modules["torch"] = None
+    import parts  # noqa: F401 - the run's state holds parts' objects (safe loading imports nothing)
     from speedrun import BaseExperiment
 
     class Other(BaseExperiment):
@@ -97,6 +98,7 @@ OTHER = textwrap.dedent("""\
 ANALYSIS = textwrap.dedent("""\
     import sys
     sys.modules["torch"] = None
+    import parts  # noqa: F401 - the run's state holds parts' objects (safe loading imports nothing)
     from speedrun import BaseExperiment, ExperimentDirectoryError
 
     class Analysis(BaseExperiment):

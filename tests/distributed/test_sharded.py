@@ -63,7 +63,8 @@ def _launch(directory: Path, *flags: str, nproc: int = 2,
 
 
 def _weights(folder: Path) -> list[str]:
-    return sorted(os.listdir(folder / "Weights"))
+    return sorted(name for name in os.listdir(folder / "Weights")
+                  if name != ".speedrun-checkpoints.json")  # the run's checkpoint record
 
 
 def _final(folder: Path) -> dict[str, torch.Tensor]:

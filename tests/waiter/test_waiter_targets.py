@@ -111,14 +111,19 @@ def test_a_finished_run_needs_no_wait(run_dir: Path) -> None:
 
 def test_accepted_directories(tmp_path: Path) -> None:
     marked = Path(ensure_experiment_directory(tmp_path / "marked"))
-    original_layout = tmp_path / "original"
+    original_layout = tmp_path / "original"  # the original speedrun's, or written by hand
     (original_layout / "Configurations").mkdir(parents=True)
-    locked_only = tmp_path / "locked-only"
-    locked_only.mkdir()
-    WriterLock(locked_only).acquire().release()
-    for directory in (marked, original_layout, locked_only):
+    (original_layout / "Configurations" / "train_config.yml").write_text("lr: 0.1\n")
+    for directory in (marked, original_layout):
         target = DirectoryTarget(directory)
         assert target.finished()
+    # A folder speedrun's own `ls`, `show` and `--resume` would not call a run is refused too:
+    # one rule for every tool (speedrun.ext.is_run_directory).
+    not_a_run = tmp_path / "locked-only"
+    not_a_run.mkdir()
+    WriterLock(not_a_run).acquire().release()
+    with pytest.raises(ExperimentDirectoryError, match="not a speedrun experiment directory"):
+        DirectoryTarget(not_a_run)
 
 
 def test_plain_directory_is_refused_and_untouched(tmp_path: Path) -> None:

@@ -82,6 +82,7 @@ from .directory._layout import (
     WEIGHTS,
     ensure_experiment_directory,
     is_experiment_directory,
+    is_run_directory,
 )
 from .directory._lock import LOCK_NAME, WriterLock, is_locked, read_lock_holder
 from .directory._paths import relative_parts, tagged_file
@@ -154,6 +155,7 @@ __all__ = [
     "git_state",
     "install_preemption_handlers",
     "is_experiment_directory",
+    "is_run_directory",
     "is_locked",
     "keep_previous_version",
     "list_checkpoints",

@@ -35,7 +35,13 @@ from typing import TYPE_CHECKING, cast
 
 from .._errors import CheckpointError
 from ..directory._fs import fsync_directory
-from ._files import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _check_step, prune_checkpoints
+from ._files import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    _check_step,
+    prune_checkpoints,
+    record_checkpoint,
+)
 from ._serialize import dump, find_unpicklable
 from ._shard_dirs import (
     COMMIT_FORMAT,
@@ -410,6 +416,9 @@ def _commit(folder: Path, temp: Path, target: Path, step: int, world: int,
             )
         aside = folder / f".{target.name}.deleting.{os.getpid()}"
         os.rename(target, aside)
+    # Recorded before the rename (as single-file saves are): a kill right after it leaves a
+    # directory the run counts as its own; only what this run wrote counts.
+    record_checkpoint(folder, target.name, None)
     os.rename(temp, target)
     fsync_directory(folder)
     if aside is not None:

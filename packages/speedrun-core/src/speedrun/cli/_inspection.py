@@ -226,13 +226,9 @@ def display_path(path: str) -> str:
 
 
 def _is_experiment(path: str) -> bool:
-    from ..directory._layout import is_experiment_directory
+    from ..directory._layout import is_run_directory
 
-    if is_experiment_directory(path):
-        return True
-    # An unmarked folder of the original speedrun: Configurations/ plus Weights/ or Logs/.
-    return os.path.isdir(os.path.join(path, "Configurations")) and (
-        os.path.isdir(os.path.join(path, "Weights")) or os.path.isdir(os.path.join(path, "Logs")))
+    return is_run_directory(path)
 
 
 def _require_experiment(path: str) -> str:

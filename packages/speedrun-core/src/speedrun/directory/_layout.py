@@ -39,6 +39,7 @@ __all__ = [
     "ensure_experiment_directory",
     "inherit_source",
     "is_experiment_directory",
+    "is_run_directory",
     "prepare_experiment_directory",
     "read_marker",
 ]
@@ -118,6 +119,18 @@ def read_marker(path: PathLike) -> dict[str, Any] | None:
 def is_experiment_directory(path: PathLike) -> bool:
     """Whether ``path`` is a folder carrying a valid speedrun marker."""
     return os.path.isdir(_clean_path(path)) and read_marker(path) is not None
+
+
+def is_run_directory(path: PathLike) -> bool:
+    """Whether ``path`` holds a run: marked by speedrun (:func:`is_experiment_directory`), or laid
+    out by the original speedrun or by hand with ``Configurations/train_config.yml``.
+
+    The one answer for listing, inspecting, resuming and waiting for runs (``speedrun ls``,
+    ``show``, ``--resume``, ``--wait.for``); deleting needs the marker
+    (:func:`is_experiment_directory`).
+    """
+    return is_experiment_directory(path) or os.path.isfile(
+        os.path.join(_clean_path(path), CONFIGURATIONS, CONFIG_FILE_NAME))
 
 
 def _write_marker(path: str, *, adopted: bool, foreign: list[str] | None = None) -> None:

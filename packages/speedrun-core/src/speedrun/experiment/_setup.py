@@ -24,7 +24,7 @@ from ..directory._layout import (
     CONFIG_FILE_NAME,
     CONFIGURATIONS,
     WEIGHTS,
-    is_experiment_directory,
+    is_run_directory,
 )
 from ..directory._lock import WriterLock
 from ..directory._purge import purge_experiment_directory
@@ -318,8 +318,7 @@ class CommandLineSetup(Checkpointing):
         if request.directory is None:
             raise _no_directory(self._require_args())
         directory = request.directory
-        if request.resume and not (is_experiment_directory(directory) or os.path.isfile(
-                os.path.join(directory, CONFIGURATIONS, CONFIG_FILE_NAME))):
+        if request.resume and not is_run_directory(directory):
             raise nothing_to_resume(directory)
         if request.unknown_flags:  # reported when run() starts, or at exit without run()
             import atexit

@@ -81,14 +81,10 @@ class ProcessTarget:
 
 
 def _looks_like_experiment_directory(path: Path) -> bool:
-    """A marked speedrun directory, one a run has locked, or the original speedrun's layout."""
-    from speedrun.ext import LOCK_NAME, is_experiment_directory
+    """A run's directory, by core's one rule (``speedrun.ext.is_run_directory``)."""
+    from speedrun.ext import is_run_directory
 
-    return (
-        is_experiment_directory(path)
-        or (path / LOCK_NAME).exists()
-        or (path / "Configurations").is_dir()
-    )
+    return is_run_directory(path)
 
 
 class DirectoryTarget:
@@ -106,7 +102,7 @@ class DirectoryTarget:
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, what: str = "--wait.for") -> None:
-        from speedrun.ext import LOCK_NAME, read_lock_holder
+        from speedrun.ext import read_lock_holder
 
         path = Path(os.path.expanduser(os.fspath(directory)))
         self.directory = path
@@ -124,9 +120,9 @@ class DirectoryTarget:
         if not _looks_like_experiment_directory(path):
             raise ExperimentDirectoryError(
                 f"{what} got {os.fspath(directory)!r}, which is a directory but not a "
-                f"speedrun experiment directory (it has no .speedrun marker, no {LOCK_NAME} "
-                f"lock file and no Configurations/ folder). Expected {_ACCEPTED_FOR}. Fix: pass the directory "
-                "the run you want to wait for was started with."
+                "speedrun experiment directory (it has no .speedrun marker and no "
+                f"Configurations/train_config.yml). Expected {_ACCEPTED_FOR}. Fix: pass the "
+                "directory the run you want to wait for was started with."
             )
         holder = read_lock_holder(path)
         if holder is not None and holder.get("pid") == os.getpid() \

@@ -18,7 +18,7 @@ from ._loop import (
 )
 from ._process import check_pid
 from ._process import is_alive as _is_alive
-from ._targets import DirectoryTarget, MemoryTarget, ProcessTarget, parse_wait_for
+from ._targets import MemoryTarget, ProcessTarget, parse_wait_for
 
 if TYPE_CHECKING:
     from speedrun import BaseExperiment as _Base
