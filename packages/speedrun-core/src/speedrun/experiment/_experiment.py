@@ -38,6 +38,8 @@ from ._setup import CommandLineSetup
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..checkpoint._async import AsyncSaver
+
 
 __all__ = ["BaseExperiment"]
 
@@ -47,6 +49,7 @@ _RANDOM_STATE_KEY = "__speedrun_random_state__"
 _PROCESS_ATTRIBUTES = frozenset({
     "_experiment_directory", "_tree", "_config_memo", "_meta_config", "_argv", "_args",
     "_default_dispatch", "_writer_lock", "_resume_pending", "_world_size", "_run_record",
+    "_checkpoint_saver",
 })
 
 
@@ -75,6 +78,7 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         self._default_dispatch: str | None = None
         self._writer_lock: WriterLock | None = None
         self._resume_pending = False
+        self._checkpoint_saver: AsyncSaver | None = None  # created by the first async save
         self._world_size = _distributed.get_world_size()  # processes of this launch (torchrun)
         self.experiment_directory = experiment_directory
         super().__init__()
@@ -92,8 +96,13 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         return self._step
 
     def next_step(self) -> BaseExperiment:
-        """Increment the step; on a pending preemption signal, checkpoint and exit (code 75)."""
+        """Increment the step; on a pending preemption signal, checkpoint and exit (code 75).
+
+        Raises the failure of a finished background checkpoint save, if any.
+        """
         self._step = (self._step or 0) + 1
+        if self._checkpoint_saver is not None:
+            self._checkpoint_saver.raise_failure()
         if self._world_size > 1:  # every rank checkpoints at the same step
             if _distributed.preemption_agreed(_preemption.requested()):
                 self._preempt()
@@ -322,12 +331,23 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         state[_RANDOM_STATE_KEY] = capture_random_state()
         return state
 
-    def checkpoint(self, force: bool = True) -> BaseExperiment:
+    def checkpoint(self, force: bool = True, blocking: bool | None = None) -> BaseExperiment:
         """Save the experiment's state (atomic and durable) as ``checkpoint_path``.
 
         With ``force=False``, saves only when ``step % training/checkpoint_every == 0``.
         ``training/checkpoint_keep`` keeps only the newest N checkpoints.
+
+        ``blocking=False`` saves asynchronously: this call only takes a consistent snapshot of
+        the state (tensors copied into reusable host buffers, everything else by value, the
+        random states included) and the serialise, write, fsync, rename and pruning run in a
+        background thread. ``blocking=None`` (the default) follows ``training/checkpoint_async``
+        (off unless set). At most one save is in flight: a save first waits for the previous
+        one. A background failure is raised by the next ``checkpoint()``, ``next_step()``,
+        :meth:`wait_for_checkpoint` or the end of ``run()``; the previous checkpoint stays.
         """
+        saver = self._checkpoint_saver
+        if saver is not None:
+            saver.raise_failure()
         if not force:
             every = self.get("training/checkpoint_every")
             if not every:
@@ -338,19 +358,58 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
                 return self
             if self.step % int(every):
                 return self
-        from ..checkpoint._io import save_checkpoint
+        if blocking is None:
+            blocking = not self._checkpoint_async_config()
         from ..checkpoint._random_state import capture_random_state
 
         directory = os.path.join(self._require_directory("checkpoint"), "Weights")
+        keep = self.get("training/checkpoint_keep")
+        if saver is not None:
+            saver.wait()  # at most one save in flight, and saves commit in order
+        elif not blocking:
+            from ..checkpoint._async import AsyncSaver
+
+            saver = self._checkpoint_saver = AsyncSaver()
         self.execute_hooks(PRE_CHECKPOINT)
+        step = self.step
         if not _distributed.is_main_process():  # one checkpoint per save, from rank 0
-            _distributed.save_rank_random_state(directory, self.step, capture_random_state(),
-                                                keep=self.get("training/checkpoint_keep"))
+            random_state, rank = capture_random_state(), _distributed.get_rank()
+            if blocking or saver is None:
+                _distributed.save_rank_random_state(directory, step, random_state, rank=rank,
+                                                    keep=keep)
+            else:  # captured above; written behind, with no collective
+                saver.submit(f"rank {rank}'s random state for step {step}",
+                             lambda: _distributed.save_rank_random_state(
+                                 directory, step, random_state, rank=rank, keep=keep))
             return self
-        save_checkpoint(directory, self.step, self._checkpoint_state(),
-                        experiment_class=class_path(self),
-                        keep=self.get("training/checkpoint_keep"))
+        if blocking or saver is None:
+            from ..checkpoint._io import save_checkpoint
+
+            save_checkpoint(directory, step, self._checkpoint_state(),
+                            experiment_class=class_path(self), keep=keep)
+        else:
+            saver.save(directory, step, self._checkpoint_state(),
+                       experiment_class=class_path(self), keep=keep)
         return self
+
+    def wait_for_checkpoint(self) -> BaseExperiment:
+        """Block until a background checkpoint save has committed; raise its failure if it failed.
+
+        Nothing to do without asynchronous saves. ``run()`` calls it when the run ends, a
+        preemption before it exits, and ``checkpoint()`` before the next save.
+        """
+        if self._checkpoint_saver is not None:
+            self._checkpoint_saver.wait()
+        return self
+
+    def _checkpoint_async_config(self) -> bool:
+        value = self.get("training/checkpoint_async", False)
+        if value is None or isinstance(value, bool):
+            return bool(value)
+        raise CheckpointError(
+            f"Expected training/checkpoint_async to be true or false, got {value!r}. Set it "
+            "with --config.training.checkpoint_async true (or false) or in the config file."
+        )
 
     def load_from_checkpoint(self, step: int | None = None) -> BaseExperiment:
         """Restore the state saved at ``step`` (default: the latest valid checkpoint).
@@ -362,6 +421,7 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         from ..checkpoint._random_state import restore_random_state
 
         directory = os.path.join(self._require_directory("load_from_checkpoint"), "Weights")
+        self.wait_for_checkpoint()  # a pending background save is part of the folder
         if step is None:  # other ranks: the checkpoint rank 0 resumes from (not a newer one)
             loaded = (_launch.load_announced_checkpoint(directory, class_path(self))
                       or load_latest_valid(directory, experiment_class=class_path(self),
@@ -397,7 +457,7 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
 
     def _preempt(self) -> None:
         if self._experiment_directory is not None:
-            self.checkpoint(force=True)
+            self.checkpoint(force=True, blocking=True)  # waits for a pending save, then commits
         _distributed.wait_after_preemption_checkpoint(self._experiment_directory)
         raise _preemption.Preempted(self.step, _preemption.received_signal())
 
@@ -413,9 +473,20 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
             self.load_from_checkpoint()
 
     def _after_run(self) -> None:
+        error = sys.exc_info()[1]
+        failure: CheckpointError | None = None
+        try:  # a pending background save commits before the run ends
+            self.wait_for_checkpoint()
+        except CheckpointError as exc:
+            failure = exc
         record = getattr(self, "_run_record", None)
         if record is not None:  # the end status, written while the writer lock is still held
-            record.finish_run(sys.exc_info()[1], self.step)
+            record.finish_run(error or failure, self.step)
         _preemption.uninstall()
         if self._writer_lock is not None:
             self._writer_lock.release()
+        if failure is not None:
+            if error is None:
+                raise failure
+            warnings.warn(f"{failure} (reported here because the run is already ending with "
+                          f"{type(error).__name__}: {error})", stacklevel=2)
