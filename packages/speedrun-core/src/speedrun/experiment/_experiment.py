@@ -19,7 +19,7 @@ from ..checkpoint._files import (
     find_checkpoint,
     list_checkpoints,
 )
-from ..config._arguments import Arguments
+from ..config._arguments import _BOOLEAN_WORDS, Arguments
 from ..config._namespace import Namespace
 from ..config._tree import Config
 from ..config._yaml import dumps_yaml, load_mapping
@@ -406,9 +406,11 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         value = self.get("training/checkpoint_async", False)
         if value is None or isinstance(value, bool):
             return bool(value)
+        if isinstance(value, str) and value.lower() in _BOOLEAN_WORDS:  # --config... true
+            return _BOOLEAN_WORDS[value.lower()]
         raise CheckpointError(
             f"Expected training/checkpoint_async to be true or false, got {value!r}. Set it "
-            "with --config.training.checkpoint_async true (or false) or in the config file."
+            "with --config.training.checkpoint_async True (or False) or in the config file."
         )
 
     def load_from_checkpoint(self, step: int | None = None) -> BaseExperiment:
