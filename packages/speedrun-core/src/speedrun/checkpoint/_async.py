@@ -261,6 +261,8 @@ class _CopyPlan:
             buffer = self.buffers.storage(self.buffer_count, nbytes, False, torch)
             self.buffer_count += 1
             _as_bytes(torch, buffer).copy_(_as_bytes(torch, source))
+            if _LOCATIONS:  # the buffer may have held another device's bytes last time
+                _LOCATIONS.pop(buffer.data_ptr(), None)
             return buffer
         location = torch.serialization.location_tag(source)
         if device.type == "cuda":
