@@ -187,7 +187,9 @@ class Snapshot:
                 return torch.storage.TypedStorage(  # type: ignore[union-attr]
                     wrap_storage=storage, dtype=dtype, _internal=True)
 
-        return _Unpickler(io.BytesIO(self._structure), buffers=self._blobs).load()
+        value = _Unpickler(io.BytesIO(self._structure), buffers=self._blobs).load()
+        self._structure = b""  # by-value data (bytes, lists) now lives in ``value`` only
+        return value
 
 
 def take_snapshot(value: Any, serializer: str = "torch", buffers: _Buffers | None = None
