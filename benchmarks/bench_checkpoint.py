@@ -21,7 +21,7 @@ first); times are medians, ratios the median of the per-run ratios.
 
 Asynchronous saves (issue 17), ``--async`` (default state 1024 MB):
 
-    python benchmarks/bench_checkpoint.py --async [--size-mb 1024] [--runs 5] [--every-s 10]
+    python benchmarks/bench_checkpoint.py --async [--size-mb 1024] [--runs 5] [--every-s 15]
 
 - stall per async save (``AsyncSaver.save``: the snapshot, in the calling thread) against a bare
   copy of the state into preallocated buffers (the floor of a consistent snapshot without
@@ -156,7 +156,7 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="folder on the disk to test (default: temp)")
     parser.add_argument("--async", dest="background", action="store_true",
                         help="measure asynchronous saves (stall, training throughput, memory)")
-    parser.add_argument("--every-s", type=float, default=10.0,
+    parser.add_argument("--every-s", type=float, default=15.0,
                         help="--async: seconds of training between checkpoints")
     parser.add_argument("--intervals", type=int, default=2,
                         help="--async: checkpoint intervals per training-loop run")

@@ -80,6 +80,7 @@ def test_snapshot_is_taken_at_the_call_and_later_changes_do_not_leak(tmp_path: P
     assert random.random() == after_snapshot_draw
 
 
+@pytest.mark.filterwarnings("ignore:TypedStorage is deprecated")
 def test_async_file_loads_like_the_synchronous_one(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     state = {"w": torch.randn(100, 10), "flag": True, "nested": {"t": torch.arange(5)},
