@@ -18,6 +18,22 @@ during a save <= 1.1x the state size. Runs are interleaved (alternating which va
 first); times are medians, ratios the median of the per-run ratios.
 
     python benchmarks/bench_checkpoint.py [--size-mb 256] [--runs 9] [--dir /tmp]
+
+Asynchronous saves (issue 17), ``--async`` (default state 1024 MB):
+
+    python benchmarks/bench_checkpoint.py --async [--size-mb 1024] [--runs 5] [--every-s 15]
+
+- stall per async save (``AsyncSaver.save``: the snapshot, in the calling thread) against a bare
+  copy of the state into preallocated buffers (the floor of a consistent snapshot without
+  copy-on-write; target <= 1.2x) and against the synchronous durable save (target <= 0.3x);
+- a training loop (GIL-free matmuls plus an in-place update of one state tensor per step) that
+  checkpoints every ``--every-s`` seconds' worth of steps: throughput without checkpoints,
+  with async saves (target >= 0.95x), with synchronous saves, and with a writer *process* fed
+  from shared memory (the alternative to the background thread, measured beside it);
+- peak RSS above the state during the first async save (buffers allocated then) against the
+  state size (target <= 1.0x extra, i.e. <= 2x the state in total).
+
+``--device cuda`` (used by ``bench_checkpoint_gpu.py``) keeps the state on the GPU.
 """
 
 from __future__ import annotations
@@ -31,7 +47,7 @@ import tempfile
 import time
 
 
-def make_state(size_mb: int) -> dict:
+def make_state(size_mb: int, device: str = "cpu") -> dict:
     import torch
 
     # Per layer four 8 MB tensors: the weight, its EMA copy, and Adam's two moments. The model
@@ -42,12 +58,12 @@ def make_state(size_mb: int) -> dict:
     model, ema, moments = {}, {}, {}
     for index in range(layers):
         shape = (layer_bytes // 4 // 1024, 1024)
-        model[f"layers.{index}.weight"] = torch.randn(shape, generator=generator)
+        model[f"layers.{index}.weight"] = torch.randn(shape, generator=generator).to(device)
         ema[f"layers.{index}.weight"] = model[f"layers.{index}.weight"].clone()
         moments[index] = {
             "step": torch.tensor(100.0),
-            "exp_avg": torch.randn(shape, generator=generator),
-            "exp_avg_sq": torch.rand(shape, generator=generator),
+            "exp_avg": torch.randn(shape, generator=generator).to(device),
+            "exp_avg_sq": torch.rand(shape, generator=generator).to(device),
         }
     optimizer = {
         "state": moments,
@@ -133,10 +149,32 @@ def peak_during(function, *args) -> int | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mb", type=int, default=256)
-    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--size-mb", type=int, default=None,
+                        help="state size (default 256; 1024 with --async)")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="interleaved runs (default 9; 5 with --async)")
     parser.add_argument("--dir", default=None, help="folder on the disk to test (default: temp)")
+    parser.add_argument("--async", dest="background", action="store_true",
+                        help="measure asynchronous saves (stall, training throughput, memory)")
+    parser.add_argument("--every-s", type=float, default=15.0,
+                        help="--async: seconds of training between checkpoints")
+    parser.add_argument("--intervals", type=int, default=2,
+                        help="--async: checkpoint intervals per training-loop run")
+    parser.add_argument("--loop-rounds", type=int, default=2,
+                        help="--async: runs of each training-loop variant")
+    parser.add_argument("--device", default="cpu", help="--async: where the state lives")
+    parser.add_argument("--no-process", action="store_true",
+                        help="--async: skip the writer-process comparison")
     args = parser.parse_args()
+    if args.background:
+        from _bench_async import run_async_benchmark
+
+        args.size_mb = args.size_mb or 1024
+        args.runs = args.runs or 5
+        run_async_benchmark(args)
+        return
+    args.size_mb = args.size_mb or 256
+    args.runs = args.runs or 9
 
     import torch
 

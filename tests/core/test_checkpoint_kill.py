@@ -6,7 +6,9 @@ every kill, ``load_latest_valid`` must succeed without a single warning, every f
 discovery lists must load, and each state must be complete and belong to its step.
 
 Torch writers are forked from one pre-started "zygote" process that imported torch once, so
-that 20 trials do not pay 20 torch start-ups; pickle writers are fresh processes.
+that 20 trials do not pay 20 torch start-ups; pickle writers are fresh processes. The async
+trials use ``AsyncSaver``: the writer's main thread snapshots step after step while the
+background thread writes, so most kills land in the middle of a background write.
 """
 
 from __future__ import annotations
@@ -45,16 +47,19 @@ _WRITER = """
             payload = bytes([step % 251]) * (ELEMENTS * 4 - 1) + b"\\xff"
         return {"payload": payload, "meta": {"step": step, "elements": ELEMENTS}}
 
-    def write_forever(folder, serializer, announce=False):
+    def write_forever(folder, serializer, announce=False, background=False):
+        from speedrun.checkpoint._async import AsyncSaver
         from speedrun.checkpoint._io import load_latest_valid, save_checkpoint
         latest = load_latest_valid(folder)
         step = latest.step + 1 if latest is not None else 1
         if announce:  # start-up and the first load are done: kills now land in the save loop
             print("saving", flush=True)
+        save = AsyncSaver().save if background else save_checkpoint
         deadline = time.monotonic() + 20  # never outlive a broken test
         while time.monotonic() < deadline:
-            save_checkpoint(folder, step, state_for(step, serializer), experiment_class=CLS,
-                            keep=3, serializer=serializer)
+            # async: returns after the snapshot; the next call waits for this write
+            save(folder, step, state_for(step, serializer), experiment_class=CLS,
+                 keep=3, serializer=serializer)
             step += 1
         os._exit(0)
 """
@@ -66,11 +71,11 @@ _ZYGOTE = """
     print("ready", flush=True)
     for line in sys.stdin:
         command, argument = line.split()
-        if command == "fork":
+        if command in ("fork", "fork-async"):
             pid = os.fork()
             if pid == 0:
                 try:
-                    write_forever(argument, "torch")
+                    write_forever(argument, "torch", background=command == "fork-async")
                 finally:
                     os._exit(1)
             print(pid, flush=True)
@@ -138,7 +143,8 @@ def _seed_folder(folder: Path, serializer: str) -> None:
     )
 
 
-def test_kill_during_torch_saves(tmp_path):
+@pytest.mark.parametrize("command", ["fork", "fork-async"], ids=["sync", "async"])
+def test_kill_during_torch_saves(tmp_path, command):
     folder = tmp_path / "Weights"
     _seed_folder(folder, "torch")
     rng = random.Random(1234)
@@ -153,7 +159,7 @@ def test_kill_during_torch_saves(tmp_path):
     try:
         assert zygote.stdout.readline().strip() == "ready"
         for _ in range(20):
-            zygote.stdin.write(f"fork {folder}\n")
+            zygote.stdin.write(f"{command} {folder}\n")
             zygote.stdin.flush()
             pid = int(zygote.stdout.readline())
             time.sleep(rng.uniform(0.05, 0.3))

@@ -1,6 +1,7 @@
 """For real: the example experiment with DistributedDataParallel under ``torchrun``, on CPU (gloo).
 
-Four launches of two processes each (about 10 s apiece on two cores):
+Four launches of two processes each (about 10 s apiece on two cores), the three of RUN once with
+synchronous and once with asynchronous checkpoint saves:
 
 - REF: 40 steps, uninterrupted;
 - RUN, launch 1: rank 1 is ``kill -9``-ed after step 25 (checkpoints at 10 and 20 survive);
@@ -69,14 +70,24 @@ def _listing(folder: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def launches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    root = tmp_path_factory.mktemp("torchrun")
-    reference, run = root / "REF", root / "RUN"
-    results: dict[str, object] = {"reference": reference, "run": run}
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    reference = tmp_path_factory.mktemp("torchrun") / "REF"
     ref = _torchrun(reference, "--inherit", str(BASE), *OVERRIDES)
     assert ref.returncode == 0, ref.stderr[-4000:]
+    return reference
 
-    killed = _torchrun(run, "--inherit", str(BASE), *OVERRIDES,
+
+@pytest.fixture(scope="module", params=["sync", "async"])
+def launches(request: pytest.FixtureRequest, reference: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The interrupted run, with synchronous saves and with asynchronous ones (rank 0 writes
+    the checkpoint, rank 1 its random-state file, both in a background thread); the reference
+    always saves synchronously, so the async run must match a sync one bit for bit."""
+    run = tmp_path_factory.mktemp(f"torchrun_{request.param}") / "RUN"
+    results: dict[str, object] = {"reference": reference, "run": run, "mode": request.param}
+    mode = ["--config.training.checkpoint_async", str(request.param == "async")]
+
+    killed = _torchrun(run, "--inherit", str(BASE), *OVERRIDES, *mode,
                        TEST_KILL_RANK="1", TEST_KILL_AT_STEP="25")
     results["killed"] = killed
     results["after_kill"] = _listing(run / "Weights")
@@ -152,5 +163,6 @@ def test_one_config_one_event_log_one_checkpoint_series(launches: dict) -> None:
         assert _listing(folder / "Logs" / "YAMLDumps") == ["losses.yml"]
     config = yaml.safe_load((run / "Configurations" / "train_config.yml").read_text())
     assert config["training"]["num_steps"] == 40 and config["model"]["hidden"] == [8]
+    assert config["training"]["checkpoint_async"] is (launches["mode"] == "async")
     assert [n for n in _listing(run / "Weights") if n.endswith(".pt")] == [
         "checkpoint_iter_33.pt", "checkpoint_iter_40.pt"]

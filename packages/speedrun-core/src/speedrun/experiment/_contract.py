@@ -73,6 +73,14 @@ def declared_keys(cls: type) -> dict[str, tuple[ConfigKey, str]]:
     return found
 
 
+def _boolean_word(value: Any) -> str | None:
+    from ..config._arguments import _BOOLEAN_WORDS
+
+    if not isinstance(value, str) or value.lower() in _BOOLEAN_WORDS:
+        return None
+    return "true or false"
+
+
 def _positive_whole(value: Any) -> str | None:
     if value is None or (value > 0 and float(value).is_integer()):
         return None
@@ -98,7 +106,7 @@ CORE_CONFIG_KEYS += (
               "never, unset when the state holds DTensors (FSDP2).",
               kinds=(bool, type(None))),
     ConfigKey("training/checkpoint_async", False,
-              "Sharded checkpoints: write in the background (dcp.async_save); training stalls "
-              "only for the in-memory snapshot.",
-              kinds=(bool,)),
+              "Save checkpoints in the background: checkpoint() only takes a snapshot "
+              "(single files: a writer thread; sharded: dcp.async_save).",
+              kinds=(bool, str, type(None)), check=_boolean_word),
 )

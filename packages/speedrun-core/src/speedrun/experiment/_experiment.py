@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import TYPE_CHECKING
 
+from .._errors import CheckpointError
 from ..directory._layout import (
     CONFIG_FILE_NAME,
     CONFIGURATIONS,
@@ -104,9 +106,14 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
             return
         error = sys.exc_info()[1]
         wait_for_sharded_save(self, failing=error is not None)
+        failure: CheckpointError | None = None
+        try:  # a pending background save commits before the run ends
+            self.wait_for_checkpoint()
+        except CheckpointError as exc:
+            failure = exc
         record = self._run_record
         if record is not None:  # the end status, written while the writer lock is still held
-            record.finish_run(error, self.step)
+            record.finish_run(error or failure, self.step)
         if isinstance(error, KeyboardInterrupt) and self._experiment_directory is not None:
             saved = self._last_saved_step
             print(f"speedrun: interrupted at step {self.step}; "
@@ -116,6 +123,11 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         _preemption.uninstall()
         if self._writer_lock is not None:
             self._writer_lock.release()
+        if failure is not None:
+            if error is None:
+                raise failure
+            warnings.warn(f"{failure} (reported here because the run is already ending with "
+                          f"{type(error).__name__}: {error})", stacklevel=2)
 
 
 def _not_a_run(path: str) -> Exception:

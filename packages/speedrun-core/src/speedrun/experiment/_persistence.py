@@ -21,6 +21,8 @@ from ._state import ExperimentState
 if TYPE_CHECKING:
     from typing import Any, TypeVar
 
+    from ..checkpoint._async import AsyncSaver
+
     S = TypeVar("S", bound="Checkpointing")
 
 __all__ = ["Checkpointing", "PROCESS_ATTRIBUTES"]
@@ -32,7 +34,7 @@ PROCESS_ATTRIBUTES = frozenset({
     "_experiment_directory", "_tree", "_config_memo", "_configured", "_meta_config", "_argv",
     "_args", "_request", "_default_dispatch", "_writer_lock", "_resume_pending", "_world_size",
     "_run_record", "_read_only", "_last_saved_step", "_picklable_checked", "_flags_read",
-    "_flags_reported", "_resume_overrides", "_evaluation",
+    "_flags_reported", "_resume_overrides", "_evaluation", "_checkpoint_saver",
 })
 
 
@@ -51,11 +53,17 @@ class Checkpointing(ExperimentState, Dispatcher):
         self._resume_pending = False  # --resume: load the latest checkpoint when run() starts
         self._last_saved_step: int | None = None  # step of this process's last save or load
         self._picklable_checked = False
+        self._checkpoint_saver: AsyncSaver | None = None  # created by the first async save
         super().__init__(experiment_directory)
 
     # -- steps ---------------------------------------------------------------------------------
     def next_step(self: S) -> S:
-        """Increment the step; on a pending preemption signal, checkpoint and exit (code 75)."""
+        """Increment the step; on a pending preemption signal, checkpoint and exit (code 75).
+
+        Raises the failure of a finished background checkpoint save, if any.
+        """
+        if self._checkpoint_saver is not None:
+            self._checkpoint_saver.raise_failure()
         self._step = (self._step or 0) + 1
         if self._world_size > 1:  # every rank checkpoints at the same step
             if _distributed.preemption_agreed(_preemption.requested()):
@@ -100,13 +108,24 @@ class Checkpointing(ExperimentState, Dispatcher):
             return
         check_picklable(attributes)
 
-    def checkpoint(self: S, force: bool = True) -> S:
+    def checkpoint(self: S, force: bool = True, blocking: bool | None = None) -> S:
         """Save the experiment's state (atomic and durable) as ``checkpoint_path``.
 
         With ``force=False``, saves only when ``step % training/checkpoint_every == 0``.
         ``training/checkpoint_keep`` keeps only the newest N checkpoints. An attribute that
         cannot be pickled is reported at the first call, even one that does not save.
+
+        ``blocking=False`` saves asynchronously: this call only takes a consistent snapshot of
+        the state (tensors copied into reusable host buffers, everything else by value, the
+        random states included) and the serialise, write, fsync, rename and pruning run in a
+        background thread. ``blocking=None`` (the default) follows ``training/checkpoint_async``
+        (off unless set). At most one save is in flight: a save first waits for the previous
+        one. A background failure is raised by the next ``checkpoint()``, ``next_step()``,
+        :meth:`wait_for_checkpoint` or the end of ``run()``; the previous checkpoint stays.
         """
+        saver = self._checkpoint_saver
+        if saver is not None:
+            saver.raise_failure()
         if not force:
             every = self.config_value("training/checkpoint_every")
             if not every:
@@ -119,7 +138,6 @@ class Checkpointing(ExperimentState, Dispatcher):
                 self._check_picklable_once()
                 return self
         self._refuse_if_read_only("checkpoint")
-        from ..checkpoint._io import save_checkpoint
         from ..checkpoint._random_state import capture_random_state
 
         directory = os.path.join(self._require_directory("checkpoint"), "Weights")
@@ -128,15 +146,54 @@ class Checkpointing(ExperimentState, Dispatcher):
         if save_sharded(self, directory, _RANDOM_STATE_KEY):  # FSDP2/DTensor: every rank
             self._last_saved_step = self.step
             return self
+        if blocking is None:
+            blocking = not self._checkpoint_async()
+        keep = self.config_value("training/checkpoint_keep")
+        if saver is not None:
+            saver.wait()  # at most one save in flight, and saves commit in order
+        elif not blocking:
+            from ..checkpoint._async import AsyncSaver
+
+            saver = self._checkpoint_saver = AsyncSaver()
+        step = self.step
         if not _distributed.is_main_process():  # one checkpoint per save, from rank 0
-            _distributed.save_rank_random_state(directory, self.step, capture_random_state(),
-                                                keep=self.config_value("training/checkpoint_keep"))
+            random_state, rank = capture_random_state(), _distributed.get_rank()
+            if blocking or saver is None:
+                _distributed.save_rank_random_state(directory, step, random_state, rank=rank,
+                                                    keep=keep)
+            else:  # captured above; written behind, with no collective
+                saver.submit(f"rank {rank}'s random state for step {step}",
+                             lambda: _distributed.save_rank_random_state(
+                                 directory, step, random_state, rank=rank, keep=keep))
+        elif blocking or saver is None:
+            from ..checkpoint._io import save_checkpoint
+
+            save_checkpoint(directory, step, self._checkpoint_state(),
+                            experiment_class=class_path(self), keep=keep)
         else:
-            save_checkpoint(directory, self.step, self._checkpoint_state(),
-                            experiment_class=class_path(self),
-                            keep=self.config_value("training/checkpoint_keep"))
-        self._last_saved_step = self.step
+            saver.save(directory, step, self._checkpoint_state(),
+                       experiment_class=class_path(self), keep=keep)
+        self._last_saved_step = step
         return self
+
+    def wait_for_checkpoint(self: S) -> S:
+        """Block until a background checkpoint save has committed; raise its failure if it failed.
+
+        Nothing to do without asynchronous saves. ``run()`` calls it when the run ends, a
+        preemption before it exits, and ``checkpoint()`` before the next save.
+        """
+        if self._checkpoint_saver is not None:
+            self._checkpoint_saver.wait()
+        return self
+
+    def _checkpoint_async(self) -> bool:
+        """``training/checkpoint_async`` as a bool (``--config`` may give a word: ``true``)."""
+        value = self.config_value("training/checkpoint_async")
+        if isinstance(value, str):
+            from ..config._arguments import _BOOLEAN_WORDS
+
+            return _BOOLEAN_WORDS[value.lower()]
+        return bool(value)
 
     def _accepted_classes(self, strict_class: bool) -> list[str] | None:
         """The class paths whose checkpoints this experiment loads: its class and its bases
@@ -161,6 +218,7 @@ class Checkpointing(ExperimentState, Dispatcher):
         from ..checkpoint._io import load_checkpoint, load_latest_valid
         from ..checkpoint._random_state import restore_random_state
 
+        self.wait_for_checkpoint()  # a pending background save is part of the folder
         if trust is None:
             trust = bool(self._args.get("trust-checkpoint", False)) if self._args else False
         directory = os.path.join(self._require_directory("load_from_checkpoint"), "Weights")
@@ -223,7 +281,7 @@ class Checkpointing(ExperimentState, Dispatcher):
 
     def _preempt(self) -> None:
         if self._experiment_directory is not None:
-            self.checkpoint(force=True)
+            self.checkpoint(force=True, blocking=True)  # waits for a pending save, then commits
             wait_for_sharded_save(self)
         _distributed.wait_after_preemption_checkpoint(self._experiment_directory)
         error = _preemption.Preempted(self.step, _preemption.received_signal())

@@ -60,7 +60,7 @@ def save_sharded(experiment: Any, directory: str, random_state_key: str) -> bool
         random_state_key=random_state_key,
         force=setting is True,
         keep=experiment.config_value("training/checkpoint_keep"),
-        asynchronous=bool(experiment.config_value("training/checkpoint_async")),
+        asynchronous=experiment._checkpoint_async(),
     )
     if isinstance(result, PendingSave):
         _pending[id(experiment)] = result
