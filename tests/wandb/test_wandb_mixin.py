@@ -22,7 +22,7 @@ from speedrun.mixins.wandb import (
 from speedrun.mixins.wandb._images import image_array
 
 
-class Experiment(BaseExperiment, WandBMixin):
+class Experiment(WandBMixin, BaseExperiment):
     WANDB_PROJECT = "speedrun-tests"
 
 

@@ -17,7 +17,7 @@ from speedrun import BaseExperiment, get_rank, register_default_dispatch
 from speedrun.mixins.wandb import WandBMixin
 
 
-class Train(BaseExperiment, WandBMixin):
+class Train(WandBMixin, BaseExperiment):
     WANDB_PROJECT = "speedrun-tests"
 
     def __init__(self) -> None:

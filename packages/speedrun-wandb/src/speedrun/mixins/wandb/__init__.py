@@ -2,7 +2,7 @@
 
 >>> from speedrun import BaseExperiment
 >>> from speedrun.mixins.wandb import WandBMixin
->>> class Train(BaseExperiment, WandBMixin):
+>>> class Train(WandBMixin, BaseExperiment):
 ...     WANDB_PROJECT = "my-project"
 """
 
@@ -13,3 +13,5 @@ from ._mixin import WandBMixin
 from ._sweep import SweepRunner, WandBSweepMixin
 
 __all__ = ["SweepRunner", "WandBInitError", "WandBMixin", "WandBSweepMixin"]
+
+__version__ = "0.2.0"
