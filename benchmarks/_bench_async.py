@@ -37,8 +37,9 @@ class MemcpyFloor:
         import torch
 
         pinned = device.startswith("cuda")
-        self.pairs = [(t, torch.empty(t.shape, dtype=t.dtype, pin_memory=pinned))
-                      for t in _tensors(state)]
+        self.pairs = [
+            (t, torch.empty(t.shape, dtype=t.dtype, pin_memory=pinned)) for t in _tensors(state)
+        ]
         self.device = device
 
     def __call__(self) -> float:
@@ -81,8 +82,9 @@ class ProcessWriter:
         self.buffers = [torch.empty(t.shape, dtype=t.dtype).share_memory_() for t in self.sources]
         context = mp.get_context("spawn")
         self.requests, self.replies = context.Queue(), context.Queue()
-        self.process = context.Process(target=_process_writer,
-                                       args=(self.requests, self.replies), daemon=True)
+        self.process = context.Process(
+            target=_process_writer, args=(self.requests, self.replies), daemon=True
+        )
         self.process.start()
         self.requests.put(self.buffers)
         assert self.replies.get(timeout=300) == "ready"
@@ -171,9 +173,11 @@ def run_async_benchmark(args: Any) -> None:
     size = state_bytes(state)
     mb = size / 2**20
     folder = tempfile.mkdtemp(prefix="bench_checkpoint_async_", dir=args.dir)
-    print(f"state: {mb:.0f} MB in {sum(1 for _ in _tensors(state))} tensors on {device}; "
-          f"folder: {folder}; torch {torch.__version__}; threads {torch.get_num_threads()}; "
-          f"{args.runs} interleaved runs")
+    print(
+        f"state: {mb:.0f} MB in {sum(1 for _ in _tensors(state))} tensors on {device}; "
+        f"folder: {folder}; torch {torch.__version__}; threads {torch.get_num_threads()}; "
+        f"{args.runs} interleaved runs"
+    )
     saver = AsyncSaver()
     step = 0
 
@@ -200,8 +204,13 @@ def run_async_benchmark(args: Any) -> None:
         # -- stall per save ----------------------------------------------------------------------
         floor = MemcpyFloor(state, device)
         floor()
-        times: dict[str, list[float]] = {"memcpy": [], "async": [], "write": [], "sync": [],
-                                         "copies": []}
+        times: dict[str, list[float]] = {
+            "memcpy": [],
+            "async": [],
+            "write": [],
+            "sync": [],
+            "copies": [],
+        }
         for run in range(args.runs):
             order = ["memcpy", "async", "sync"]
             for name in order if run % 2 else order[::-1]:
@@ -226,11 +235,16 @@ def run_async_benchmark(args: Any) -> None:
         work = Work(state, device, step_ms=50.0)
         every = max(2, round(args.every_s / work.step_s))
         steps = every * args.intervals
-        print(f"training loop: {work.step_s * 1000:.0f} ms/step, a checkpoint every {every} "
-              f"steps (~{args.every_s:g} s), {steps} steps per run")
+        print(
+            f"training loop: {work.step_s * 1000:.0f} ms/step, a checkpoint every {every} "
+            f"steps (~{args.every_s:g} s), {steps} steps per run"
+        )
         loops: dict[str, list[float]] = {"none": [], "async": [], "sync": [], "process": []}
         variants: list[tuple[str, Any, Any]] = [
-            ("none", None, None), ("async", async_save, saver.wait), ("sync", sync_save, None)]
+            ("none", None, None),
+            ("async", async_save, saver.wait),
+            ("sync", sync_save, None),
+        ]
         writer = None
         for run in range(args.loop_rounds):
             for name, save, finish in variants if run % 2 else variants[::-1]:
@@ -247,9 +261,16 @@ def run_async_benchmark(args: Any) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _report(args: Any, mb: float, size: int, times: dict[str, list[float]],
-            loops: dict[str, list[float]], first_stall: float, peak: int | None,
-            held: int) -> None:
+def _report(
+    args: Any,
+    mb: float,
+    size: int,
+    times: dict[str, list[float]],
+    loops: dict[str, list[float]],
+    first_stall: float,
+    peak: int | None,
+    held: int,
+) -> None:
     med = {key: statistics.median(values) for key, values in times.items() if values}
 
     def spread(values: list[float]) -> str:
@@ -259,8 +280,10 @@ def _report(args: Any, mb: float, size: int, times: dict[str, list[float]],
         return statistics.median(a / b for a, b in zip(times[new], times[base], strict=True))
 
     print()
-    print(f"{'per save (' + format(mb, '.0f') + ' MB)':<44} {'median s':>9} {'min-max':>13} "
-          f"{'ratio':>7} {'target':>7}  verdict")
+    print(
+        f"{'per save (' + format(mb, '.0f') + ' MB)':<44} {'median s':>9} {'min-max':>13} "
+        f"{'ratio':>7} {'target':>7}  verdict"
+    )
     rows = [
         ("bare copy into preallocated buffers", "memcpy", None, None),
         ("async save: stall in the caller", "async", ("memcpy", 1.2), "x copy"),
@@ -275,33 +298,44 @@ def _report(args: Any, mb: float, size: int, times: dict[str, list[float]],
             ratio = paired(key, target[0])
             ratio_text, target_text = f"{ratio:.3f}", f"<={target[1]:.2f}"
             verdict = "ok" if ratio <= target[1] else "MISSED"
-        print(f"{label:<44} {med[key]:>9.3f} {spread(times[key]):>13} {ratio_text:>7} "
-              f"{target_text:>7}  {verdict}")
+        print(
+            f"{label:<44} {med[key]:>9.3f} {spread(times[key]):>13} {ratio_text:>7} "
+            f"{target_text:>7}  {verdict}"
+        )
     print(f"{'first async save (allocates the buffers)':<44} {first_stall:>9.3f}")
     print()
     base = statistics.median(loops["none"])
-    print(f"{'training loop':<44} {'steps/s':>9} {'min-max':>13} {'ratio':>7} {'target':>7}  "
-          "verdict")
-    for name, label, target in (("none", "no checkpoints", None),
-                                ("async", "async saves (background thread)", 0.95),
-                                ("sync", "synchronous saves", None),
-                                ("process", "writer process, shared memory", None)):
+    print(
+        f"{'training loop':<44} {'steps/s':>9} {'min-max':>13} {'ratio':>7} {'target':>7}  verdict"
+    )
+    for name, label, target in (
+        ("none", "no checkpoints", None),
+        ("async", "async saves (background thread)", 0.95),
+        ("sync", "synchronous saves", None),
+        ("process", "writer process, shared memory", None),
+    ):
         values = loops[name]
         if not values:
             continue
         ratio = statistics.median(values) / base
         verdict = "" if target is None else ("ok" if ratio >= target else "MISSED")
         target_text = f">={target:.2f}" if target is not None else "-"
-        print(f"{label:<44} {statistics.median(values):>9.2f} "
-              f"{min(values):>6.2f}-{max(values):<6.2f} {ratio:>7.3f} {target_text:>7}  {verdict}")
+        print(
+            f"{label:<44} {statistics.median(values):>9.2f} "
+            f"{min(values):>6.2f}-{max(values):<6.2f} {ratio:>7.3f} {target_text:>7}  {verdict}"
+        )
     print()
-    print(f"snapshot buffers held between saves: {held / 2**20:.1f} MB "
-          f"= {held / size:.3f}x state size")
+    print(
+        f"snapshot buffers held between saves: {held / 2**20:.1f} MB "
+        f"= {held / size:.3f}x state size"
+    )
     if peak is not None:
         # One snapshot (the buffers) plus a fixed few MB (the tensor-free pickle, the thread).
         verdict = "ok" if peak <= size + _FIXED_OVERHEAD else "MISSED"
-        print(f"peak RSS above the live state during the first async save: {peak / 2**20:.1f} MB "
-              f"= {peak / size:.3f}x state size (target: one snapshot, <= 1.00x + "
-              f"{_FIXED_OVERHEAD // 2**20} MB, i.e. <= 2x in total) {verdict}")
+        print(
+            f"peak RSS above the live state during the first async save: {peak / 2**20:.1f} MB "
+            f"= {peak / size:.3f}x state size (target: one snapshot, <= 1.00x + "
+            f"{_FIXED_OVERHEAD // 2**20} MB, i.e. <= 2x in total) {verdict}"
+        )
     else:
         print("peak RSS: /proc/self/clear_refs not writable here; not measured")

@@ -149,22 +149,38 @@ def peak_during(function, *args) -> int | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mb", type=int, default=None,
-                        help="state size (default 256; 1024 with --async)")
-    parser.add_argument("--runs", type=int, default=None,
-                        help="interleaved runs (default 9; 5 with --async)")
+    parser.add_argument(
+        "--size-mb", type=int, default=None, help="state size (default 256; 1024 with --async)"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=None, help="interleaved runs (default 9; 5 with --async)"
+    )
     parser.add_argument("--dir", default=None, help="folder on the disk to test (default: temp)")
-    parser.add_argument("--async", dest="background", action="store_true",
-                        help="measure asynchronous saves (stall, training throughput, memory)")
-    parser.add_argument("--every-s", type=float, default=15.0,
-                        help="--async: seconds of training between checkpoints")
-    parser.add_argument("--intervals", type=int, default=2,
-                        help="--async: checkpoint intervals per training-loop run")
-    parser.add_argument("--loop-rounds", type=int, default=2,
-                        help="--async: runs of each training-loop variant")
+    parser.add_argument(
+        "--async",
+        dest="background",
+        action="store_true",
+        help="measure asynchronous saves (stall, training throughput, memory)",
+    )
+    parser.add_argument(
+        "--every-s",
+        type=float,
+        default=15.0,
+        help="--async: seconds of training between checkpoints",
+    )
+    parser.add_argument(
+        "--intervals",
+        type=int,
+        default=2,
+        help="--async: checkpoint intervals per training-loop run",
+    )
+    parser.add_argument(
+        "--loop-rounds", type=int, default=2, help="--async: runs of each training-loop variant"
+    )
     parser.add_argument("--device", default="cpu", help="--async: where the state lives")
-    parser.add_argument("--no-process", action="store_true",
-                        help="--async: skip the writer-process comparison")
+    parser.add_argument(
+        "--no-process", action="store_true", help="--async: skip the writer-process comparison"
+    )
     args = parser.parse_args()
     if args.background:
         from _bench_async import run_async_benchmark

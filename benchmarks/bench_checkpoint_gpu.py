@@ -35,22 +35,28 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=2048)
     parser.add_argument("--runs", type=int, default=5, help="interleaved runs of each save")
     parser.add_argument("--dir", default=None, help="folder on the disk to test (default: temp)")
-    parser.add_argument("--every-s", type=float, default=5.0,
-                        help="seconds of training between checkpoints")
-    parser.add_argument("--intervals", type=int, default=2,
-                        help="checkpoint intervals per training-loop run")
-    parser.add_argument("--loop-rounds", type=int, default=1,
-                        help="runs of each training-loop variant")
+    parser.add_argument(
+        "--every-s", type=float, default=5.0, help="seconds of training between checkpoints"
+    )
+    parser.add_argument(
+        "--intervals", type=int, default=2, help="checkpoint intervals per training-loop run"
+    )
+    parser.add_argument(
+        "--loop-rounds", type=int, default=1, help="runs of each training-loop variant"
+    )
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--no-process", action="store_true",
-                        help="skip the writer-process comparison")
+    parser.add_argument(
+        "--no-process", action="store_true", help="skip the writer-process comparison"
+    )
     args = parser.parse_args()
 
     import torch
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        sys.exit("bench_checkpoint_gpu.py needs a CUDA GPU (torch.cuda.is_available() is False); "
-                 "use --device cpu for a dry run, or bench_checkpoint.py --async on a CPU.")
+        sys.exit(
+            "bench_checkpoint_gpu.py needs a CUDA GPU (torch.cuda.is_available() is False); "
+            "use --device cpu for a dry run, or bench_checkpoint.py --async on a CPU."
+        )
     if args.device.startswith("cuda"):
         print(f"GPU: {torch.cuda.get_device_name()}")
     from _bench_async import run_async_benchmark

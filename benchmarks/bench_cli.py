@@ -66,16 +66,23 @@ def timed(command: list[str], cwd: str) -> float:
 
 
 def git(folder: str, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=b@b", "-c", "user.name=b", *args], cwd=folder,
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.email=b@b", "-c", "user.name=b", *args],
+        cwd=folder,
+        check=True,
+        capture_output=True,
+    )
 
 
 def make_project(folder: str, dirty: bool) -> None:
     os.makedirs(os.path.join(folder, "RUN-0", "Configurations"))
     with open(os.path.join(folder, "RUN-0", "Configurations", "train_config.yml"), "w") as f:
         f.write(PARENT_CONFIG)
-    for name, text in (("speedrun_job.py", SPEEDRUN_SCRIPT), ("pyyaml_job.py", PYYAML_SCRIPT),
-                       ("norecord_job.py", NO_RECORD_SCRIPT)):
+    for name, text in (
+        ("speedrun_job.py", SPEEDRUN_SCRIPT),
+        ("pyyaml_job.py", PYYAML_SCRIPT),
+        ("norecord_job.py", NO_RECORD_SCRIPT),
+    ):
         with open(os.path.join(folder, name), "w") as f:
             f.write(text)
     with open(os.path.join(folder, "model.py"), "w") as f:
@@ -94,14 +101,43 @@ def bench_startup(work: str, runs: int) -> None:
     make_project(dirty, dirty=True)
     overrides = ["--config.training.lr", "0.01", "--config.model.depth", "50"]
     variants = {
-        "pyyaml": (clean, lambda i: [sys.executable, "pyyaml_job.py", f"P-{i}", "--inherit",
-                                     "RUN-0", *overrides]),
-        "speedrun, no record": (clean, lambda i: [sys.executable, "norecord_job.py", f"N-{i}",
-                                                  "--inherit", "RUN-0", *overrides]),
-        "speedrun": (clean, lambda i: [sys.executable, "speedrun_job.py", f"S-{i}", "--inherit",
-                                       "RUN-0", *overrides]),
-        "speedrun, dirty tree": (dirty, lambda i: [sys.executable, "speedrun_job.py", f"D-{i}",
-                                                   "--inherit", "RUN-0", *overrides]),
+        "pyyaml": (
+            clean,
+            lambda i: [sys.executable, "pyyaml_job.py", f"P-{i}", "--inherit", "RUN-0", *overrides],
+        ),
+        "speedrun, no record": (
+            clean,
+            lambda i: [
+                sys.executable,
+                "norecord_job.py",
+                f"N-{i}",
+                "--inherit",
+                "RUN-0",
+                *overrides,
+            ],
+        ),
+        "speedrun": (
+            clean,
+            lambda i: [
+                sys.executable,
+                "speedrun_job.py",
+                f"S-{i}",
+                "--inherit",
+                "RUN-0",
+                *overrides,
+            ],
+        ),
+        "speedrun, dirty tree": (
+            dirty,
+            lambda i: [
+                sys.executable,
+                "speedrun_job.py",
+                f"D-{i}",
+                "--inherit",
+                "RUN-0",
+                *overrides,
+            ],
+        ),
     }
     for folder, make in variants.values():  # warm the OS caches and the bytecode
         timed(make("warm"), folder)
@@ -116,8 +152,11 @@ def bench_startup(work: str, runs: int) -> None:
     print(f"  {'variant':22s} {'median ms':>10s} {'vs pyyaml':>10s} {'record adds':>12s}")
     for name, values in times.items():
         median = statistics.median(values)
-        added = "" if name in ("pyyaml", "speedrun, no record") else \
-            f"{(median - without) * 1e3:+10.1f} ms"
+        added = (
+            ""
+            if name in ("pyyaml", "speedrun, no record")
+            else f"{(median - without) * 1e3:+10.1f} ms"
+        )
         print(f"  {name:22s} {median * 1e3:10.1f} {median / base:9.2f}x {added:>12s}")
 
     code = """\
@@ -137,8 +176,14 @@ print(statistics.median(samples) * 1e3)
 """
     print("  the record alone, in-process (start + end, git status shared, median of 50):")
     for label, folder in (("clean tree", clean), ("dirty tree", dirty)):
-        out = subprocess.run([sys.executable, "-c", code], cwd=folder, env=ENV, check=True,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=folder,
+            env=ENV,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         print(f"    {label:12s} {float(out):6.2f} ms")
     print("  target: the run record adds < 50 ms; speedrun <= 1.30x pyyaml (issue 2)")
 
@@ -169,18 +214,29 @@ def make_directories(root: str, count: int) -> None:
         prepare_experiment_directory(directory)
         with open(os.path.join(directory, "Configurations", "train_config.yml"), "w") as f:
             f.write(PARENT_CONFIG + f"git_rev: {index:040x}\ngit_dirty: false\n")
-        data = dict(record, started_at=now - 3600 * (count - index),
-                    ended_at=now - 3600 * (count - index) + 1800)
+        data = dict(
+            record,
+            started_at=now - 3600 * (count - index),
+            ended_at=now - 3600 * (count - index) + 1800,
+        )
         data["status"] = ("finished", "crashed", "running")[index % 3]  # running: killed
         if data["status"] == "crashed":
             data["exception"] = "RuntimeError"
-        data["inherit"] = {"argument": "parent", "path": os.path.join(root, "parent"),
-                           "config_file": None, "kind": "directory"}
+        data["inherit"] = {
+            "argument": "parent",
+            "path": os.path.join(root, "parent"),
+            "config_file": None,
+            "kind": "directory",
+        }
         RunRecord(directory, data).write()
         for step in (1000, 2000):
-            save_checkpoint(os.path.join(directory, "Weights"), step,
-                            {"weights": list(range(200))}, experiment_class="train.Train",
-                            serializer="pickle")
+            save_checkpoint(
+                os.path.join(directory, "Weights"),
+                step,
+                {"weights": list(range(200))},
+                experiment_class="train.Train",
+                serializer="pickle",
+            )
 
 
 def bench_ls(work: str, runs: int, count: int) -> None:
@@ -188,8 +244,10 @@ def bench_ls(work: str, runs: int, count: int) -> None:
     os.makedirs(root)
     start = time.perf_counter()
     make_directories(root, count)
-    print(f"\nspeedrun ls over {count} experiment directories "
-          f"(made in {time.perf_counter() - start:.1f} s; {runs} runs each, interleaved)")
+    print(
+        f"\nspeedrun ls over {count} experiment directories "
+        f"(made in {time.perf_counter() - start:.1f} s; {runs} runs each, interleaved)"
+    )
     with open(os.path.join(work, "hand_listing.py"), "w") as f:
         f.write(HAND_LISTING)
     variants = {
@@ -197,8 +255,14 @@ def bench_ls(work: str, runs: int, count: int) -> None:
         "speedrun ls": [sys.executable, "-m", "speedrun", "ls", root],
         "speedrun ls --json": [sys.executable, "-m", "speedrun", "ls", "--json", root],
     }
-    listed = subprocess.run(variants["speedrun ls --json"], cwd=work, env=ENV, check=True,
-                            capture_output=True, text=True).stdout
+    listed = subprocess.run(
+        variants["speedrun ls --json"],
+        cwd=work,
+        env=ENV,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     rows = json.loads(listed)
     assert len(rows) == count, len(rows)
     assert {row["status"] for row in rows} == {"finished", "crashed", "killed"}

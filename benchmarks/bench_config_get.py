@@ -37,12 +37,18 @@ def main() -> None:
     experiment._config = CONFIG
     namespace = {"config": CONFIG, "experiment": experiment, "original_get": original_get}
     rows = [
-        ("plain dict: config['training']['optimizer']['lr']",
-         "config['training']['optimizer']['lr']"),
-        ("speedrun: experiment.get('training/optimizer/lr')",
-         "experiment.get('training/optimizer/lr')"),
-        ("original speedrun getter (split every call)",
-         "original_get(config, 'training/optimizer/lr')"),
+        (
+            "plain dict: config['training']['optimizer']['lr']",
+            "config['training']['optimizer']['lr']",
+        ),
+        (
+            "speedrun: experiment.get('training/optimizer/lr')",
+            "experiment.get('training/optimizer/lr')",
+        ),
+        (
+            "original speedrun getter (split every call)",
+            "original_get(config, 'training/optimizer/lr')",
+        ),
     ]
     try:
         from omegaconf import OmegaConf
@@ -50,8 +56,12 @@ def main() -> None:
         namespace["omega"] = OmegaConf.create(CONFIG)
         namespace["OmegaConf"] = OmegaConf
         rows.append(("OmegaConf: cfg.training.optimizer.lr", "omega.training.optimizer.lr"))
-        rows.append(("OmegaConf.select(cfg, 'training.optimizer.lr')",
-                     "OmegaConf.select(omega, 'training.optimizer.lr')"))
+        rows.append(
+            (
+                "OmegaConf.select(cfg, 'training.optimizer.lr')",
+                "OmegaConf.select(omega, 'training.optimizer.lr')",
+            )
+        )
     except ImportError:
         print("(omegaconf not installed: its rows are skipped)")
     baseline = best(rows[0][1], namespace)

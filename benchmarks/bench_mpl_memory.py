@@ -118,26 +118,41 @@ def main() -> None:
     for variant in VARIANTS:
         output = subprocess.run(
             [sys.executable, __file__, "--variant", variant, "--figures", str(args.figures)],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         results[variant] = json.loads(output.strip().splitlines()[-1])
 
-    print(f"{args.figures} figures of 200 x 200 px after {WARM_UP} warm-up figures, "
-          f"each variant in a fresh process\n")
+    print(
+        f"{args.figures} figures of 200 x 200 px after {WARM_UP} warm-up figures, "
+        f"each variant in a fresh process\n"
+    )
     print(f"{'variant':<24} {'RSS growth':>11} {'ms/figure':>10} {'time ratio':>11}")
-    baselines = {"hand": "hand, closed", "speedrun": "hand, closed",
-                 "figure2array": "figure2array, hand"}
+    baselines = {
+        "hand": "hand, closed",
+        "speedrun": "hand, closed",
+        "figure2array": "figure2array, hand",
+    }
     for variant, result in results.items():
         base = results[baselines[variant.split(",")[0].split(" ")[0]]]
         ratio = result["ms_per_figure"] / base["ms_per_figure"]
-        print(f"{variant:<24} {result['rss_growth_mb']:>8.1f} MB {result['ms_per_figure']:>10.2f} "
-              f"{ratio:>10.2f}x")
+        print(
+            f"{variant:<24} {result['rss_growth_mb']:>8.1f} MB {result['ms_per_figure']:>10.2f} "
+            f"{ratio:>10.2f}x"
+        )
     leak = results["hand, no close"]["rss_growth_mb"]
     ours = results["speedrun save_figure"]["rss_growth_mb"]
-    print(f"\nmemory: save_figure grows RSS by {ours:.1f} MB where the unclosed loop grows it by "
-          f"{leak:.1f} MB ({ours / leak:.3f}x)" if leak > 0 else "")
-    print("time ratios: speedrun rows against 'hand, closed'; figure2array rows against "
-          "'figure2array, hand'. Target <= 1.1x.")
+    print(
+        f"\nmemory: save_figure grows RSS by {ours:.1f} MB where the unclosed loop grows it by "
+        f"{leak:.1f} MB ({ours / leak:.3f}x)"
+        if leak > 0
+        else ""
+    )
+    print(
+        "time ratios: speedrun rows against 'hand, closed'; figure2array rows against "
+        "'figure2array, hand'. Target <= 1.1x."
+    )
 
 
 if __name__ == "__main__":

@@ -37,11 +37,23 @@ import time
 
 def _launch(args: argparse.Namespace) -> int:
     """Start this script under torchrun (the parent process only launches)."""
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
-               BENCH_SHARDED_WORKER="1")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={args.nproc}", os.path.abspath(__file__),
-               "--size-mb", str(args.size_mb), "--runs", str(args.runs), "--dir", args.dir]
+    env = dict(
+        os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), BENCH_SHARDED_WORKER="1"
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={args.nproc}",
+        os.path.abspath(__file__),
+        "--size-mb",
+        str(args.size_mb),
+        "--runs",
+        str(args.runs),
+        "--dir",
+        args.dir,
+    ]
     return subprocess.call(command, env=env)
 
 
@@ -97,15 +109,18 @@ def _worker(args: argparse.Namespace) -> None:
 
     def save_by_hand(run: int) -> None:
         model_state, optimizer_state = get_state_dict(model, optimizer)
-        state_dict_saver.save({"model": model_state, "optimizer": optimizer_state},
-                              checkpoint_id=os.path.join(folder, f"hand_{run}"))
+        state_dict_saver.save(
+            {"model": model_state, "optimizer": optimizer_state},
+            checkpoint_id=os.path.join(folder, f"hand_{run}"),
+        )
 
     def load_by_hand(run: int) -> None:
         model_state, optimizer_state = get_state_dict(model, optimizer)
         state = {"model": model_state, "optimizer": optimizer_state}
         state_dict_loader.load(state, checkpoint_id=os.path.join(folder, f"hand_{run}"))
-        set_state_dict(model, optimizer, model_state_dict=state["model"],
-                       optim_state_dict=state["optimizer"])
+        set_state_dict(
+            model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"]
+        )
 
     def save_speedrun(run: int) -> None:
         experiment._step = run
@@ -114,8 +129,9 @@ def _worker(args: argparse.Namespace) -> None:
     def load_speedrun(run: int) -> None:
         experiment.load_from_checkpoint(run)
 
-    times: dict[str, list[float]] = {name: [] for name in
-                                     ("save_hand", "save_speedrun", "load_hand", "load_speedrun")}
+    times: dict[str, list[float]] = {
+        name: [] for name in ("save_hand", "save_speedrun", "load_hand", "load_speedrun")
+    }
     for run in range(args.runs + 1):  # run 0 warms both paths up and is not counted
         clean()
         order = [("hand", save_by_hand, load_by_hand), ("speedrun", save_speedrun, load_speedrun)]
@@ -133,16 +149,20 @@ def _worker(args: argparse.Namespace) -> None:
     if rank != 0:
         return
     state_mb = 3 * sum(p.numel() for p in model.parameters()) * 4 / 2**20
-    print(f"FSDP2 over {world} processes, checkpoint {state_mb:.0f} MB (model + Adam), "
-          f"{args.runs} runs, medians:")
+    print(
+        f"FSDP2 over {world} processes, checkpoint {state_mb:.0f} MB (model + Adam), "
+        f"{args.runs} runs, medians:"
+    )
     for kind in ("save", "load"):
         hand, ours = times[f"{kind}_hand"], times[f"{kind}_speedrun"]
         ratio = statistics.median(o / h for o, h in zip(ours, hand, strict=True))
         verdict = "ok" if ratio <= 1.10 else "ABOVE TARGET"
         extra = statistics.median(o - h for o, h in zip(ours, hand, strict=True))
-        print(f"  {kind}: DCP by hand {statistics.median(hand) * 1000:8.1f} ms   speedrun "
-              f"{statistics.median(ours) * 1000:8.1f} ms   ratio {ratio:.3f} (target <= 1.10: "
-              f"{verdict}); speedrun adds {extra * 1000:+.1f} ms")
+        print(
+            f"  {kind}: DCP by hand {statistics.median(hand) * 1000:8.1f} ms   speedrun "
+            f"{statistics.median(ours) * 1000:8.1f} ms   ratio {ratio:.3f} (target <= 1.10: "
+            f"{verdict}); speedrun adds {extra * 1000:+.1f} ms"
+        )
 
 
 def main() -> int:

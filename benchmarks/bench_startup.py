@@ -121,15 +121,34 @@ def main() -> None:
         with open(os.path.join(work, "RUN-0", "Configurations", "train_config.yml"), "w") as f:
             f.write(PARENT_CONFIG)
         os.makedirs(os.path.join(work, "conf"))
-        shutil.copy(os.path.join(work, "RUN-0", "Configurations", "train_config.yml"),
-                    os.path.join(work, "conf", "train_config.yaml"))
-        for name, text in (("speedrun_job.py", SPEEDRUN_SCRIPT), ("pyyaml_job.py", PYYAML_SCRIPT),
-                           ("hydra_job.py", HYDRA_SCRIPT)):
+        shutil.copy(
+            os.path.join(work, "RUN-0", "Configurations", "train_config.yml"),
+            os.path.join(work, "conf", "train_config.yaml"),
+        )
+        for name, text in (
+            ("speedrun_job.py", SPEEDRUN_SCRIPT),
+            ("pyyaml_job.py", PYYAML_SCRIPT),
+            ("hydra_job.py", HYDRA_SCRIPT),
+        ):
             with open(os.path.join(work, name), "w") as f:
                 f.write(text)
         subprocess.run(["git", "init", "-q"], cwd=work, check=True)
-        subprocess.run(["git", "-c", "user.email=b@b", "-c", "user.name=b", "commit", "-q",
-                        "--allow-empty", "-m", "bench"], cwd=work, check=True)
+        subprocess.run(
+            [
+                "git",
+                "-c",
+                "user.email=b@b",
+                "-c",
+                "user.name=b",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "bench",
+            ],
+            cwd=work,
+            check=True,
+        )
         try:
             import hydra  # noqa: F401
 
@@ -138,27 +157,47 @@ def main() -> None:
             have_hydra = False
         overrides = ["--config.training.lr", "0.01", "--config.model.depth", "50"]
         variants = {
-            "pyyaml": lambda i: [sys.executable, "pyyaml_job.py", f"P-{i}", "--inherit", "RUN-0",
-                                 *overrides],
-            "speedrun": lambda i: [sys.executable, "speedrun_job.py", f"S-{i}", "--inherit",
-                                   "RUN-0", *overrides],
+            "pyyaml": lambda i: [
+                sys.executable,
+                "pyyaml_job.py",
+                f"P-{i}",
+                "--inherit",
+                "RUN-0",
+                *overrides,
+            ],
+            "speedrun": lambda i: [
+                sys.executable,
+                "speedrun_job.py",
+                f"S-{i}",
+                "--inherit",
+                "RUN-0",
+                *overrides,
+            ],
         }
         if have_hydra:
-            variants["hydra"] = lambda i: [sys.executable, "hydra_job.py", "training.lr=0.01",
-                                           "model.depth=50", f"hydra.run.dir=H-{i}"]
+            variants["hydra"] = lambda i: [
+                sys.executable,
+                "hydra_job.py",
+                "training.lr=0.01",
+                "model.depth=50",
+                f"hydra.run.dir=H-{i}",
+            ]
         times: dict[str, list[float]] = {name: [] for name in variants}
-        for name, make in variants.items():  # warm the OS caches once
+        for make in variants.values():  # warm the OS caches once
             timed(make("warm"), work)
         for i in range(options.runs):
             for name, make in variants.items():
                 times[name].append(timed(make(i), work))
+
         # Ratios per round (each round runs every variant once, back to back), then their
         # median: robust against the machine's speed drifting during the benchmark.
         def ratio(name: str, against: str = "pyyaml") -> float:
             return statistics.median(a / b for a, b in zip(times[name], times[against]))
 
-        print(f"{'variant':10s} {'median ms':>10s} {'ratio vs pyyaml':>16s}   "
-              f"({options.runs} rounds; median of per-round ratios)")
+        print(
+            f"{'variant':10s} {'median ms':>10s} {'ratio vs pyyaml':>16s}   "
+            f"({options.runs} rounds; median of per-round ratios)"
+        )
         for name, values in times.items():
             print(f"{name:10s} {statistics.median(values) * 1e3:10.1f} {ratio(name):15.2f}x")
         if have_hydra:

@@ -54,8 +54,11 @@ def _count_loss_events(directory: str) -> int:
         del sys.modules["crc32c"]  # the baseline blocked it; the check may use it
     from speedrun.mixins.tensorboard._events import read_scalars
 
-    return sum(len(points) for tag, points in read_scalars(directory).items()
-               if tag.rpartition("/")[2] == TAG)
+    return sum(
+        len(points)
+        for tag, points in read_scalars(directory).items()
+        if tag.rpartition("/")[2] == TAG
+    )
 
 
 def _run_raw(writer_factory, directory: str, steps: int, every: int) -> tuple[float, float]:
@@ -144,8 +147,10 @@ def worker(variant: str, steps: int, repeats: int) -> dict[str, object]:
         import tensorboardX
         from tensorboardX import crc32c as tbx_crc
 
-        info = (f"tensorboardX {tensorboardX.__version__}, native crc32c: "
-                f"{tbx_crc._crc32c_native is not None}")
+        info = (
+            f"tensorboardX {tensorboardX.__version__}, native crc32c: "
+            f"{tbx_crc._crc32c_native is not None}"
+        )
 
         def run(directory: str, every: int) -> tuple[float, float]:
             return _run_speedrun(directory, steps, every)
@@ -162,8 +167,9 @@ def worker(variant: str, steps: int, repeats: int) -> dict[str, object]:
                 shutil.rmtree(directory, ignore_errors=True)
             expected = len(range(0, steps, every))
             if events != expected:
-                raise SystemExit(f"{variant} / {scenario}: {events} events on disk, expected "
-                                 f"{expected}")
+                raise SystemExit(
+                    f"{variant} / {scenario}: {events} events on disk, expected {expected}"
+                )
         # The fastest repeat: other processes on the machine can only add time.
         results[scenario] = min(measured)
     if _WRITER_USED:
@@ -176,7 +182,10 @@ def _available(variant: str) -> str | None:
     """``None`` if the variant can run here, else why not."""
     import importlib.util
 
-    needs = {"torch.utils.tb": ["torch", "tensorboard"], "lightning": ["lightning|pytorch_lightning"]}
+    needs = {
+        "torch.utils.tb": ["torch", "tensorboard"],
+        "lightning": ["lightning|pytorch_lightning"],
+    }
     for requirement in needs.get(variant, []):
         if not any(importlib.util.find_spec(name) for name in requirement.split("|")):
             return f"not installed ({requirement.replace('|', ' or ')})"
@@ -207,8 +216,11 @@ def gate_costs(number: int = 200_000, repeat: int = 7) -> dict[str, float]:
             best = min(timeit.repeat(statement, globals=namespace, number=number, repeat=repeat))
             costs[name] = best / number * 1e6
         experiment.set("tensorboard/log_scalars_every", None)
-        best = min(timeit.repeat("e.log_scalars_now", globals={"e": experiment}, number=number,
-                                 repeat=repeat))
+        best = min(
+            timeit.repeat(
+                "e.log_scalars_now", globals={"e": experiment}, number=number, repeat=repeat
+            )
+        )
         costs["log_scalars_now (unset)"] = best / number * 1e6
         return costs
     finally:
@@ -220,8 +232,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="runs per variant and round (fresh writer each); the fastest counts")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs per variant and round (fresh writer each); the fastest counts",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -237,19 +253,33 @@ def main() -> None:
             print(f"skipping {variant}: {reason}")
     # times[variant][scenario] = [(wall, cpu) per round]
     times: dict[str, dict[str, list[tuple[float, float]]]] = {
-        v: {s: [] for s in SCENARIOS} for v in variants}
+        v: {s: [] for s in SCENARIOS} for v in variants
+    }
     infos: dict[str, str] = {}
-    print(f"{args.steps} steps, {args.rounds} rounds x {args.repeats} repeats (fastest "
-          f"repeat per round, median over rounds), {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.steps} steps, {args.rounds} rounds x {args.repeats} repeats (fastest "
+        f"repeat per round, median over rounds), {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     for round_index in range(args.rounds):
         order = variants[:]
         random.shuffle(order)
         for variant in order:
             completed = subprocess.run(
-                [sys.executable, os.path.abspath(__file__), "--worker", variant,
-                 "--steps", str(args.steps), "--repeats", str(args.repeats)],
-                capture_output=True, text=True, check=False)
+                [
+                    sys.executable,
+                    os.path.abspath(__file__),
+                    "--worker",
+                    variant,
+                    "--steps",
+                    str(args.steps),
+                    "--repeats",
+                    str(args.repeats),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if completed.returncode != 0:
                 raise SystemExit(f"{variant} failed:\n{completed.stderr}")
             result = json.loads(completed.stdout.strip().splitlines()[-1])
@@ -257,43 +287,58 @@ def main() -> None:
             for scenario in SCENARIOS:
                 wall, cpu = result[scenario]
                 times[variant][scenario].append((float(wall), float(cpu)))
-        print(f"  round {round_index + 1}/{args.rounds} done "
-              f"(load average {os.getloadavg()[0]:.1f})")
+        print(
+            f"  round {round_index + 1}/{args.rounds} done (load average {os.getloadavg()[0]:.1f})"
+        )
 
     print()
     for variant in variants:
         print(f"{variant:20s} {infos[variant]}")
     for scenario in SCENARIOS:
-        print(f"\n{scenario}: seconds to the last event on disk (wall) and CPU seconds of the "
-              f"process; median over rounds and best of all runs; ratio = variant / {BASELINE}")
-        print(f"  {'variant':20s} {'median wall':>11s} {'ratio':>6s}  {'median cpu':>10s} "
-              f"{'ratio':>6s}  {'best wall':>9s} {'ratio':>6s}")
+        print(
+            f"\n{scenario}: seconds to the last event on disk (wall) and CPU seconds of the "
+            f"process; median over rounds and best of all runs; ratio = variant / {BASELINE}"
+        )
+        print(
+            f"  {'variant':20s} {'median wall':>11s} {'ratio':>6s}  {'median cpu':>10s} "
+            f"{'ratio':>6s}  {'best wall':>9s} {'ratio':>6s}"
+        )
         base = [statistics.median(x) for x in zip(*times[BASELINE][scenario])]
         base_best = min(wall for wall, _ in times[BASELINE][scenario])
         for variant in variants:
             wall, cpu = (statistics.median(x) for x in zip(*times[variant][scenario]))
             best = min(w for w, _ in times[variant][scenario])
-            print(f"  {variant:20s} {wall:11.3f} {wall / base[0]:5.2f}x  {cpu:10.3f} "
-                  f"{cpu / base[1]:5.2f}x  {best:9.3f} {best / base_best:5.2f}x")
+            print(
+                f"  {variant:20s} {wall:11.3f} {wall / base[0]:5.2f}x  {cpu:10.3f} "
+                f"{cpu / base[1]:5.2f}x  {best:9.3f} {best / base_best:5.2f}x"
+            )
     targets = {BASELINE: 0.30, "torch.utils.tb": 1.0, "lightning": 1.0}
     for other, target in targets.items():
         if other not in times:
             print(f"\nspeedrun / {other}: not measured ({_available(other)})")
             continue
-        print(f"\nspeedrun / {other} wall-time ratio per round (same round; target "
-              f"{'<=' if other == BASELINE else '<'} {target:.2f}):")
+        print(
+            f"\nspeedrun / {other} wall-time ratio per round (same round; target "
+            f"{'<=' if other == BASELINE else '<'} {target:.2f}):"
+        )
         for scenario in SCENARIOS:
-            ratios = [ours[0] / base[0] for ours, base in zip(times["speedrun"][scenario],
-                                                              times[other][scenario])]
+            ratios = [
+                ours[0] / base[0]
+                for ours, base in zip(times["speedrun"][scenario], times[other][scenario])
+            ]
             median = statistics.median(ratios)
             met = median <= target if other == BASELINE else median < target
-            print(f"  {scenario:16s} median {median:.2f}x ({'met' if met else 'MISSED'})   "
-                  f"rounds: " + " ".join(f"{r:.2f}" for r in ratios))
+            print(
+                f"  {scenario:16s} median {median:.2f}x ({'met' if met else 'MISSED'})   "
+                f"rounds: " + " ".join(f"{r:.2f}" for r in ratios)
+            )
     print()
     print("gate cost per check (best of 7 x 200,000):")
     for name, cost in gate_costs().items():
-        print(f"  {name:30s} {cost:6.3f} us" + ("   (target <= 1 us)"
-                                                 if name == "experiment.log_scalars_now" else ""))
+        print(
+            f"  {name:30s} {cost:6.3f} us"
+            + ("   (target <= 1 us)" if name == "experiment.log_scalars_now" else "")
+        )
 
 
 if __name__ == "__main__":

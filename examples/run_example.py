@@ -32,8 +32,14 @@ def main() -> int:
     root = os.path.join(os.getcwd(), "experiments")
     run_0, run_1 = os.path.join(root, "RUN-0"), os.path.join(root, "RUN-1")
     run(os.path.relpath(run_0), "--inherit", os.path.relpath(BASE), "--purge")
-    run(os.path.relpath(run_1), "--inherit", os.path.relpath(run_0),
-        "--config.training.lr", "0.01", "--purge")
+    run(
+        os.path.relpath(run_1),
+        "--inherit",
+        os.path.relpath(run_0),
+        "--config.training.lr",
+        "0.01",
+        "--purge",
+    )
     speedrun_command("diff", os.path.relpath(run_0), os.path.relpath(run_1))
     speedrun_command("ls", os.path.relpath(root))
     print("\nSee the curves with:  tensorboard --logdir experiments")

@@ -48,9 +48,11 @@ def find_chromium(install: bool) -> str:
         found = shutil.which("chromium")
         if found:
             return found
-    raise SystemExit("headless Chromium is needed for the screenshots and none of "
-                     f"{', '.join(CHROMIUM_NAMES)} is on PATH: apt-get install -y chromium "
-                     "(or rerun with --install-chromium)")
+    raise SystemExit(
+        "headless Chromium is needed for the screenshots and none of "
+        f"{', '.join(CHROMIUM_NAMES)} is on PATH: apt-get install -y chromium "
+        "(or rerun with --install-chromium)"
+    )
 
 
 def free_port() -> int:
@@ -61,27 +63,30 @@ def free_port() -> int:
 
 def _json(url: str, body: dict[str, object] | None = None) -> object:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
 
 def wait_for_runs(base: str, server: subprocess.Popen, runs: int, timeout: float) -> None:
     """Until TensorBoard lists ``runs`` runs and as many HParams rows with metrics."""
-    request = {"experimentName": "", "startIndex": 0, "sliceSize": 100,
-               "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE",
-                                   "STATUS_RUNNING"]}
+    request = {
+        "experimentName": "",
+        "startIndex": 0,
+        "sliceSize": 100,
+        "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+    }
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise SystemExit(f"tensorboard exited with code {server.returncode}")
         try:
             groups = _json(base + "/data/plugin/hparams/session_groups", request)
-            if (len(_json(base + "/data/runs")) == runs  # type: ignore[arg-type]
-                    and len(groups.get("sessionGroups", [])) == runs  # type: ignore[union-attr]
-                    and all(group["metricValues"]
-                            for group in groups["sessionGroups"])):  # type: ignore[index]
+            if (
+                len(_json(base + "/data/runs")) == runs  # type: ignore[arg-type]
+                and len(groups.get("sessionGroups", [])) == runs  # type: ignore[union-attr]
+                and all(group["metricValues"] for group in groups["sessionGroups"])
+            ):  # type: ignore[index]
                 return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
@@ -89,16 +94,29 @@ def wait_for_runs(base: str, server: subprocess.Popen, runs: int, timeout: float
     raise SystemExit(f"tensorboard at {base} did not show {runs} runs within {timeout} s")
 
 
-def screenshot(chromium: str, url: str, path: str, size: tuple[int, int],
-               budget_ms: int) -> None:
+def screenshot(chromium: str, url: str, path: str, size: tuple[int, int], budget_ms: int) -> None:
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--no-first-run", "--hide-scrollbars", f"--user-data-dir={profile}",
-             f"--window-size={size[0]},{size[1]}", f"--virtual-time-budget={budget_ms}",
-             f"--screenshot={path}", url],
-            check=True, capture_output=True, timeout=180)
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                f"--window-size={size[0]},{size[1]}",
+                f"--virtual-time-budget={budget_ms}",
+                f"--screenshot={path}",
+                url,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=180,
+        )
     try:  # a palette PNG is a fraction of the size (TensorBoard's UI has few colours)
         from PIL import Image
     except ImportError:
@@ -110,27 +128,47 @@ def screenshot(chromium: str, url: str, path: str, size: tuple[int, int],
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "images"))
-    parser.add_argument("--keep", help="run the example in this directory and keep it "
-                                       "(default: a temporary directory)")
-    parser.add_argument("--install-chromium", action="store_true",
-                        help="apt-get install -y chromium when no Chromium is found")
-    parser.add_argument("--budget-ms", type=int, default=20000,
-                        help="Chromium's virtual-time budget for the page to render")
+    parser.add_argument(
+        "--keep",
+        help="run the example in this directory and keep it (default: a temporary directory)",
+    )
+    parser.add_argument(
+        "--install-chromium",
+        action="store_true",
+        help="apt-get install -y chromium when no Chromium is found",
+    )
+    parser.add_argument(
+        "--budget-ms",
+        type=int,
+        default=20000,
+        help="Chromium's virtual-time budget for the page to render",
+    )
     args = parser.parse_args()
 
     chromium = find_chromium(args.install_chromium)
     workdir = args.keep or tempfile.mkdtemp(prefix="speedrun-screenshots-")
     os.makedirs(workdir, exist_ok=True)
     os.makedirs(args.out, exist_ok=True)
-    subprocess.run([sys.executable, os.path.join(HERE, "run_example.py")], cwd=workdir,
-                   check=True)
+    subprocess.run([sys.executable, os.path.join(HERE, "run_example.py")], cwd=workdir, check=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with open(os.path.join(workdir, "tensorboard.log"), "w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "tensorboard.main", "--logdir", "experiments", "--host",
-             "127.0.0.1", "--port", str(port)], cwd=workdir, stdout=log,
-            stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "tensorboard.main",
+                "--logdir",
+                "experiments",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             wait_for_runs(base, server, runs=2, timeout=120)
             for name, (fragment, size) in SHOTS.items():

@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import tomllib
 from importlib import import_module
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- config-keys:start -->", "<!-- config-keys:end -->"
@@ -37,8 +38,9 @@ def declared_rows(package: Path) -> list[tuple[str, str, str, str]] | None:
         for value in points.values():
             module, _, name = value.partition(":")
             cls = getattr(import_module(module), name)
-            keys += [key for key, owner in declared_keys(cls).values()
-                     if key not in CORE_CONFIG_KEYS]
+            keys += [
+                key for key, owner in declared_keys(cls).values() if key not in CORE_CONFIG_KEYS
+            ]
     return [(f"`{key.path}`", f"`{key.default!r}`", key.kind_names, key.doc) for key in keys]
 
 
@@ -73,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
             problems.append(f"{readme_path.relative_to(ROOT)}: no {START} ... {END} block")
         elif new != readme:
             if args.check:
-                problems.append(f"{readme_path.relative_to(ROOT)}: the Config keys table is "
-                                "stale; run python scripts/config_keys.py")
+                problems.append(
+                    f"{readme_path.relative_to(ROOT)}: the Config keys table is "
+                    "stale; run python scripts/config_keys.py"
+                )
             else:
                 readme_path.write_text(new, encoding="utf-8")
                 print(f"updated {readme_path.relative_to(ROOT)}")

@@ -47,14 +47,21 @@ def merge_sources() -> None:
     if SOURCES.exists():
         shutil.rmtree(SOURCES)
     for dist in release.discover():
-        shutil.copytree(dist.folder / "src" / "speedrun", SOURCES / "speedrun", dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            dist.folder / "src" / "speedrun",
+            SOURCES / "speedrun",
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
     init = SOURCES / "speedrun" / "__init__.py"
     text = init.read_text(encoding="utf-8")
-    init.write_text(text.replace("extend_path(__path__, __name__)", "extend_path(__path__,__name__)"),
-                    encoding="utf-8")
+    init.write_text(
+        text.replace("extend_path(__path__, __name__)", "extend_path(__path__,__name__)"),
+        encoding="utf-8",
+    )
     (SOURCES / "speedrun" / "mixins" / "__init__.py").write_text(
-        '"""The mixins of the installed speedrun distributions."""\n', encoding="utf-8")
+        '"""The mixins of the installed speedrun distributions."""\n', encoding="utf-8"
+    )
 
 
 merge_sources()
@@ -107,13 +114,21 @@ def _scripts() -> dict[str, tuple[str, list[Path]]]:
 def _help(command: str, args: str) -> str:
     scripts = _scripts()
     if command not in scripts:
-        raise ValueError(f"<!-- help: {command} --> names no console script; known: {sorted(scripts)}")
+        raise ValueError(
+            f"<!-- help: {command} --> names no console script; known: {sorted(scripts)}"
+        )
     target, paths = scripts[command]
     module, function = target.split(":")
     code = f"import sys; sys.argv[0] = {command!r}; from {module} import {function}; sys.exit({function}())"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, paths)), "COLUMNS": "100"}
-    proc = subprocess.run([sys.executable, "-c", code, *args.split(), "--help"], capture_output=True,
-                          text=True, env=env, cwd=ROOT, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args.split(), "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{command}{args} --help failed ({proc.returncode}):\n{proc.stderr}")
     return f"```console\n$ {command}{args} --help\n{proc.stdout.rstrip()}\n```"

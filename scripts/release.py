@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-if sys.version_info >= (3, 11):  # noqa: UP036 - ruff assumes 3.11 here; the README promises 3.10+
+if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10: tomli comes with hatch
     import tomli as tomllib
@@ -64,7 +64,14 @@ CORE = "speedrun-core"
 TORCH_PIN = "torch==2.13.0"  # never an unpinned torch: it would pull a multi-GB CUDA build
 INFERNO_PIN = "inferno-pytorch==0.1.7"  # installed with --no-deps (its metadata pins pip==8.1.2)
 # Installed with every mixin whose tests run in a fresh venv (what hatch-test adds for them).
-TEST_REQUIREMENTS = ["pytest~=9.0", "pytest-mock~=3.12", "tensorboard", "pillow", "numpy", TORCH_PIN]
+TEST_REQUIREMENTS = [
+    "pytest~=9.0",
+    "pytest-mock~=3.12",
+    "tensorboard",
+    "pillow",
+    "numpy",
+    TORCH_PIN,
+]
 # Heavy third-party packages that speedrun-core alone must not pull in.
 NOT_WITH_CORE = ("torch", "numpy", "tensorboardx", "matplotlib")
 UNRELEASED = "Unreleased"
@@ -130,7 +137,9 @@ class Distribution:
             return str(self.project["version"])
         match = VERSION_ASSIGNMENT.search(self.version_file.read_text(encoding="utf-8"))
         if match is None:
-            raise ReleaseError(f"{self.version_file}: expected a line __version__ = \"X.Y.Z\" (hatch's version source)")
+            raise ReleaseError(
+                f'{self.version_file}: expected a line __version__ = "X.Y.Z" (hatch\'s version source)'
+            )
         return match.group(1)
 
     def set_version(self, version: str) -> None:
@@ -138,7 +147,13 @@ class Distribution:
         if self.version_file is None:
             path = self.folder / "pyproject.toml"
             text = path.read_text(encoding="utf-8")
-            new, count = re.subn(r'^version\s*=\s*"[^"]*"', f'version = "{version}"', text, count=1, flags=re.MULTILINE)
+            new, count = re.subn(
+                r'^version\s*=\s*"[^"]*"',
+                f'version = "{version}"',
+                text,
+                count=1,
+                flags=re.MULTILINE,
+            )
         else:
             path = self.version_file
             text = path.read_text(encoding="utf-8")
@@ -188,7 +203,9 @@ def discover(packages: Path = PACKAGES) -> list[Distribution]:
             raise ReleaseError(f"{path}: expected a [project] table with a name")
         found.append(Distribution(data["project"]["name"], path.parent, data))
     if not found:
-        raise ReleaseError(f"no distribution found: expected packages/*/pyproject.toml under {packages}")
+        raise ReleaseError(
+            f"no distribution found: expected packages/*/pyproject.toml under {packages}"
+        )
     return sorted(found, key=lambda d: (not d.is_core, d.name))
 
 
@@ -198,7 +215,9 @@ def find(name: str, distributions: Sequence[Distribution] | None = None) -> Dist
     for dist in distributions:
         if name in (dist.name, dist.short, dist.folder.name, str(dist.folder)):
             return dist
-    raise ReleaseError(f"unknown distribution {name!r}; expected one of: {', '.join(d.short for d in distributions)}")
+    raise ReleaseError(
+        f"unknown distribution {name!r}; expected one of: {', '.join(d.short for d in distributions)}"
+    )
 
 
 def parse_version(version: str) -> tuple[int, int, int]:
@@ -233,7 +252,10 @@ def changelog_sections(text: str) -> list[tuple[str, str]]:
     """``[(heading, body), ...]`` for every ``## heading`` of a CHANGELOG, in order."""
     matches = list(_SECTION.finditer(text))
     return [
-        (m.group(1), text[m.end() : matches[i + 1].start() if i + 1 < len(matches) else len(text)].strip())
+        (
+            m.group(1),
+            text[m.end() : matches[i + 1].start() if i + 1 < len(matches) else len(text)].strip(),
+        )
         for i, m in enumerate(matches)
     ]
 
@@ -241,7 +263,9 @@ def changelog_sections(text: str) -> list[tuple[str, str]]:
 def unreleased_entries(dist: Distribution) -> str:
     """The body of the CHANGELOG's "Unreleased" section (empty when nothing is in it)."""
     if not dist.changelog.is_file():
-        raise ReleaseError(f"{dist.name} has no CHANGELOG.md; expected {dist.changelog} with a '## {UNRELEASED}' section")
+        raise ReleaseError(
+            f"{dist.name} has no CHANGELOG.md; expected {dist.changelog} with a '## {UNRELEASED}' section"
+        )
     for heading, body in changelog_sections(dist.changelog.read_text(encoding="utf-8")):
         if heading == UNRELEASED:
             return body
@@ -276,7 +300,9 @@ def release_changelog(dist: Distribution, version: str, date: str) -> None:
 def git(*args: str, check: bool = True) -> str:
     proc = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
-        raise ReleaseError(f"git {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+        raise ReleaseError(
+            f"git {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}"
+        )
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
@@ -341,21 +367,41 @@ def record(dist: Distribution, commit: str = "HEAD", *, force: bool = False) -> 
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment for tools and fresh venvs: nothing of the calling venv leaks in."""
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "HATCH_ENV_ACTIVE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "HATCH_ENV_ACTIVE")
+    }
     env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1", **extra)
     return env
 
 
-def run(command: Sequence[str | Path], *, cwd: Path = REPO, env: dict[str, str] | None = None,
-        capture: bool = False, timeout: float = 1800) -> str:
+def run(
+    command: Sequence[str | Path],
+    *,
+    cwd: Path = REPO,
+    env: dict[str, str] | None = None,
+    capture: bool = False,
+    timeout: float = 1800,
+) -> str:
     """Run ``command``; raise ReleaseError with its output when it fails."""
     printable = " ".join(str(part) if "\n" not in str(part) else "<script>" for part in command)
     print(f"  $ {printable}", flush=True)
-    proc = subprocess.run([str(part) for part in command], cwd=cwd, env=clean_env() if env is None else env,
-                          stdin=subprocess.DEVNULL, capture_output=capture, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        [str(part) for part in command],
+        cwd=cwd,
+        env=clean_env() if env is None else env,
+        stdin=subprocess.DEVNULL,
+        capture_output=capture,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if proc.returncode != 0:
         output = f"\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}" if capture else ""
-        raise ReleaseError(f"command failed with exit code {proc.returncode}: {printable} (in {cwd}){output}")
+        raise ReleaseError(
+            f"command failed with exit code {proc.returncode}: {printable} (in {cwd}){output}"
+        )
     return proc.stdout if capture else ""
 
 
@@ -366,7 +412,9 @@ def tool(name: str) -> list[str]:
         return [str(beside)]
     found = shutil.which(name)
     if found is None:
-        raise ReleaseError(f"{name} is not installed; run this through `hatch run release:...` (hatch.toml's release env)")
+        raise ReleaseError(
+            f"{name} is not installed; run this through `hatch run release:...` (hatch.toml's release env)"
+        )
     return [found]
 
 
@@ -397,7 +445,19 @@ class Venv:
         local = ["--no-index", "--find-links", str(self.wheelhouse)]
         flags = ["--no-deps"] if no_deps else []
         if self.installer == "uv":
-            run([*uv(), "pip", "install", "--quiet", "--python", self.python, *local, *flags, *requirements])
+            run(
+                [
+                    *uv(),
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--python",
+                    self.python,
+                    *local,
+                    *flags,
+                    *requirements,
+                ]
+            )
         else:
             run([self.python, "-m", "pip", "install", "--quiet", *local, *flags, *requirements])
 
@@ -410,7 +470,10 @@ class Venv:
         """``{normalised name: version}`` of everything installed (``pip list``)."""
         python = ["--python", self.python] if self.installer == "uv" else []
         out = run([*self._pip(), "list", "--format", "json", *python], capture=True)
-        return {re.sub(r"[-_.]+", "-", item["name"]).lower(): item["version"] for item in json.loads(out)}
+        return {
+            re.sub(r"[-_.]+", "-", item["name"]).lower(): item["version"]
+            for item in json.loads(out)
+        }
 
     def pip_check(self) -> None:
         """``pip check``: every installed distribution's requirements are met."""
@@ -459,8 +522,10 @@ def check_changelogs(distributions: Sequence[Distribution]) -> list[str]:
             )
             continue
         relative = dist.folder.relative_to(REPO).as_posix()
-        listed = [*git("diff", "--name-only", base, "--", relative).splitlines(),
-                  *git("ls-files", "--others", "--exclude-standard", "--", relative).splitlines()]
+        listed = [
+            *git("diff", "--name-only", base, "--", relative).splitlines(),
+            *git("ls-files", "--others", "--exclude-standard", "--", relative).splitlines(),
+        ]
         changed = [path for path in listed if path != f"{relative}/CHANGELOG.md"]
         if not changed:
             report.append(f"{dist.name}: unchanged since {latest}")
@@ -470,10 +535,14 @@ def check_changelogs(distributions: Sequence[Distribution]) -> list[str]:
             sections = dict(changelog_sections(dist.changelog.read_text(encoding="utf-8")))
             body = next((b for h, b in sections.items() if h.split(" ", 1)[0] == dist.version), "")
             if body or entries:
-                report.append(f"{dist.name}: {dist.version} (after {latest}) has its changelog section")
+                report.append(
+                    f"{dist.name}: {dist.version} (after {latest}) has its changelog section"
+                )
                 continue
         elif entries:
-            report.append(f"{dist.name}: {len(changed)} file(s) changed since {latest}, with changelog entries")
+            report.append(
+                f"{dist.name}: {len(changed)} file(s) changed since {latest}, with changelog entries"
+            )
             continue
         problems.append(
             f"{dist.name} changed since its release {latest} (commit {base[:12]}) but its CHANGELOG has no entry "
@@ -498,7 +567,9 @@ def build(distributions: Sequence[Distribution], wheelhouse: Path) -> list[Path]
     for dist in distributions:
         names = [p.name for p in built if p.name.startswith(f"{dist.dist_stem}-{dist.version}")]
         if sorted(n.endswith(".whl") for n in names) != [False, True]:
-            raise ReleaseError(f"expected one sdist and one wheel of {dist.name} {dist.version} in {wheelhouse}, got {names}")
+            raise ReleaseError(
+                f"expected one sdist and one wheel of {dist.name} {dist.version} in {wheelhouse}, got {names}"
+            )
     return built
 
 
@@ -506,7 +577,8 @@ def own_files(distributions: Sequence[Distribution], wheelhouse: Path) -> list[P
     """The sdists and wheels of our distributions in ``wheelhouse``."""
     stems = {d.dist_stem for d in distributions}
     return sorted(
-        p for p in wheelhouse.iterdir()
+        p
+        for p in wheelhouse.iterdir()
         if p.name.endswith((".whl", ".tar.gz")) and p.name.split("-", 1)[0].lower() in stems
     )
 
@@ -529,7 +601,17 @@ def third_party_requirements(distributions: Sequence[Distribution]) -> list[str]
 def fill_wheelhouse(distributions: Sequence[Distribution], wheelhouse: Path) -> None:
     """Add every third-party wheel the installs need (pip wheel: downloads, builds sdists)."""
     pip = [sys.executable, "-m", "pip"]
-    run([*pip, "wheel", "--quiet", "--quiet", "--wheel-dir", wheelhouse, *third_party_requirements(distributions)])
+    run(
+        [
+            *pip,
+            "wheel",
+            "--quiet",
+            "--quiet",
+            "--wheel-dir",
+            wheelhouse,
+            *third_party_requirements(distributions),
+        ]
+    )
     # no dependencies: inferno-pytorch 0.1.7 pins pip==8.1.2 (speedrun-inferno's README)
     run([*pip, "wheel", "--quiet", "--quiet", "--no-deps", "--wheel-dir", wheelhouse, INFERNO_PIN])
 
@@ -571,7 +653,9 @@ def check_dists(distributions: Sequence[Distribution], wheelhouse: Path) -> None
         if missing:
             problems.append(f"{sdist.name} lacks {missing}")
         if not any(m.startswith("tests/") and m.endswith(".py") for m in members):
-            problems.append(f"{sdist.name} has no tests/ (packagers run them): see [tool.hatch.build.targets.sdist.force-include]")
+            problems.append(
+                f"{sdist.name} has no tests/ (packagers run them): see [tool.hatch.build.targets.sdist.force-include]"
+            )
         if not any(m.startswith("src/") for m in members):
             problems.append(f"{sdist.name} has no src/")
         stray = [m for m in members if "__pycache__" in m or m.endswith((".pyc", ".pyo"))]
@@ -580,18 +664,29 @@ def check_dists(distributions: Sequence[Distribution], wheelhouse: Path) -> None
         (wheel,) = [w for w in wheels if w.name.startswith(f"{dist.dist_stem}-{version}-")]
         names, headers = _wheel_metadata(wheel)
         if not any(n.endswith(".dist-info/licenses/LICENSE") for n in names):
-            problems.append(f"{wheel.name} has no licence file (license-files = [\"LICENSE\"])")
-        for key in ("Requires-Python", "Keywords", "Classifier", "Project-URL", "License-Expression", "Summary"):
+            problems.append(f'{wheel.name} has no licence file (license-files = ["LICENSE"])')
+        for key in (
+            "Requires-Python",
+            "Keywords",
+            "Classifier",
+            "Project-URL",
+            "License-Expression",
+            "Summary",
+        ):
             if not headers.get(key):
                 problems.append(f"{wheel.name}: the metadata has no {key}")
         classifiers = headers.get("Classifier", [])
         if not any(c.startswith("Programming Language :: Python :: 3.") for c in classifiers):
             problems.append(f"{wheel.name}: no 'Programming Language :: Python :: 3.X' classifier")
         if headers.get("Version") != [version]:
-            problems.append(f"{wheel.name}: Version {headers.get('Version')} is not the source's {version}")
+            problems.append(
+                f"{wheel.name}: Version {headers.get('Version')} is not the source's {version}"
+            )
     if problems:
         raise ReleaseError("distribution check failed:\n  - " + "\n  - ".join(problems))
-    print(f"  {len(files)} files checked: twine --strict, check-wheel-contents, sdist contents, metadata")
+    print(
+        f"  {len(files)} files checked: twine --strict, check-wheel-contents, sdist contents, metadata"
+    )
 
 
 def _mixins(distributions: Sequence[Distribution]) -> list[Distribution]:
@@ -614,9 +709,11 @@ _IMPORT_CHECK = """
 def _import_check(venv: Venv, distributions: Sequence[Distribution], cwd: Path) -> dict:
     pairs = [(d.name, d.module) for d in distributions]
     report = json.loads(venv.python_run(_IMPORT_CHECK % (pairs,), cwd=cwd).strip().splitlines()[-1])
-    for name, (version, location) in report["found"].items():
+    for name, (_version, location) in report["found"].items():
         if not Path(location).resolve().is_relative_to(venv.path.resolve()):
-            raise ReleaseError(f"{name} was imported from {location}, not from the fresh venv {venv.path}")
+            raise ReleaseError(
+                f"{name} was imported from {location}, not from the fresh venv {venv.path}"
+            )
     return report
 
 
@@ -635,9 +732,13 @@ def install_checks(distributions: Sequence[Distribution], wheelhouse: Path, work
     installed = venv.distributions()
     heavy = sorted(set(installed) & set(NOT_WITH_CORE))
     if heavy:
-        raise ReleaseError(f"installing speedrun-core alone also installed {heavy}; core depends on PyYAML only")
+        raise ReleaseError(
+            f"installing speedrun-core alone also installed {heavy}; core depends on PyYAML only"
+        )
     if sorted(n for n in installed if n.startswith("speedrun")) != [CORE]:
-        raise ReleaseError(f"speedrun-core alone installed other speedrun distributions: {sorted(installed)}")
+        raise ReleaseError(
+            f"speedrun-core alone installed other speedrun distributions: {sorted(installed)}"
+        )
     venv.pip_check()
     report = _import_check(venv, [core], work)
     if report["heavy"]:
@@ -675,7 +776,9 @@ def lowest_version(dist: Distribution, core: Distribution, core_releases: dict[s
 
     requirement = dist.core_requirement()
     if requirement is None:
-        raise ReleaseError(f"{dist.name} does not depend on speedrun-core; every mixin declares its range")
+        raise ReleaseError(
+            f"{dist.name} does not depend on speedrun-core; every mixin declares its range"
+        )
     specifier = Requirement(requirement).specifier
     if not specifier.contains(core.version):
         raise ReleaseError(
@@ -700,12 +803,20 @@ def build_core_at(commit: str, expected_version: str, dest: Path, work: Path) ->
     archive = work / f"core-{expected_version}.tar"
     run(["git", "archive", "--format=tar", f"--output={archive}", commit, "packages/speedrun-core"])
     with tarfile.open(archive) as tar:
-        tar.extractall(source, filter="data") if sys.version_info >= (3, 12) else tar.extractall(source)
+        tar.extractall(source, filter="data") if sys.version_info >= (3, 12) else tar.extractall(
+            source
+        )
     dest.mkdir(parents=True, exist_ok=True)
-    run([*tool("hatch"), "build", "-t", "wheel", dest], cwd=source / "packages" / "speedrun-core", env=clean_env())
+    run(
+        [*tool("hatch"), "build", "-t", "wheel", dest],
+        cwd=source / "packages" / "speedrun-core",
+        env=clean_env(),
+    )
     wheels = list(dest.glob(f"speedrun_core-{expected_version}-*.whl"))
     if len(wheels) != 1:
-        raise ReleaseError(f"building speedrun-core at {commit} gave {[w.name for w in dest.iterdir()]}, expected version {expected_version}")
+        raise ReleaseError(
+            f"building speedrun-core at {commit} gave {[w.name for w in dest.iterdir()]}, expected version {expected_version}"
+        )
     return wheels[0]
 
 
@@ -714,10 +825,16 @@ def wheel_files(wheel: Path) -> frozenset[tuple[str, str]]:
     with zipfile.ZipFile(wheel) as zf:
         record = next(n for n in zf.namelist() if n.endswith(".dist-info/RECORD"))
         lines = zf.read(record).decode("utf-8").splitlines()
-    return frozenset((line.split(",")[0], line.split(",")[1]) for line in lines if line and not line.startswith(record))
+    return frozenset(
+        (line.split(",")[0], line.split(",")[1])
+        for line in lines
+        if line and not line.startswith(record)
+    )
 
 
-def lowest_core(distributions: Sequence[Distribution], wheelhouse: Path, work: Path) -> list[tuple[str, str, str]]:
+def lowest_core(
+    distributions: Sequence[Distribution], wheelhouse: Path, work: Path
+) -> list[tuple[str, str, str]]:
     """Every mixin's tests in a fresh venv with the lowest speedrun-core it allows, then the current one.
 
     Mixins that share a core version share a venv (they are installed together, as users do).
@@ -746,8 +863,10 @@ def lowest_core(distributions: Sequence[Distribution], wheelhouse: Path, work: P
         files = wheel_files(core_wheel)
         if any(files == done_files and names <= done_names for done_files, done_names in tested):
             # The same files, byte for byte, with the same mixins: that run has been made above.
-            print(f"  {label}: the same files as a speedrun-core wheel tested above with these mixins "
-                  "(identical RECORD hashes); not run twice")
+            print(
+                f"  {label}: the same files as a speedrun-core wheel tested above with these mixins "
+                "(identical RECORD hashes); not run twice"
+            )
             results.append((kind, version, "same as above"))
             continue
         tested.append((files, names))
@@ -764,7 +883,10 @@ def lowest_core(distributions: Sequence[Distribution], wheelhouse: Path, work: P
         # the index: it belongs to `hatch test`; here the installed wheels are under test.
         deselect = ["--deselect", "tests/inferno/test_inferno_install.py"]
         env = clean_env(PATH=f"{venv.path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
-        run([venv.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *deselect, *folders], env=env)
+        run(
+            [venv.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *deselect, *folders],
+            env=env,
+        )
         results.append((kind, version, " ".join(d.short for d in members)))
         shutil.rmtree(venv.path)
     return results
@@ -778,52 +900,81 @@ def downstream(wheelhouse: Path, work: Path) -> None:
     installed = venv.distributions()
     speedrun_dists = sorted(n for n in installed if n.startswith("speedrun"))
     if speedrun_dists != [CORE, "speedrun-downstream", "speedrun-tensorboard"]:
-        raise ReleaseError(f"examples/downstream installed {speedrun_dists}; expected core and tensorboard only")
+        raise ReleaseError(
+            f"examples/downstream installed {speedrun_dists}; expected core and tensorboard only"
+        )
     heavy = sorted(set(installed) & {"torch", "matplotlib", "pillow"})
     if heavy:
-        raise ReleaseError(f"examples/downstream pulled in {heavy}; speedrun-tensorboard needs none of them")
+        raise ReleaseError(
+            f"examples/downstream pulled in {heavy}; speedrun-tensorboard needs none of them"
+        )
     venv.pip_check()
-    print(f"  installed: speedrun-core {installed[CORE]}, speedrun-tensorboard {installed['speedrun-tensorboard']}")
+    print(
+        f"  installed: speedrun-core {installed[CORE]}, speedrun-tensorboard {installed['speedrun-tensorboard']}"
+    )
     run_dir = work / "downstream-runs" / "RUN-0"
     if run_dir.parent.exists():
         shutil.rmtree(run_dir.parent)
     command = venv.path / "bin" / "speedrun-downstream"
     first = run([command, run_dir], cwd=work, capture=True)
     if "IMAGE: log_image needs pillow, which is not installed: pip install pillow" not in first:
-        raise ReleaseError(f"expected log_image to name the missing pillow; the run printed:\n{first}")
-    resumed = run([command, run_dir, "--resume", "--config.training.num_steps", "30"], cwd=work, capture=True)
+        raise ReleaseError(
+            f"expected log_image to name the missing pillow; the run printed:\n{first}"
+        )
+    resumed = run(
+        [command, run_dir, "--resume", "--config.training.num_steps", "30"], cwd=work, capture=True
+    )
     result = json.loads(resumed.strip().splitlines()[-1])
     if result["step"] != 30 or abs(result["weight"] - 3) > 0.1 or abs(result["bias"] + 1) > 0.1:
         raise ReleaseError(f"the resumed run did not fit y = 3x - 1 in 30 steps: {result}")
     venv.install(f"{project}[check]")
     venv.pip_check()
-    check = json.loads(run([venv.python, "-m", "speedrun_downstream.check", run_dir], cwd=work, capture=True))
+    check = json.loads(
+        run([venv.python, "-m", "speedrun_downstream.check", run_dir], cwd=work, capture=True)
+    )
     if check["steps"] != list(range(0, 30, 2)):
-        raise ReleaseError(f"expected train/loss at steps 0, 2, ..., 28 once each (resume purges), got {check['steps']}")
+        raise ReleaseError(
+            f"expected train/loss at steps 0, 2, ..., 28 once each (resume purges), got {check['steps']}"
+        )
     print(f"  RUN-0: 20 steps, resumed to 30; TensorBoard reads {check}")
     shutil.rmtree(venv.path)
 
 
 def docs(site: Path) -> None:
     """mkdocs build --strict: no broken link, no missing reference."""
-    run([*tool("mkdocs"), "build", "--strict", "--site-dir", site], env=clean_env(NO_MKDOCS_2_WARNING="1"))
+    run(
+        [*tool("mkdocs"), "build", "--strict", "--site-dir", site],
+        env=clean_env(NO_MKDOCS_2_WARNING="1"),
+    )
 
 
-def select(tag: str, wheelhouse: Path, dest: Path, distributions: Sequence[Distribution]) -> list[Path]:
+def select(
+    tag: str, wheelhouse: Path, dest: Path, distributions: Sequence[Distribution]
+) -> list[Path]:
     """Copy the files one release tag publishes (its distribution's sdist and wheel) to ``dest``."""
     for dist in distributions:
         if tag.startswith(dist.tag_prefix) and VERSION_RE.match(tag[len(dist.tag_prefix) :]):
             version = tag[len(dist.tag_prefix) :]
             if version != dist.version:
-                raise ReleaseError(f"tag {tag} says {version}, but {dist.name}'s source says {dist.version}")
-            files = [p for p in own_files([dist], wheelhouse) if p.name.startswith(f"{dist.dist_stem}-{version}")]
+                raise ReleaseError(
+                    f"tag {tag} says {version}, but {dist.name}'s source says {dist.version}"
+                )
+            files = [
+                p
+                for p in own_files([dist], wheelhouse)
+                if p.name.startswith(f"{dist.dist_stem}-{version}")
+            ]
             if len(files) != 2:
-                raise ReleaseError(f"expected the sdist and wheel of {dist.name} {version} in {wheelhouse}, found {files}")
+                raise ReleaseError(
+                    f"expected the sdist and wheel of {dist.name} {version} in {wheelhouse}, found {files}"
+                )
             dest.mkdir(parents=True, exist_ok=True)
             for path in files:
                 shutil.copy2(path, dest / path.name)
             return [dest / p.name for p in files]
-    raise ReleaseError(f"{tag!r} is no release tag; expected speedrun-<name>-v<X.Y.Z> of: {', '.join(d.name for d in distributions)}")
+    raise ReleaseError(
+        f"{tag!r} is no release tag; expected speedrun-<name>-v<X.Y.Z> of: {', '.join(d.name for d in distributions)}"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -848,29 +999,60 @@ def _timed(steps: Iterable[tuple[str, Callable[[], object]]]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/release.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--wheelhouse", type=Path, default=DEFAULT_WHEELHOUSE, help="default: dist/wheelhouse")
-    parser.add_argument("--work", type=Path, default=None, help="folder for venvs and builds (default: a temporary one)")
+    parser = argparse.ArgumentParser(
+        prog="scripts/release.py", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--wheelhouse", type=Path, default=DEFAULT_WHEELHOUSE, help="default: dist/wheelhouse"
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="folder for venvs and builds (default: a temporary one)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="the distributions, their versions and recorded releases").add_argument("--json", action="store_true")
-    bump = sub.add_parser("bump", help="bump one distribution's version and release its changelog section")
+    sub.add_parser(
+        "list", help="the distributions, their versions and recorded releases"
+    ).add_argument("--json", action="store_true")
+    bump = sub.add_parser(
+        "bump", help="bump one distribution's version and release its changelog section"
+    )
     bump.add_argument("name")
     bump.add_argument("part", help="major, minor, patch or X.Y.Z")
     bump.add_argument("--date", default=_dt.date.today().isoformat())
-    bump.add_argument("--tag", action="store_true", help="also commit, tag speedrun-<name>-v<version> and record it")
-    rec = sub.add_parser("record", help="record a commit (default HEAD) as the release of the current version")
+    bump.add_argument(
+        "--tag",
+        action="store_true",
+        help="also commit, tag speedrun-<name>-v<version> and record it",
+    )
+    rec = sub.add_parser(
+        "record", help="record a commit (default HEAD) as the release of the current version"
+    )
     rec.add_argument("names", nargs="+", help="distributions, or 'all'")
     rec.add_argument("--commit", default="HEAD")
     rec.add_argument("--force", action="store_true")
-    sub.add_parser("check-changelogs", help="changed since the last release => an entry under Unreleased")
-    sub.add_parser("build", help="hatch build of every distribution into the wheelhouse, plus dependencies")
-    sub.add_parser("check-dists", help="twine check --strict, check-wheel-contents, sdist and metadata")
-    sub.add_parser("install-checks", help="fresh venvs from the wheelhouse: core alone, each mixin, all")
-    sub.add_parser("lowest-core", help="each mixin's tests against the lowest and the current speedrun-core")
+    sub.add_parser(
+        "check-changelogs", help="changed since the last release => an entry under Unreleased"
+    )
+    sub.add_parser(
+        "build", help="hatch build of every distribution into the wheelhouse, plus dependencies"
+    )
+    sub.add_parser(
+        "check-dists", help="twine check --strict, check-wheel-contents, sdist and metadata"
+    )
+    sub.add_parser(
+        "install-checks", help="fresh venvs from the wheelhouse: core alone, each mixin, all"
+    )
+    sub.add_parser(
+        "lowest-core", help="each mixin's tests against the lowest and the current speedrun-core"
+    )
     sub.add_parser("downstream", help="examples/downstream: install, run, read the events back")
     sub.add_parser("docs", help="mkdocs build --strict")
     sub.add_parser("check", help="every step above, timed (what CI runs; no upload)")
-    sel = sub.add_parser("select", help="copy one release tag's sdist and wheel to --dest (for the upload)")
+    sel = sub.add_parser(
+        "select", help="copy one release tag's sdist and wheel to --dest (for the upload)"
+    )
     sel.add_argument("tag")
     sel.add_argument("--dest", type=Path, default=REPO / "dist" / "upload")
     args = parser.parse_args(argv)
@@ -886,13 +1068,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
     try:
         if args.command == "list":
-            rows = [{"name": d.name, "short": d.short, "version": d.version, "module": d.module,
-                     "releases": released_versions(d), "core_requirement": d.core_requirement()} for d in distributions]
+            rows = [
+                {
+                    "name": d.name,
+                    "short": d.short,
+                    "version": d.version,
+                    "module": d.module,
+                    "releases": released_versions(d),
+                    "core_requirement": d.core_requirement(),
+                }
+                for d in distributions
+            ]
             if args.json:
                 print(json.dumps(rows, indent=2))
             for row in rows if not args.json else []:
                 releases = ", ".join(sorted(row["releases"], key=parse_version)) or "none"
-                print(f"{row['name']:<24} {row['version']:<8} {row['module']:<32} releases: {releases}")
+                print(
+                    f"{row['name']:<24} {row['version']:<8} {row['module']:<32} releases: {releases}"
+                )
         elif args.command == "bump":
             dist = find(args.name, distributions)
             version = next_version(dist.version, args.part)
@@ -906,10 +1099,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 git("tag", "-a", dist.tag(version), "-m", f"{dist.name} {version}")
                 record(dist)
                 git("add", str(RELEASES_FILE))
-                git("commit", "-m", f"releases.toml: {dist.name} {version}", "--", str(RELEASES_FILE))
-                print(f"tagged {dist.tag(version)} and recorded it; push with: git push origin {dist.tag(version)}")
+                git(
+                    "commit",
+                    "-m",
+                    f"releases.toml: {dist.name} {version}",
+                    "--",
+                    str(RELEASES_FILE),
+                )
+                print(
+                    f"tagged {dist.tag(version)} and recorded it; push with: git push origin {dist.tag(version)}"
+                )
         elif args.command == "record":
-            chosen = distributions if args.names == ["all"] else [find(n, distributions) for n in args.names]
+            chosen = (
+                distributions
+                if args.names == ["all"]
+                else [find(n, distributions) for n in args.names]
+            )
             for dist in chosen:
                 print(f"{dist.name} {dist.version}: {record(dist, args.commit, force=args.force)}")
         elif args.command == "check-changelogs":
@@ -928,16 +1133,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "docs":
             docs(work / "site")
         elif args.command == "check":
-            _timed([
-                ("changelogs", lambda: check_changelogs(distributions)),
-                ("build", lambda: build(distributions, wheelhouse)),
-                ("wheelhouse deps", lambda: fill_wheelhouse(distributions, wheelhouse)),
-                ("twine+contents", lambda: check_dists(distributions, wheelhouse)),
-                ("fresh installs", lambda: install_checks(distributions, wheelhouse, work)),
-                ("lowest-core", lambda: lowest_core(distributions, wheelhouse, work)),
-                ("downstream", lambda: downstream(wheelhouse, work)),
-                ("docs", lambda: docs(work / "site")),
-            ])
+            _timed(
+                [
+                    ("changelogs", lambda: check_changelogs(distributions)),
+                    ("build", lambda: build(distributions, wheelhouse)),
+                    ("wheelhouse deps", lambda: fill_wheelhouse(distributions, wheelhouse)),
+                    ("twine+contents", lambda: check_dists(distributions, wheelhouse)),
+                    ("fresh installs", lambda: install_checks(distributions, wheelhouse, work)),
+                    ("lowest-core", lambda: lowest_core(distributions, wheelhouse, work)),
+                    ("downstream", lambda: downstream(wheelhouse, work)),
+                    ("docs", lambda: docs(work / "site")),
+                ]
+            )
             print("\nrelease check: every step passed")
         elif args.command == "select":
             for path in select(args.tag, wheelhouse, args.dest, distributions):

@@ -27,15 +27,17 @@ class RegressionExperiment(TensorboardMixin, IOMixin, MatplotlibMixin, BaseExper
         features = self.get("data/num_features", ensure_exists=True)
         # The function to learn is fixed by the seed: a random two-layer network.
         self.teacher = torch.nn.Sequential(
-            torch.nn.Linear(features, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+            torch.nn.Linear(features, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)
+        )
         layers: list[torch.nn.Module] = []
         width = features
         for hidden in self.get("model/hidden", [32]):
             layers += [torch.nn.Linear(width, hidden), torch.nn.ReLU()]
             width = hidden
         self.model = torch.nn.Sequential(*layers, torch.nn.Linear(width, 1))
-        self.optimizer = torch.optim.Adam(self.model.parameters(),
-                                          lr=self.get("training/lr", ensure_exists=True))
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=self.get("training/lr", ensure_exists=True)
+        )
         self.losses: list[float] = []  # checkpointed with the rest, so the curve survives --resume
 
     def apply_config(self) -> None:
@@ -56,8 +58,9 @@ class RegressionExperiment(TensorboardMixin, IOMixin, MatplotlibMixin, BaseExper
     def train(self) -> float:
         num_steps = self.get("training/num_steps", ensure_exists=True)
         log_every = self.get("training/log_every", 50)
-        for _ in self.progress(range(self.step, num_steps), tag="train",
-                               initial=self.step, total=num_steps):
+        for _ in self.progress(
+            range(self.step, num_steps), tag="train", initial=self.step, total=num_steps
+        ):
             x, y = self.batch()
             loss = torch.nn.functional.mse_loss(self.model(x), y)
             self.optimizer.zero_grad()
@@ -78,9 +81,11 @@ class RegressionExperiment(TensorboardMixin, IOMixin, MatplotlibMixin, BaseExper
         axes.plot(self.losses)
         axes.set(xlabel="step", ylabel="training loss", yscale="log")
         self.save_figure("curves/loss", figure)  # Plots/curves/loss_step_<step>.png
-        self.print(f"done: {self.step} steps, final loss {self.losses[-1]:.4f}; "
-                   f"checkpoints in {self.checkpoint_directory}, "
-                   f"TensorBoard logs in {self.log_directory}, plots in {self.plot_directory}")
+        self.print(
+            f"done: {self.step} steps, final loss {self.losses[-1]:.4f}; "
+            f"checkpoints in {self.checkpoint_directory}, "
+            f"TensorBoard logs in {self.log_directory}, plots in {self.plot_directory}"
+        )
         return self.losses[-1]
 
     def evaluate(self) -> float:

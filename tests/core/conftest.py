@@ -59,5 +59,7 @@ def seed_core_keys_cache(cache):
     path = os.path.join(str(cache), "speedrun", "config-keys.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump({"format": _keys._CACHE_FORMAT, "fingerprint": _keys._fingerprint(),
-                   "keys": rows}, handle)
+        json.dump(
+            {"format": _keys._CACHE_FORMAT, "fingerprint": _keys._fingerprint(), "keys": rows},
+            handle,
+        )

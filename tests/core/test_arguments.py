@@ -9,18 +9,38 @@ def parse(*tokens):
 
 
 def test_positional_directory_and_overrides():
-    args = parse("experiments/RUN-1", "--inherit", "experiments/RUN-0", "--config.a.b", "3",
-                 "--config.training.lr=0.01", "--config.name", "resnet")
+    args = parse(
+        "experiments/RUN-1",
+        "--inherit",
+        "experiments/RUN-0",
+        "--config.a.b",
+        "3",
+        "--config.training.lr=0.01",
+        "--config.name",
+        "resnet",
+    )
     assert args.positionals == ["experiments/RUN-1"]
     assert args.flags["inherit"] == "experiments/RUN-0"
     assert args.parsed_overrides() == [("a/b", 3), ("training/lr", 0.01), ("name", "resnet")]
 
 
-@pytest.mark.parametrize("text, value", [
-    ("3", 3), ("0.1", 0.1), ("-2", -2), ("[1, 2]", [1, 2]), ("{'a': 1}", {"a": 1}),
-    ("True", True), ("None", None), ("(1, 2)", (1, 2)), ("Adam", "Adam"), ("1e-3", 1e-3),
-    ("experiments/RUN-0", "experiments/RUN-0"), ("", ""),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("3", 3),
+        ("0.1", 0.1),
+        ("-2", -2),
+        ("[1, 2]", [1, 2]),
+        ("{'a': 1}", {"a": 1}),
+        ("True", True),
+        ("None", None),
+        ("(1, 2)", (1, 2)),
+        ("Adam", "Adam"),
+        ("1e-3", 1e-3),
+        ("experiments/RUN-0", "experiments/RUN-0"),
+        ("", ""),
+    ],
+)
 def test_parse_literal(text, value):
     assert parse_literal(text) == value
 
@@ -31,11 +51,17 @@ def test_bare_boolean_flag_never_swallows_the_directory():
     assert args.get("purge") is True
 
 
-@pytest.mark.parametrize("tokens, expected", [
-    (("RUN", "--purge", "True"), True), (("RUN", "--purge", "False"), False),
-    (("RUN", "--purge"), True), (("RUN", "--purge=false"), False), (("RUN",), None),
-    (("RUN", "--resume", "--config.a", "1"), True),
-])
+@pytest.mark.parametrize(
+    "tokens, expected",
+    [
+        (("RUN", "--purge", "True"), True),
+        (("RUN", "--purge", "False"), False),
+        (("RUN", "--purge"), True),
+        (("RUN", "--purge=false"), False),
+        (("RUN",), None),
+        (("RUN", "--resume", "--config.a", "1"), True),
+    ],
+)
 def test_purge_forms(tokens, expected):
     args = parse(*tokens)
     assert args.get("purge", args.get("resume")) is expected
@@ -51,17 +77,23 @@ def test_flag_before_directory_is_not_the_directory():
     assert args.positionals == ["experiments/RUN-1"]
 
 
-@pytest.mark.parametrize("tokens, message", [
-    (("RUN", "--inherit"), r"--inherit expects a value \(e.g. --inherit experiments/RUN-0\), but got nothing"),
-    (("RUN", "--config.a.b"), "--config.a.b expects a value"),
-    (("RUN", "--config.a.b", "--purge"), "but got '--purge'"),
-    (("RUN", "--dispatch", "--config.a", "1"), "--dispatch expects a value"),
-    (("RUN", "--macro"), "--macro expects a value"),
-    (("RUN", "--purge=maybe"), "--purge takes True or False"),
-    (("RUN", "--config.=3"), "expected --config.<key>"),
-    (("RUN", "--config.a..b", "3"), "expected --config.<key>"),
-    (("RUN", "--=3"), "expected a flag name"),
-])
+@pytest.mark.parametrize(
+    "tokens, message",
+    [
+        (
+            ("RUN", "--inherit"),
+            r"--inherit expects a value \(e.g. --inherit experiments/RUN-0\), but got nothing",
+        ),
+        (("RUN", "--config.a.b"), "--config.a.b expects a value"),
+        (("RUN", "--config.a.b", "--purge"), "but got '--purge'"),
+        (("RUN", "--dispatch", "--config.a", "1"), "--dispatch expects a value"),
+        (("RUN", "--macro"), "--macro expects a value"),
+        (("RUN", "--purge=maybe"), "--purge takes True or False"),
+        (("RUN", "--config.=3"), "expected --config.<key>"),
+        (("RUN", "--config.a..b", "3"), "expected --config.<key>"),
+        (("RUN", "--=3"), "expected a flag name"),
+    ],
+)
 def test_malformed_command_lines(tokens, message):
     with pytest.raises(ArgumentError, match=message):
         parse(*tokens)
@@ -83,13 +115,34 @@ def test_last_value_wins_but_all_overrides_are_kept_in_order():
 def test_parse_setup_returns_plain_data():
     from speedrun.config._arguments import SetupRequest, parse_setup
 
-    request = parse_setup(parse("RUN-1", "--inherit", "RUN-0", "--macro", "a.yml",
-                                "--config.training.lr", "0.1", "--strict", "--dispatch", "eval",
-                                "--lr", "3", "--wait.for", "12", "--width", "2"),
-                          declared=("wait.",))
+    request = parse_setup(
+        parse(
+            "RUN-1",
+            "--inherit",
+            "RUN-0",
+            "--macro",
+            "a.yml",
+            "--config.training.lr",
+            "0.1",
+            "--strict",
+            "--dispatch",
+            "eval",
+            "--lr",
+            "3",
+            "--wait.for",
+            "12",
+            "--width",
+            "2",
+        ),
+        declared=("wait.",),
+    )
     assert isinstance(request, SetupRequest)
-    assert (request.directory, request.inherit, request.macros, request.dispatch) == \
-        ("RUN-1", "RUN-0", "a.yml", "eval")
+    assert (request.directory, request.inherit, request.macros, request.dispatch) == (
+        "RUN-1",
+        "RUN-0",
+        "a.yml",
+        "eval",
+    )
     assert request.overrides == (("training/lr", 0.1),) and request.strict
     assert not (request.resume or request.purge or request.any_class)
     assert request.unknown_flags == ("lr", "width")
@@ -97,11 +150,21 @@ def test_parse_setup_returns_plain_data():
         request.resume = True  # immutable
 
 
-@pytest.mark.parametrize("typed, meant", [
-    ("conifg.a.b", "config.a.b"), ("resmue", "resume"), ("Resume", "resume"),
-    ("purg", "purge"), ("dispach", "dispatch"), ("inheret", "inherit"), ("macros", "macro"),
-    ("any_class", "any-class"), ("strickt", "strict"), ("config", "config.<key>"),
-])
+@pytest.mark.parametrize(
+    "typed, meant",
+    [
+        ("conifg.a.b", "config.a.b"),
+        ("resmue", "resume"),
+        ("Resume", "resume"),
+        ("purg", "purge"),
+        ("dispach", "dispatch"),
+        ("inheret", "inherit"),
+        ("macros", "macro"),
+        ("any_class", "any-class"),
+        ("strickt", "strict"),
+        ("config", "config.<key>"),
+    ],
+)
 def test_flags_one_edit_from_speedruns_are_typos(typed, meant):
     from speedrun.config._arguments import parse_setup, suggest_flag
 

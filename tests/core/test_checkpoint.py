@@ -20,8 +20,8 @@ import pytest
 # tests/core/test_experiment_checkpoint.py covers checkpoints through BaseExperiment.
 torch = pytest.importorskip("torch")
 dill = pytest.importorskip("dill")
-import speedrun.checkpoint._files  # noqa: E402
-import speedrun.directory._fs  # noqa: E402
+import speedrun.checkpoint._files
+import speedrun.directory._fs
 from speedrun._errors import CheckpointError
 from speedrun.checkpoint._files import (
     CHECKPOINT_FORMAT,
@@ -303,8 +303,10 @@ def test_original_speedrun_checkpoints_are_found_and_loaded(tmp_path):
     shutil.copy(legacy, tmp_path / "ckpt_iter_30.pt")
     # A folder without a checkpoint record counts every file; the first save records them.
     _save(tmp_path, 30)
-    assert list_checkpoints(tmp_path)[1:] == [(30, tmp_path / "checkpoint_iter_30.pt"),
-                                              (40, legacy)]
+    assert list_checkpoints(tmp_path)[1:] == [
+        (30, tmp_path / "checkpoint_iter_30.pt"),
+        (40, legacy),
+    ]
     loaded = load_latest_valid(tmp_path, experiment_class=CLS)
     assert loaded.legacy and loaded.step == 40 and loaded.experiment_class is None
     assert loaded.state["_step"] == 40 and torch.equal(loaded.state["weights"], torch.ones(3))
@@ -382,7 +384,7 @@ def test_leftover_temp_files_are_removed_by_the_next_save(tmp_path):
 def test_unpicklable_attributes_are_named_and_nothing_is_lost(tmp_path):
     good = _save(tmp_path, 1)
     before = good.read_bytes()
-    handle = open(tmp_path / "log.txt", "w")  # noqa: SIM115
+    handle = open(tmp_path / "log.txt", "w")
     try:
         state = {"weights": torch.ones(1000), "log_file": handle, "loss_fn": lambda x: x, "lr": 0.1}
         with pytest.raises(CheckpointError) as info:

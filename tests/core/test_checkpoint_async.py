@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import speedrun
-from speedrun import ConfigError, BaseExperiment, CheckpointError
+from speedrun import BaseExperiment, CheckpointError, ConfigError
 from speedrun.checkpoint._async import AsyncSaver, take_snapshot
 from speedrun.checkpoint._files import list_checkpoints
 from speedrun.checkpoint._io import load_checkpoint, load_latest_valid, save_checkpoint
@@ -72,8 +72,10 @@ def test_snapshot_is_taken_at_the_call_and_later_changes_do_not_leak(tmp_path: P
     assert numpy.array_equal(loaded["array"], numpy.arange(1000.0))
     assert loaded["history"] == [1.0, 2.0]
     # storage sharing survives: the row is a view of the saved weight
-    assert loaded["tied"]["whole"].untyped_storage().data_ptr() == \
-        loaded["tied"]["row"].untyped_storage().data_ptr()
+    assert (
+        loaded["tied"]["whole"].untyped_storage().data_ptr()
+        == loaded["tied"]["row"].untyped_storage().data_ptr()
+    )
     assert torch.equal(loaded["tied"]["row"], expected_model["weight"][3])
     # the random state is the one at the call: restoring it repeats the draw made after it
     random.setstate(loaded["__speedrun_random_state__"]["python"])
@@ -83,9 +85,14 @@ def test_snapshot_is_taken_at_the_call_and_later_changes_do_not_leak(tmp_path: P
 @pytest.mark.filterwarnings("ignore:TypedStorage is deprecated")
 def test_async_file_loads_like_the_synchronous_one(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
-    state = {"w": torch.randn(100, 10), "flag": True, "nested": {"t": torch.arange(5)},
-             "half": torch.ones(3, dtype=torch.float16), "empty": torch.empty(0),
-             "storage": torch.zeros(4).untyped_storage()}
+    state = {
+        "w": torch.randn(100, 10),
+        "flag": True,
+        "nested": {"t": torch.arange(5)},
+        "half": torch.ones(3, dtype=torch.float16),
+        "empty": torch.empty(0),
+        "storage": torch.zeros(4).untyped_storage(),
+    }
     save_checkpoint(tmp_path / "sync", 3, state, experiment_class="m.C")
     saver = AsyncSaver()
     saver.save(tmp_path / "async", 3, state, experiment_class="m.C")
@@ -114,8 +121,7 @@ def test_pickle_and_dill_serializers_without_tensors(tmp_path: Path) -> None:
     except ImportError:
         return
     else:
-        saver.save(tmp_path, 2, {"f": lambda x: x + 1}, experiment_class="m.C",
-                   serializer="dill")
+        saver.save(tmp_path, 2, {"f": lambda x: x + 1}, experiment_class="m.C", serializer="dill")
         saver.wait()
         # a function in a dill file loads only on purpose (safe loading refuses code)
         assert load_checkpoint(tmp_path, 2, trust=True).state["f"](1) == 2
@@ -141,11 +147,14 @@ def test_buffers_are_reused_and_hold_one_snapshot(tmp_path: Path) -> None:
 
 
 def test_snapshot_does_not_import_torch_or_numpy() -> None:
-    code = ("import sys; from speedrun.checkpoint._async import take_snapshot;"
-            "take_snapshot({'a': [1, 2]}, 'pickle').materialize();"
-            "print('torch' in sys.modules, 'numpy' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=_env(), check=True).stdout
+    code = (
+        "import sys; from speedrun.checkpoint._async import take_snapshot;"
+        "take_snapshot({'a': [1, 2]}, 'pickle').materialize();"
+        "print('torch' in sys.modules, 'numpy' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), check=True
+    ).stdout
     assert out.split() == ["False", "False"]
     assert take_snapshot({"a": (1, 2)}, "pickle").materialize() == {"a": (1, 2)}
 
@@ -224,8 +233,13 @@ def test_background_disk_failure_keeps_the_previous_checkpoint(tmp_path: Path) -
             print(json.dumps({"message": str(error), "cause": type(cause).__name__,
                               "errno": errno}))
     """)
-    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "RUN")],
-                            capture_output=True, text=True, env=_env(), timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "RUN")],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert "background save of checkpoint step 1" in report["message"]
@@ -234,7 +248,9 @@ def test_background_disk_failure_keeps_the_previous_checkpoint(tmp_path: Path) -
     latest = load_latest_valid(tmp_path / "RUN" / "Weights")
     assert latest.step == 0 and latest.state["payload"] == b"x" * 1000
     assert sorted(os.listdir(tmp_path / "RUN" / "Weights")) == [
-        ".speedrun-checkpoints.json", "checkpoint_iter_0.pt"]  # + the run's checkpoint record
+        ".speedrun-checkpoints.json",
+        "checkpoint_iter_0.pt",
+    ]  # + the run's checkpoint record
 
 
 def test_run_waits_for_the_pending_save_and_raises_its_failure(tmp_path: Path) -> None:
@@ -287,8 +303,13 @@ def test_interpreter_exit_waits_for_the_pending_save(tmp_path: Path) -> None:
         experiment.next_step().checkpoint(blocking=False)
         print("pending" if experiment._checkpoint_saver.pending else "done", flush=True)
     """)
-    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "RUN")],
-                            capture_output=True, text=True, env=_env(), timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "RUN")],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "pending"  # the script ended while the write was running
     latest = load_latest_valid(tmp_path / "RUN" / "Weights")
@@ -304,8 +325,13 @@ def test_an_uncollected_failure_is_printed_at_exit(tmp_path: Path) -> None:
         os.makedirs(experiment.checkpoint_path)
         experiment.checkpoint(blocking=False)
     """)
-    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "RUN")],
-                            capture_output=True, text=True, env=_env(), timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "RUN")],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert "the background save of checkpoint step 0 in" in result.stderr
     assert "already has that name" in result.stderr
 
@@ -337,6 +363,9 @@ def test_cuda_tensors_go_through_pinned_buffers_and_load_back_on_the_gpu(tmp_pat
         assert all(torch.equal(got[k], expected[k]) for k in expected)
         assert loaded["cpu"].device.type == "cpu"
         expected = {k: v.clone() for k, v in model.state_dict().items()}
-    assert all(buffer.is_pinned() for buffer, pinned in
-               zip(saver._buffers.storages, saver._buffers.pinned, strict=True) if pinned)
+    assert all(
+        buffer.is_pinned()
+        for buffer, pinned in zip(saver._buffers.storages, saver._buffers.pinned, strict=True)
+        if pinned
+    )
     assert any(saver._buffers.pinned)

@@ -27,9 +27,9 @@ import pytest
 
 torch = pytest.importorskip("torch")  # the kill trials write torch files too
 
-import speedrun.checkpoint._files  # noqa: E402
-from speedrun.checkpoint._files import list_checkpoints  # noqa: E402
-from speedrun.checkpoint._io import load_checkpoint, load_latest_valid, save_checkpoint  # noqa: E402
+import speedrun.checkpoint._files
+from speedrun.checkpoint._files import list_checkpoints
+from speedrun.checkpoint._io import load_checkpoint, load_latest_valid, save_checkpoint
 
 _SOURCE_ROOT = str(Path(speedrun.__file__).resolve().parents[1])
 _ELEMENTS = 1_000_000  # 4 MB of float32 (pickle: 4 MB of bytes) per checkpoint

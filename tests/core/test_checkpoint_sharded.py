@@ -15,13 +15,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torch.distributed.checkpoint")
 
-from speedrun import BaseExperiment, CheckpointError  # noqa: E402
-from speedrun.checkpoint import _sharded  # noqa: E402
-from speedrun.checkpoint._files import find_checkpoint, list_checkpoints  # noqa: E402
-from speedrun.checkpoint._io import load_latest_valid  # noqa: E402
-from speedrun.cli._main import main  # noqa: E402
-from speedrun.experiment._runinfo import latest_valid_checkpoint  # noqa: E402
-from speedrun.experiment._sharding import wait  # noqa: E402
+from speedrun import BaseExperiment, CheckpointError
+from speedrun.checkpoint import _sharded
+from speedrun.checkpoint._files import find_checkpoint, list_checkpoints
+from speedrun.checkpoint._io import load_latest_valid
+from speedrun.cli._main import main
+from speedrun.experiment._runinfo import latest_valid_checkpoint
+from speedrun.experiment._sharding import wait
 
 
 def _listing(folder: object) -> list[str]:
@@ -36,8 +36,9 @@ class Model(BaseExperiment):
         for key, value in config.items():
             self.set(f"training/{key}", value)
         torch.manual_seed(0)
-        self.model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(),
-                                         torch.nn.Linear(4, 1))
+        self.model = torch.nn.Sequential(
+            torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1)
+        )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=0.1)
         self.notes: list[int] = []
 
@@ -75,8 +76,10 @@ def test_a_sharded_save_is_a_committed_directory_that_loads(tmp_path):
     experiment.train_step()
     torch.manual_seed(7)
     fresh.train_step()
-    assert all(torch.equal(value, _parameters(experiment)[name])
-               for name, value in _parameters(fresh).items())
+    assert all(
+        torch.equal(value, _parameters(experiment)[name])
+        for name, value in _parameters(fresh).items()
+    )
 
 
 def test_retention_deletes_old_directories_and_files_alike(tmp_path):
@@ -86,8 +89,7 @@ def test_retention_deletes_old_directories_and_files_alike(tmp_path):
     experiment.set("training/checkpoint_sharded", True)
     for _ in range(3):
         experiment.train_step().checkpoint()
-    assert _listing(tmp_path / "RUN" / "Weights") == [
-        "checkpoint_iter_3", "checkpoint_iter_4"]
+    assert _listing(tmp_path / "RUN" / "Weights") == ["checkpoint_iter_3", "checkpoint_iter_4"]
 
 
 def test_an_uncommitted_directory_is_skipped_and_never_deleted(tmp_path):
@@ -104,8 +106,7 @@ def test_an_uncommitted_directory_is_skipped_and_never_deleted(tmp_path):
     assert loaded is not None and loaded.step == 1
     assert latest_valid_checkpoint(tmp_path / "RUN") == (1, str(weights / "checkpoint_iter_1"))
     experiment.train_step().checkpoint()  # keep=2: deletes only committed directories
-    assert _listing(weights) == [
-        "checkpoint_iter_0", "checkpoint_iter_2", "checkpoint_iter_3"]
+    assert _listing(weights) == ["checkpoint_iter_0", "checkpoint_iter_2", "checkpoint_iter_3"]
     assert (foreign / "notes.txt").read_text() == "not speedrun's"
 
 
@@ -145,8 +146,7 @@ def test_an_unpicklable_attribute_is_named_and_nothing_is_committed(tmp_path):
     assert [step for step, _ in list_checkpoints(tmp_path / "RUN" / "Weights")] == [1]
     experiment.register_unpickleable("lock")
     experiment.checkpoint()
-    assert _listing(tmp_path / "RUN" / "Weights") == [
-        "checkpoint_iter_1", "checkpoint_iter_2"]
+    assert _listing(tmp_path / "RUN" / "Weights") == ["checkpoint_iter_1", "checkpoint_iter_2"]
 
 
 def test_asynchronous_saves_commit_in_the_background(tmp_path):
@@ -176,7 +176,9 @@ def test_ls_and_show_report_sharded_checkpoints(tmp_path, monkeypatch, capsys):
     experiment.dump_configuration()
     experiment.train_step().train_step().train_step().checkpoint()
     assert latest_valid_checkpoint(tmp_path / "RUN") == (
-        3, str(tmp_path / "RUN" / "Weights" / "checkpoint_iter_3"))
+        3,
+        str(tmp_path / "RUN" / "Weights" / "checkpoint_iter_3"),
+    )
     monkeypatch.chdir(tmp_path)
     assert main(["show", "--json", "RUN"]) == 0
     assert json.loads(capsys.readouterr().out)["latest_checkpoint_step"] == 3

@@ -56,9 +56,12 @@ def workspace(tmp_path):
     run.dump_configuration()
     (project / "macro.yml").write_text("augment: {flip: true}\n")
     (project / "train.py").write_text("# an experiment script\n")
-    env = {"PATH": f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin",
-           "HOME": str(tmp_path / "home"), "LC_ALL": "C",
-           "XDG_CACHE_HOME": str(tmp_path / "cache")}  # the declared-keys cache
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        "HOME": str(tmp_path / "home"),
+        "LC_ALL": "C",
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    }  # the declared-keys cache
     seed_core_keys_cache(tmp_path / "cache")
     return project, env
 
@@ -66,14 +69,26 @@ def workspace(tmp_path):
 def bash(workspace, body, *, before="", args=()):
     """Run ``body`` in a fresh bash that sourced ``speedrun completion bash``."""
     project, env = workspace
-    script = subprocess.run(["speedrun", "completion", "bash", *args], env=env, cwd=project,
-                            capture_output=True, text=True, check=True).stdout
+    script = subprocess.run(
+        ["speedrun", "completion", "bash", *args],
+        env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     (project.parent / "completion.bash").write_text(script)
     source = f"source {shlex.quote(str(project.parent / 'completion.bash'))}"
     program = f"{HARNESS}\n{before}\n{source}\n{body}"
-    result = subprocess.run(["bash", "--norc", "--noprofile", "-c", program], env=env,
-                            cwd=project, capture_output=True, text=True, timeout=120,
-                            check=False)
+    result = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", program],
+        env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == "", result.stderr
     return result.stdout
@@ -92,34 +107,66 @@ def candidates(output):
 
 
 def test_speedrun_commands_options_and_directories(workspace):
-    out = bash(workspace, "\n".join(f"complete_line {shlex.quote(line)}" for line in [
-        "speedrun ", "speedrun sh", "speedrun diff --c", "speedrun ls experiments/",
-        "speedrun completion ", "speedrun show --",
-    ]))
+    out = bash(
+        workspace,
+        "\n".join(
+            f"complete_line {shlex.quote(line)}"
+            for line in [
+                "speedrun ",
+                "speedrun sh",
+                "speedrun diff --c",
+                "speedrun ls experiments/",
+                "speedrun completion ",
+                "speedrun show --",
+            ]
+        ),
+    )
     assert candidates(out) == [
         sorted(["ls", "diff", "show", "mixins", "completion", "--help", "--version"]),
-        ["show"], ["--config-only"], ["experiments/RUN-0"], ["bash", "zsh"],
+        ["show"],
+        ["--config-only"],
+        ["experiments/RUN-0"],
+        ["bash", "zsh"],
         ["--help", "--json"],
     ]
 
 
 def test_config_keys_from_the_inherit_target_and_from_dir(workspace):
-    out = bash(workspace, "\n".join(f"complete_line {shlex.quote(line)}" for line in [
-        "python train.py experiments/RUN-1 --inherit experiments/RUN-0 --config.",
-        "python train.py experiments/RUN-1 --inherit experiments/RUN-0 --config.tr",
-        "python3 train.py experiments/RUN-1 --inherit experiments/RUN-0 --config.training.",
-        "python3 train.py experiments/RUN-0 --config.training.schedule.n",
-        ("python -u train.py experiments/RUN-2 --inherit experiments/RUN-0/Configurations/"
-         "train_config.yml --macro macro.yml --config.a"),
-    ]))
+    out = bash(
+        workspace,
+        "\n".join(
+            f"complete_line {shlex.quote(line)}"
+            for line in [
+                "python train.py experiments/RUN-1 --inherit experiments/RUN-0 --config.",
+                "python train.py experiments/RUN-1 --inherit experiments/RUN-0 --config.tr",
+                "python3 train.py experiments/RUN-1 --inherit experiments/RUN-0 --config.training.",
+                "python3 train.py experiments/RUN-0 --config.training.schedule.n",
+                (
+                    "python -u train.py experiments/RUN-2 --inherit experiments/RUN-0/Configurations/"
+                    "train_config.yml --macro macro.yml --config.a"
+                ),
+            ]
+        ),
+    )
     assert candidates(out) == [
         # speedrun/ and training/checkpoint_*: keys BaseExperiment declares (CONFIG_KEYS)
-        ["--config.empty", "--config.model.", "--config.seed", "--config.speedrun.",
-         "--config.training."],
+        [
+            "--config.empty",
+            "--config.model.",
+            "--config.seed",
+            "--config.speedrun.",
+            "--config.training.",
+        ],
         ["--config.training."],
-        ["--config.training.checkpoint_async", "--config.training.checkpoint_every",
-         "--config.training.checkpoint_keep", "--config.training.checkpoint_sharded",
-         "--config.training.epochs", "--config.training.lr", "--config.training.schedule."],
+        [
+            "--config.training.checkpoint_async",
+            "--config.training.checkpoint_every",
+            "--config.training.checkpoint_keep",
+            "--config.training.checkpoint_sharded",
+            "--config.training.epochs",
+            "--config.training.lr",
+            "--config.training.schedule.",
+        ],
         ["--config.training.schedule.name"],
         ["--config.augment."],
     ]
@@ -130,19 +177,26 @@ def test_other_completions_of_python_are_left_alone(workspace):
 _fake_python() { COMPREPLY=("fake:$2"); }
 complete -o filenames -F _fake_python python
 """
-    out = bash(workspace, before=before, body="""
+    out = bash(
+        workspace,
+        before=before,
+        body="""
 complete -p python python3
 complete_line "python tr"
 complete_line "python -m pdb --"
 complete_line "python train.py experiments/RUN-0 --config.nothing"
 complete_line "python train.py nowhere --config."
 complete_line "python3 train.py experiments/RUN-0 --he"
-""")
+""",
+    )
     lines = out.splitlines()
     assert lines[0] == "complete -o filenames -F _speedrun_python_complete python"
     assert lines[1] == "complete -o bashdefault -o default -F _speedrun_python_complete python3"
     assert candidates("\n".join(lines[2:])) == [
-        ["fake:tr"], ["fake:--"], ["fake:--config.nothing"], ["fake:--config."],
+        ["fake:tr"],
+        ["fake:--"],
+        ["fake:--config.nothing"],
+        ["fake:--config."],
         [],  # python3 had no completion: empty, so bash falls back to file names
     ]
 
@@ -155,12 +209,16 @@ _late_python() { COMPREPLY=(late); }
 _loader() { complete -F _late_python "$1"; return 124; }
 complete -D -F _loader
 """
-    out = bash(workspace, before=before, body="""
+    out = bash(
+        workspace,
+        before=before,
+        body="""
 complete_line "python3 something"
 complete -p python3
 complete_line "python3 train.py experiments/RUN-0 --config.s"
 complete_line "python3 again"
-""")
+""",
+    )
     lines = out.splitlines()
     assert lines[:2] == ["late", "--"]
     assert lines[2] == "complete -F _speedrun_python_complete python3"
@@ -173,20 +231,28 @@ _fake_python() { COMPREPLY=(fake); }
 complete -F _fake_python python
 """
     project, _ = workspace
-    out = bash(workspace, before=before, body=f"""
-source {shlex.quote(str(project.parent / 'completion.bash'))}
+    out = bash(
+        workspace,
+        before=before,
+        body=f"""
+source {shlex.quote(str(project.parent / "completion.bash"))}
 complete -p python
 complete_line "python x"
-""")
+""",
+    )
     assert out.splitlines() == ["complete -F _speedrun_python_complete python", "fake", "--"]
 
 
 def test_only_the_chosen_commands_are_wrapped_and_no_rc_file_is_written(workspace):
     _, env = workspace
-    out = bash(workspace, args=("--python", "torchrun"), body="""
+    out = bash(
+        workspace,
+        args=("--python", "torchrun"),
+        body="""
 complete -p python 2>/dev/null || echo "python: untouched"
 complete_line "torchrun --nproc_per_node 2 train.py experiments/RUN-0 --config.m"
-""")
+""",
+    )
     assert out.splitlines() == ["python: untouched", "--config.model.", "--"]
     assert os.listdir(env["HOME"]) == []  # nothing was written to the user's shell files
 
@@ -194,17 +260,27 @@ complete_line "torchrun --nproc_per_node 2 train.py experiments/RUN-0 --config.m
 def test_candidates_for_command_line_forms(workspace, monkeypatch):
     project, _ = workspace
     monkeypatch.chdir(project)
-    keys = ["--config.empty", "--config.model.", "--config.seed", "--config.speedrun.",
-            "--config.training."]
+    keys = [
+        "--config.empty",
+        "--config.model.",
+        "--config.seed",
+        "--config.speedrun.",
+        "--config.training.",
+    ]
     assert config_key_candidates("--config.", "python train.py experiments/RUN-0 ") == keys
     assert config_key_candidates("--config.", "python -m pkg.train experiments/RUN-0 ") == keys
+    assert (
+        config_key_candidates(
+            "--config.", "python x.py new --inherit=experiments/RUN-0 --config.seed 1 "
+        )
+        == keys
+    )
+    assert config_key_candidates("--config.m", "python x.py 'experiments/RUN-0' --config.m") == [
+        "--config.model."
+    ]
     assert config_key_candidates(
-        "--config.", "python x.py new --inherit=experiments/RUN-0 --config.seed 1 ") == keys
-    assert config_key_candidates("--config.m", "python x.py 'experiments/RUN-0' --config.m") == \
-        ["--config.model."]
-    assert config_key_candidates("--config.model.d",
-                                 "python t.py experiments/RUN-0 --config.model.d") == \
-        ["--config.model.depth"]
+        "--config.model.d", "python t.py experiments/RUN-0 --config.model.d"
+    ) == ["--config.model.depth"]
     assert config_key_candidates("--config.seed.", "python t.py experiments/RUN-0 --c") == []
     assert config_key_candidates("--config.", "python t.py nowhere ") == []
     assert config_key_candidates("--inherit", "python t.py experiments/RUN-0 ") == []
@@ -256,17 +332,32 @@ zpty -d z
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
 def test_zsh_completes_speedrun_and_config_keys(workspace):
     project, env = workspace
-    script = subprocess.run(["speedrun", "completion", "zsh"], env=env, cwd=project,
-                            capture_output=True, text=True, check=True).stdout
+    script = subprocess.run(
+        ["speedrun", "completion", "zsh"],
+        env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     (project / "completion.zsh").write_text(script)
     subprocess.run(["zsh", "-n", "completion.zsh"], cwd=project, check=True)
     (project / "driver.zsh").write_text(ZSH_DRIVER)
-    result = subprocess.run(["zsh", "-f", "driver.zsh"], cwd=project, env=env,
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        ["zsh", "-f", "driver.zsh"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.stdout.splitlines() == [
         "<speedrun show >",
         "<python train.py experiments/RUN-0 --config.training.>",
-        ("<python3 train.py experiments/RUN-1 --inherit experiments/RUN-0 "
-         "--config.training.epochs >"),
+        (
+            "<python3 train.py experiments/RUN-1 --inherit experiments/RUN-0 "
+            "--config.training.epochs >"
+        ),
         "<python train.py experiments/RUN-0 macro.yml >",  # python's own completion: files
     ], result.stderr

@@ -99,12 +99,15 @@ def test_to_plain_makes_plain_copies(config):
 
 
 def test_diff_overrides_reports_new_keys_and_type_changes(config):
-    findings = diff_overrides(config, [
-        ("training/lr", 1),            # int for float: fine
-        ("training/lrr", 0.2),         # typo: new key
-        ("training/optimizer/name", 3),  # str -> int
-        ("training/optimizer", {"name": "Adam"}),  # mapping for mapping: fine
-    ])
+    findings = diff_overrides(
+        config,
+        [
+            ("training/lr", 1),  # int for float: fine
+            ("training/lrr", 0.2),  # typo: new key
+            ("training/optimizer/name", 3),  # str -> int
+            ("training/optimizer", {"name": "Adam"}),  # mapping for mapping: fine
+        ],
+    )
     assert findings == [
         "training/lrr: new key (not in the base config), set to 0.2",
         "training/optimizer/name: type changes from str ('SGD') to int (3)",
@@ -117,5 +120,6 @@ def test_diff_overrides_is_silent_for_configs_built_from_flags():
 
 def test_diff_overrides_bool_and_int_are_different():
     assert diff_overrides({"flag": True}, [("flag", 1)]) == [
-        "flag: type changes from bool (True) to int (1)"]
+        "flag: type changes from bool (True) to int (1)"
+    ]
     assert diff_overrides({"n": None}, [("n", 3)]) == []

@@ -15,8 +15,13 @@ from speedrun.ext import ConfigKey
 class HandleMixin:
     NOT_CHECKPOINTED = frozenset({"_handle"})
     CONFIG_KEYS = (
-        ConfigKey("handle/every", 10, "How often.", kinds=(int,),
-                  check=lambda value: None if value > 0 else "a positive int"),
+        ConfigKey(
+            "handle/every",
+            10,
+            "How often.",
+            kinds=(int,),
+            check=lambda value: None if value > 0 else "a positive int",
+        ),
         ConfigKey("handle/name", None, "A name.", kinds=(str, type(None))),
     )
 
@@ -48,9 +53,12 @@ def test_config_value_gives_the_declared_default_or_the_validated_value(tmp_path
     experiment.set("handle/every", 3)
     assert experiment.config_value("handle/every") == 3
     experiment.set("handle/every", True)
-    with pytest.raises(ConfigError, match=r"config 'handle/every' \(read by HandleMixin\) "
-                       r"expects a value of type int, got bool True\. Fix it in "
-                       r"train_config.yml or pass --config.handle.every VALUE \(default: 10\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"config 'handle/every' \(read by HandleMixin\) "
+        r"expects a value of type int, got bool True\. Fix it in "
+        r"train_config.yml or pass --config.handle.every VALUE \(default: 10\)",
+    ):
         experiment.config_value("handle/every")
     experiment.set("handle/every", -1)
     with pytest.raises(ConfigError, match="expects a positive int, got int -1"):
@@ -66,8 +74,11 @@ def test_two_defaults_for_one_key_are_refused() -> None:
     class Both(Other, HandleMixin, BaseExperiment):
         pass
 
-    with pytest.raises(TypeError, match="'handle/every' is declared by HandleMixin "
-                       r"\(default 10\) and Other \(default 5\)"):
+    with pytest.raises(
+        TypeError,
+        match="'handle/every' is declared by HandleMixin "
+        r"\(default 10\) and Other \(default 5\)",
+    ):
         Both().config_value("handle/every")
 
 
@@ -81,16 +92,30 @@ def test_a_wrong_value_fails_at_set_up(tmp_path) -> None:
         "        self.auto_setup(update_git_revision=False)\n"
         "E()\n"
     )
-    result = subprocess.run([sys.executable, str(script), str(tmp_path / "RUN"),
-                             "--config.training.checkpoint_every", "'often'"],
-                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(tmp_path / "RUN"),
+            "--config.training.checkpoint_every",
+            "'often'",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert result.returncode != 0
     assert "config 'training/checkpoint_every' (read by BaseExperiment) expects" in result.stderr
 
 
 def test_speedrun_mixins_lists_the_declared_keys() -> None:
-    result = subprocess.run([sys.executable, "-m", "speedrun", "mixins", "--keys", "--json"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "speedrun", "mixins", "--keys", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     keys = {row["path"]: row for row in json.loads(result.stdout)["config_keys"]}
     assert keys["training/checkpoint_every"]["owner"] == "BaseExperiment"

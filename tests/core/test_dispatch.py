@@ -9,6 +9,7 @@ from speedrun.experiment._dispatch import (
 class Base:
     def first(self):
         return 1
+
     register_hook(first, "clean_up")
 
     @register_pre_dispatch_hook
@@ -23,6 +24,7 @@ class Child(Base):
 
     def second(self):
         return 2
+
     register_hook(second, "clean_up")
 
     def prepare(self):  # overriding without marking unmarks it

@@ -94,8 +94,9 @@ def test_git_revision_and_dirty_state(argv, tmp_path):
 
     git("init", "-q")
     git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "x")
-    revision = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, check=True,
-                              capture_output=True, text=True).stdout.strip()
+    revision = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=tmp_path, check=True, capture_output=True, text=True
+    ).stdout.strip()
     argv("RUN-0", "--config.a", "1")
     experiment = BaseExperiment().auto_setup()
     assert experiment.get("git_rev") == revision
@@ -125,11 +126,14 @@ def test_inherit_from_directory_and_from_yml(argv, write, tmp_path):
     assert BaseExperiment().auto_setup().get("a") == 1
 
 
-@pytest.mark.parametrize("target, message", [
-    ("NOPE", "no such experiment directory"),
-    ("nope.yml", "no such file"),
-    ("EMPTY", "expected .*train_config.yml, which does not exist"),
-])
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("NOPE", "no such experiment directory"),
+        ("nope.yml", "no such file"),
+        ("EMPTY", "expected .*train_config.yml, which does not exist"),
+    ],
+)
 def test_inherit_missing_target(argv, tmp_path, target, message):
     (tmp_path / "EMPTY" / "Configurations").mkdir(parents=True)
     argv("RUN-1", "--inherit", target)
@@ -183,8 +187,10 @@ def test_malformed_yaml_and_python_tags_are_refused(argv, write, tmp_path):
     with pytest.raises(ConfigError, match="train_config.yml"):
         BaseExperiment().auto_setup()
     marker = tmp_path / "pwned"
-    write("RUN-1/Configurations/train_config.yml",
-          f"a: !!python/object/apply:os.system ['touch {marker}']\n")
+    write(
+        "RUN-1/Configurations/train_config.yml",
+        f"a: !!python/object/apply:os.system ['touch {marker}']\n",
+    )
     argv("RUN-1")
     with pytest.raises(ConfigError, match=r"train_config.yml.*1"):
         BaseExperiment().auto_setup()
@@ -239,7 +245,7 @@ def test_second_writer_fails_at_once(argv):
     first = BaseExperiment().auto_setup()
     with pytest.raises(LockError, match=str(os.getpid())):
         BaseExperiment().auto_setup()
-    first.run = lambda: None  # noqa: E731 - run() releases the lock via clean-up
+    first.run = lambda: None
     first._writer_lock.release()
     BaseExperiment().auto_setup()
 
@@ -279,6 +285,7 @@ class Trainer(BaseExperiment):
 
     def close_files(self):
         self.events.append("hook")
+
     register_hook(close_files, "clean_up")
 
 
@@ -342,7 +349,8 @@ def test_cache_and_bundle():
     experiment.write_to_cache("loss", 2).accumulate_in_cache("loss", 1)
     assert experiment.read_from_cache("loss") == 3
     experiment.accumulate_in_cache("seen", [1]).accumulate_in_cache(
-        "seen", 2, accumulate_fn=lambda old, new: old + [new])
+        "seen", 2, accumulate_fn=lambda old, new: old + [new]
+    )
     assert experiment.read_from_cache("seen") == [1, 2]
     assert experiment.cache_keys == ["loss", "seen"]
     experiment.clear_in_cache("loss").clear_in_cache("never-there")
@@ -373,7 +381,9 @@ def test_register_unpickleable_dedupes():
 
 
 def test_import_is_light():
-    code = ("import sys, speedrun; heavy = [m for m in ('torch', 'numpy', 'tensorboardX', "
-            "'matplotlib', 'dill') if m in sys.modules]; print(heavy)")
+    code = (
+        "import sys, speedrun; heavy = [m for m in ('torch', 'numpy', 'tensorboardX', "
+        "'matplotlib', 'dill') if m in sys.modules]; print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -33,6 +33,7 @@ class Counter(BaseExperiment):
 
     def on_load(self):
         self.loaded_hook_calls += 1
+
     register_hook(on_load, "post_load")
 
 
@@ -150,8 +151,13 @@ TRAIN = textwrap.dedent("""\
 def run_train(tmp_path, *args):
     script = tmp_path / "train.py"
     script.write_text(TRAIN)
-    return subprocess.run([sys.executable, str(script), *map(str, args)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(script), *map(str, args)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def losses(output):
@@ -164,8 +170,14 @@ def test_resume_after_kill_is_bit_identical(tmp_path, mode):
     the write of step N may still be in flight resumes from the newest committed step)."""
     torch = pytest.importorskip("torch")
     n = 6
-    common = ["--config.steps", 2 * n, "--config.training.checkpoint_every", 1,
-              "--config.training.checkpoint_async", str(mode == "async").lower()]
+    common = [
+        "--config.steps",
+        2 * n,
+        "--config.training.checkpoint_every",
+        1,
+        "--config.training.checkpoint_async",
+        str(mode == "async").lower(),
+    ]
     straight = run_train(tmp_path, "A", *common)
     assert straight.returncode == 0, straight.stderr
     killed = run_train(tmp_path, "B", *common, "--config.kill_at", n)
@@ -192,8 +204,14 @@ def test_preemption_checkpoints_and_exits_75_then_resumes(tmp_path, mode):
     pytest.importorskip("torch")
     extra = []
     if mode == "async":  # a background save of step 3 is pending when the signal is handled
-        extra = ["--config.training.checkpoint_async", "true",
-                 "--config.training.checkpoint_every", 1, "--config.training.checkpoint_keep", 1]
+        extra = [
+            "--config.training.checkpoint_async",
+            "true",
+            "--config.training.checkpoint_every",
+            1,
+            "--config.training.checkpoint_keep",
+            1,
+        ]
     first = run_train(tmp_path, "P", "--config.steps", 10, "--config.signal_at", 3, *extra)
     assert first.returncode == PREEMPTION_EXIT_CODE, first.stderr
     assert sorted(_visible(tmp_path / "P" / "Weights")) == ["checkpoint_iter_4.pt"]

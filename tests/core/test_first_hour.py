@@ -144,52 +144,90 @@ NO_DEFAULT = textwrap.dedent("""\
         Manual().run()
     """)
 
-BASE = ("steps: 60\nreapply: false\nhang: false\nopen_socket: false\n"
-        "training: {lr: 0.01, checkpoint_every: 50}\n")
+BASE = (
+    "steps: 60\nreapply: false\nhang: false\nopen_socket: false\n"
+    "training: {lr: 0.01, checkpoint_every: 50}\n"
+)
 
 
 def _env(**extra):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS",
-                        "SPEEDRUN_TRACEBACK")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "RANK",
+            "WORLD_SIZE",
+            "LOCAL_RANK",
+            "SLURM_PROCID",
+            "SLURM_NTASKS",
+            "SPEEDRUN_TRACEBACK",
+        )
+    }
     env.update(extra)
     return env
 
 
 @pytest.fixture
 def project(tmp_path):
-    for name, text in (("parts.py", PARTS), ("train.py", TRAIN), ("sub.py", SUBCLASS),
-                       ("other.py", OTHER), ("analysis.py", ANALYSIS), ("forgot.py", FORGOT),
-                       ("manual.py", NO_DEFAULT),
-                       ("base.yml", BASE)):
+    for name, text in (
+        ("parts.py", PARTS),
+        ("train.py", TRAIN),
+        ("sub.py", SUBCLASS),
+        ("other.py", OTHER),
+        ("analysis.py", ANALYSIS),
+        ("forgot.py", FORGOT),
+        ("manual.py", NO_DEFAULT),
+        ("base.yml", BASE),
+    ):
         (tmp_path / name).write_text(text)
     return tmp_path
 
 
 def run(folder, *args, script="train.py", check=True, **env):
-    result = subprocess.run([sys.executable, script, *map(str, args)], cwd=folder,
-                            capture_output=True, text=True, timeout=120, env=_env(**env))
+    result = subprocess.run(
+        [sys.executable, script, *map(str, args)],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(**env),
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
 
 
 def speedrun(folder, *args):
-    return subprocess.run([sys.executable, "-m", "speedrun", *map(str, args)], cwd=folder,
-                          capture_output=True, text=True, timeout=60, env=_env())
+    return subprocess.run(
+        [sys.executable, "-m", "speedrun", *map(str, args)],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
 
 
 def start(folder, *args):
-    process = subprocess.Popen([sys.executable, "train.py", *map(str, args)], cwd=folder,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=_env())
+    process = subprocess.Popen(
+        [sys.executable, "train.py", *map(str, args)],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     assert process.stdout.readline().strip() == "ready", process.stderr.read()
     return process
 
 
 def steps(folder, name):
-    return sorted(int(f.split("_")[-1].split(".")[0])
-                  for f in os.listdir(folder / name / "Weights") if f.startswith("checkpoint_"))
+    return sorted(
+        int(f.split("_")[-1].split(".")[0])
+        for f in os.listdir(folder / name / "Weights")
+        if f.startswith("checkpoint_")
+    )
 
 
 def config_of(folder, name):
@@ -215,12 +253,15 @@ def test_resume_overrides_are_listed_recorded_and_can_be_reapplied(project):
 
 
 # -- 3: typos and unknown flags --------------------------------------------------------------------
-@pytest.mark.parametrize("flags, meant", [
-    (["--conifg.training.lr", "0.1"], "--config.training.lr"),
-    (["--resmue"], "--resume"),
-    (["--inheirt", "base.yml"], "--inherit"),
-    (["--Purge"], "--purge"),
-])
+@pytest.mark.parametrize(
+    "flags, meant",
+    [
+        (["--conifg.training.lr", "0.1"], "--config.training.lr"),
+        (["--resmue"], "--resume"),
+        (["--inheirt", "base.yml"], "--inherit"),
+        (["--Purge"], "--purge"),
+    ],
+)
 def test_flags_close_to_speedruns_are_errors(project, flags, meant):
     result = run(project, "T", "--inherit", "base.yml", *flags, check=False)
     assert result.returncode == 1
@@ -230,8 +271,7 @@ def test_flags_close_to_speedruns_are_errors(project, flags, meant):
 
 
 def test_unknown_flags_are_reported_once_and_declared_or_read_ones_not(project):
-    result = run(project, "U", "--inherit", "base.yml", "--lr", 0.5, "--width", 3,
-                 "--note", "hi")
+    result = run(project, "U", "--inherit", "base.yml", "--lr", 0.5, "--width", 3, "--note", "hi")
     assert result.stderr.count("ignored --lr:") == 1
     assert "--width" not in result.stderr and "--note" not in result.stderr
     assert "COMMAND_LINE_FLAGS" in result.stderr
@@ -276,8 +316,10 @@ def test_the_training_dispatch_of_a_class_without_default_is_the_runs_own(projec
     record = read_run_record(project / "M")
     assert record["attempt"] == 2 and record["evaluations"] == []
     assert steps(project, "M") == [50, 60, 70]
-    assert "evaluated step 70" in run(project, "M", "--resume", "--dispatch", "evaluate",
-                                      script="manual.py").stdout
+    assert (
+        "evaluated step 70"
+        in run(project, "M", "--resume", "--dispatch", "evaluate", script="manual.py").stdout
+    )
     record = read_run_record(project / "M")
     assert record["attempt"] == 2 and [e["method"] for e in record["evaluations"]] == ["evaluate"]
 
@@ -285,8 +327,10 @@ def test_the_training_dispatch_of_a_class_without_default_is_the_runs_own(projec
 # -- 7: other classes, and reading a run without touching it ---------------------------------------
 def test_a_subclass_resumes_and_any_class_loads_on_purpose(project):
     run(project, "C", "--inherit", "base.yml")
-    assert "subclass evaluated step 60" in run(project, "C", "--resume", "--dispatch",
-                                               "evaluate", script="sub.py").stdout
+    assert (
+        "subclass evaluated step 60"
+        in run(project, "C", "--resume", "--dispatch", "evaluate", script="sub.py").stdout
+    )
     refused = run(project, "C", "--resume", script="other.py", check=False)
     assert refused.returncode == 1
     assert "--any-class" in refused.stderr and "strict_class=False" in refused.stderr
@@ -295,13 +339,30 @@ def test_a_subclass_resumes_and_any_class_loads_on_purpose(project):
 
 
 def test_open_reads_a_run_without_lock_or_writes_and_preemption_says_why(project):
-    process = start(project, "O", "--inherit", "base.yml", "--config.steps", 1000,
-                    "--config.hang", True, "--config.training.checkpoint_every", 2)
+    process = start(
+        project,
+        "O",
+        "--inherit",
+        "base.yml",
+        "--config.steps",
+        1000,
+        "--config.hang",
+        True,
+        "--config.training.checkpoint_every",
+        2,
+    )
     try:
+
         def snapshot():
-            return sorted((os.path.relpath(os.path.join(root, name), project / "O"),
-                           os.stat(os.path.join(root, name)).st_mtime_ns)
-                          for root, _, files in os.walk(project / "O") for name in files)
+            return sorted(
+                (
+                    os.path.relpath(os.path.join(root, name), project / "O"),
+                    os.stat(os.path.join(root, name)).st_mtime_ns,
+                )
+                for root, _, files in os.walk(project / "O")
+                for name in files
+            )
+
         before = snapshot()
         opened = run(project, "O", script="analysis.py")  # the writer holds the lock
         assert "opened step 2 lr 0.01 optimizer 0.01" in opened.stdout
@@ -328,8 +389,9 @@ def test_failed_setups_create_nothing(project):
     assert "Did you mean RUN-0?" in typo.stderr
     missing = run(project, "X", "--inherit", "experiments/MISSING", check=False)
     assert missing.returncode == 1 and "MISSING" in missing.stderr
-    strict = run(project, "Y", "--inherit", "base.yml", "--strict", "--config.nokey", 1,
-                 check=False)
+    strict = run(
+        project, "Y", "--inherit", "base.yml", "--strict", "--config.nokey", 1, check=False
+    )
     assert strict.returncode == 1 and "--strict" in strict.stderr
     for name in ("NOPE", "RUN-O", "X", "Y"):
         assert not (project / name).exists(), name
@@ -363,8 +425,18 @@ def test_get_before_the_config_is_read_is_an_error():
 
 # -- 10: Ctrl-C ------------------------------------------------------------------------------------
 def test_ctrl_c_is_recorded_as_interrupted(project):
-    process = start(project, "I", "--inherit", "base.yml", "--config.steps", 1000,
-                    "--config.hang", True, "--config.training.checkpoint_every", 2)
+    process = start(
+        project,
+        "I",
+        "--inherit",
+        "base.yml",
+        "--config.steps",
+        1000,
+        "--config.hang",
+        True,
+        "--config.training.checkpoint_every",
+        2,
+    )
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode in (130, -signal.SIGINT), stderr  # Python re-raises SIGINT
@@ -380,8 +452,9 @@ def test_ls_columns_with_wide_names_and_long_statuses(project):
     run(project, "plain", "--inherit", "base.yml", "--config.steps", 3)
     record_path = project / "plain" / "Configurations" / "run.json"
     record = json.loads(record_path.read_text())
-    record.update(status="crashed",
-                  exception="some.very.long.module.path.AnExceptionNameThatIsLong")
+    record.update(
+        status="crashed", exception="some.very.long.module.path.AnExceptionNameThatIsLong"
+    )
     record_path.write_text(json.dumps(record))
     lines = speedrun(project, "ls").stdout.splitlines()
     import unicodedata
@@ -390,15 +463,26 @@ def test_ls_columns_with_wide_names_and_long_statuses(project):
         prefix = text[: text.index(column)]
         return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in prefix)
 
-    assert columns(lines[0], "STATUS") == columns(lines[1], "finished") == \
-        columns(lines[2], "crashed")
+    assert (
+        columns(lines[0], "STATUS") == columns(lines[1], "finished") == columns(lines[2], "crashed")
+    )
     assert "some.very" not in lines[2] and "…" in lines[2]
     assert columns(lines[0], "STEP") == columns(lines[1], "60 ") == columns(lines[2], "3 ")
 
 
 def test_show_gives_a_killed_runs_last_step_and_the_total_running_time(project):
-    process = start(project, "K", "--inherit", "base.yml", "--config.steps", 1000,
-                    "--config.hang", True, "--config.training.checkpoint_every", 2)
+    process = start(
+        project,
+        "K",
+        "--inherit",
+        "base.yml",
+        "--config.steps",
+        1000,
+        "--config.hang",
+        True,
+        "--config.training.checkpoint_every",
+        2,
+    )
     process.kill()
     process.communicate(timeout=60)
     shown = speedrun(project, "show", "K").stdout
@@ -421,8 +505,7 @@ def test_huge_override_values_are_shortened(project):
 
 # -- 12: unpicklable attributes fail at once -------------------------------------------------------
 def test_an_unpicklable_attribute_is_reported_at_the_first_checkpoint_call(project):
-    result = run(project, "P", "--inherit", "base.yml", "--config.open_socket", True,
-                 check=False)
+    result = run(project, "P", "--inherit", "base.yml", "--config.open_socket", True, check=False)
     assert result.returncode == 1
     assert "'connection'" in result.stderr
     assert "register_unpickleable('connection')" in result.stderr

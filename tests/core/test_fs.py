@@ -47,6 +47,9 @@ def test_keep_previous_version_moves_aside_with_the_files_time(tmp_path):
         moved = keep_previous_version(config)
         assert not config.exists() and os.path.dirname(moved) == str(tmp_path / "previous")
     kept = sorted(os.listdir(tmp_path / "previous"))
-    stamp = kept[-1][len("train_config."):-len(".yml")]
-    assert stamp.startswith("2023") and kept == [f"train_config.{stamp}-1.yml", f"train_config.{stamp}.yml"]
+    stamp = kept[-1][len("train_config.") : -len(".yml")]
+    assert stamp.startswith("2023") and kept == [
+        f"train_config.{stamp}-1.yml",
+        f"train_config.{stamp}.yml",
+    ]
     assert sorted((tmp_path / "previous" / name).read_text() for name in kept) == ["one", "two"]

@@ -20,7 +20,7 @@ import pytest
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE / "hardening"))
 
-import purge_race  # noqa: E402
+import purge_race
 
 TRAIN = textwrap.dedent("""
     import os, sys
@@ -45,9 +45,15 @@ TRAIN = textwrap.dedent("""
 """)
 
 
-def run(tmp_path: Path, *args: str, code: str | None = None, check: bool = True,
-        env: dict[str, str] | None = None, timeout: float = 60,
-        torch: bool = True) -> subprocess.CompletedProcess:
+def run(
+    tmp_path: Path,
+    *args: str,
+    code: str | None = None,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    torch: bool = True,
+) -> subprocess.CompletedProcess:
     """``python train.py ARGS`` (or ``python -c code ARGS``) in ``tmp_path``.
 
     ``torch=False`` hides torch from the process (checkpoints are pickled then): a second
@@ -57,14 +63,24 @@ def run(tmp_path: Path, *args: str, code: str | None = None, check: bool = True,
         hide = tmp_path / "no_torch"
         hide.mkdir(exist_ok=True)
         (hide / "sitecustomize.py").write_text("import sys\nsys.modules['torch'] = None\n")
-        env = {**(env or {}), "PYTHONPATH": os.pathsep.join(
-            [str(hide), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        env = {
+            **(env or {}),
+            "PYTHONPATH": os.pathsep.join(
+                [str(hide), *filter(None, [os.environ.get("PYTHONPATH")])]
+            ),
+        }
     script = tmp_path / "train.py"
     if not script.exists():
         script.write_text(TRAIN)
     command = [sys.executable, "-c", code] if code else [sys.executable, str(script)]
-    result = subprocess.run([*command, *args], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=timeout, env={**os.environ, **(env or {})})
+    result = subprocess.run(
+        [*command, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
@@ -80,8 +96,13 @@ def unmount_all_below(folder: Path) -> None:
 
 
 def speedrun_cli(tmp_path: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "speedrun", *args], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "speedrun", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -132,7 +153,8 @@ def test_an_adopted_foreign_folder_is_never_purged(tmp_path):
     run(tmp_path, "proj")  # adopted (it has Configurations/): the marker records what was there
     marker = json.loads((project / ".speedrun").read_text())
     assert marker["adopted"] and {".git", "src", "thesis.tex"} <= set(
-        marker["entries_before_adoption"])
+        marker["entries_before_adoption"]
+    )
     refused = run(tmp_path, "proj", "--purge", check=False)
     assert refused.returncode != 0
     assert "adopted" in refused.stderr and "thesis.tex" in refused.stderr
@@ -169,8 +191,11 @@ def test_kill_while_the_config_is_replaced_leaves_a_config(tmp_path):
         announce = tmp_path / f"fsync-{trial}"
         child = subprocess.Popen(
             [sys.executable, "-c", _SLOW_FSYNC, "R", "--resume", "--config.lr", str(trial + 2)],
-            cwd=tmp_path, env={**os.environ, "ANNOUNCE": str(announce)},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cwd=tmp_path,
+            env={**os.environ, "ANNOUNCE": str(announce)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         while not announce.exists() and time.monotonic() < deadline:
             time.sleep(0.002)
@@ -188,8 +213,11 @@ def small_disk(tmp_path):
     mount = tmp_path / "disk"
     mount.mkdir()
     try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+            check=True,
+            capture_output=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     try:
@@ -210,8 +238,14 @@ def test_a_full_disk_gives_a_clear_error_and_keeps_the_config(tmp_path, small_di
     os.close(fd)
     size = os.path.getsize(small_disk / "filler")
     os.truncate(small_disk / "filler", size - 4096)  # ...but one page: the lock's note fits
-    result = run(tmp_path, str(small_disk / "R"), "--resume", "--config.lr", "'" + "x" * 9000 + "'",
-                 check=False)
+    result = run(
+        tmp_path,
+        str(small_disk / "R"),
+        "--resume",
+        "--config.lr",
+        "'" + "x" * 9000 + "'",
+        check=False,
+    )
     assert result.returncode != 0
     assert "No space left on device" in result.stderr and "nothing was lost" in result.stderr
     assert config.read_text() == before
@@ -233,8 +267,15 @@ _EIO_ON_STEP_2 = textwrap.dedent("""
 
 
 def test_an_unreadable_checkpoint_stops_the_resume_and_is_never_overwritten(tmp_path):
-    run(tmp_path, "R", "--config.steps", "2", "--config.training", "{'checkpoint_every': 1}",
-        torch=False)
+    run(
+        tmp_path,
+        "R",
+        "--config.steps",
+        "2",
+        "--config.training",
+        "{'checkpoint_every': 1}",
+        torch=False,
+    )
     newest = tmp_path / "R" / "Weights" / "checkpoint_iter_2.pt"
     original = newest.read_bytes()
     result = run(tmp_path, "R", "--resume", code=_EIO_ON_STEP_2, check=False, torch=False)
@@ -244,15 +285,23 @@ def test_an_unreadable_checkpoint_stops_the_resume_and_is_never_overwritten(tmp_
 
 
 def test_a_corrupt_checkpoint_is_skipped_and_kept_aside(tmp_path):
-    run(tmp_path, "R", "--config.steps", "2", "--config.training", "{'checkpoint_every': 1}",
-        torch=False)
+    run(
+        tmp_path,
+        "R",
+        "--config.steps",
+        "2",
+        "--config.training",
+        "{'checkpoint_every': 1}",
+        torch=False,
+    )
     newest = tmp_path / "R" / "Weights" / "checkpoint_iter_2.pt"
     damaged = newest.read_bytes()[: newest.stat().st_size // 2]
     newest.write_bytes(damaged)
     result = run(tmp_path, "R", "--resume", "--config.steps", "3", torch=False)
     assert "Skipping checkpoint" in result.stderr and "step 3" in result.stdout
-    aside = [p for p in newest.parent.iterdir()
-             if p.name.startswith("checkpoint_iter_2.pt.corrupt")]
+    aside = [
+        p for p in newest.parent.iterdir() if p.name.startswith("checkpoint_iter_2.pt.corrupt")
+    ]
     assert len(aside) == 1 and aside[0].read_bytes() == damaged
 
 
@@ -265,8 +314,11 @@ def test_purge_never_deletes_files_on_a_file_system_mounted_inside(tmp_path):
     mount = tmp_path / "R" / "Logs" / "shared"
     mount.mkdir()
     try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+            check=True,
+            capture_output=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
@@ -324,13 +376,23 @@ def test_a_stray_checkpoint_is_ignored_never_pruned_never_loaded(tmp_path):
     assert "checkpoint_iter_1000000.pt" in result.stderr and "did not write" in result.stderr
     assert stray.exists() and not witness.exists()
     assert sorted(p.name for p in weights.glob("checkpoint_iter_*.pt")) == [
-        "checkpoint_iter_1000000.pt", "checkpoint_iter_4.pt", "checkpoint_iter_5.pt"]
+        "checkpoint_iter_1000000.pt",
+        "checkpoint_iter_4.pt",
+        "checkpoint_iter_5.pt",
+    ]
 
 
 @pytest.mark.parametrize("kind", ["torch", "pickle"])
 def test_a_planted_checkpoint_never_runs_code(tmp_path, kind):
-    run(tmp_path, "R", "--config.steps", "1", "--config.training", "{'checkpoint_every': 1}",
-        torch=kind == "torch")
+    run(
+        tmp_path,
+        "R",
+        "--config.steps",
+        "1",
+        "--config.training",
+        "{'checkpoint_every': 1}",
+        torch=kind == "torch",
+    )
     newest = tmp_path / "R" / "Weights" / "checkpoint_iter_1.pt"
     witness = _plant(tmp_path, newest, kind)  # in place of a file the run wrote
     result = run(tmp_path, "R", "--resume", check=False, torch=kind == "torch")
@@ -385,8 +447,16 @@ def test_former_module_paths_of_speedrun_classes_load(tmp_path):
     from speedrun import Namespace
     from speedrun.checkpoint._io import load_checkpoint
 
-    data = pickle.dumps({"format": "speedrun-checkpoint", "version": 1, "step": 1,
-                         "experiment_class": None, "state": {"n": Namespace(a=1)}}, protocol=2)
+    data = pickle.dumps(
+        {
+            "format": "speedrun-checkpoint",
+            "version": 1,
+            "step": 1,
+            "experiment_class": None,
+            "state": {"n": Namespace(a=1)},
+        },
+        protocol=2,
+    )
     data = data.replace(b"speedrun.config._namespace", b"speedrun._namespace")
     path = tmp_path / "checkpoint_iter_1.pt"
     path.write_bytes(data)
@@ -398,7 +468,8 @@ def test_former_module_paths_of_speedrun_classes_load(tmp_path):
 # 8. YAML alias bombs are refused everywhere a config is read
 
 _BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+)
 
 
 def test_alias_bombs_are_refused_fast(tmp_path):
@@ -422,10 +493,16 @@ def test_alias_bombs_are_refused_fast(tmp_path):
 # 9./10. odd run.json values, control characters, git.patch, odd YAML and arguments
 
 
-@pytest.mark.parametrize("odd", [
-    {"started_at": "yesterday"}, {"started_at": 1e300}, {"ended_at": float("nan")},
-    {"command": "x"}, {"nested": "DEEP"},
-])
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"started_at": "yesterday"},
+        {"started_at": 1e300},
+        {"ended_at": float("nan")},
+        {"command": "x"},
+        {"nested": "DEEP"},
+    ],
+)
 def test_odd_run_records_never_crash_ls_or_show(tmp_path, odd):
     run(tmp_path, "good")
     run(tmp_path, "odd")
@@ -451,8 +528,12 @@ def test_control_characters_are_stripped_and_the_patch_stays_in_the_run(tmp_path
     for run_name in ("a", "b"):
         record_path = tmp_path / run_name / "Configurations" / "run.json"
         record = json.loads(record_path.read_text())
-        record["git"] = {"revision": "abc", "dirty": True, "branch": "\x1b[31mmain",
-                         "patch": "../../../../../../../../dev/zero"}
+        record["git"] = {
+            "revision": "abc",
+            "dirty": True,
+            "branch": "\x1b[31mmain",
+            "patch": "../../../../../../../../dev/zero",
+        }
         record_path.write_text(json.dumps(record))
     for command in (["diff", "a", "b"], ["show", "b"], ["show", "--json", "b"], ["ls", "."]):
         result = speedrun_cli(tmp_path, *command, timeout=30)
@@ -476,9 +557,13 @@ def test_odd_yaml_and_arguments_give_clear_errors(tmp_path):
     result = run(tmp_path, "T", "--config.d", "{(1, 2): 3}", check=False)
     assert result.returncode != 0 and "read back" in result.stderr
     assert not (tmp_path / "T" / "Configurations" / "train_config.yml").exists()
-    result = subprocess.run([sys.executable, str(tmp_path / "train.py"), "U", "--config.s",
-                             os.fsdecode(b"\xff\xfe")], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "train.py"), "U", "--config.s", os.fsdecode(b"\xff\xfe")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0 and "UTF-8" in result.stderr
 
 
@@ -509,15 +594,22 @@ _FORKING = textwrap.dedent("""
 def test_a_forked_child_does_not_keep_the_lock_or_the_preemption_handler(tmp_path):
     from speedrun.directory._lock import is_locked
 
-    parent = subprocess.Popen([sys.executable, "-c", _FORKING, "R"], cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _FORKING, "R"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines = {}
     for _ in range(2):
         line = parent.stdout.readline()
         kind, pid, handlers = line.split(" ", 2) if line.count(" ") >= 2 else (line, "0", "")
         lines[kind] = (int(pid), handlers.strip())
-    assert set(lines) == {"child", "parent"}, (lines, parent.stderr.read() if parent.poll()
-                                               is not None else "")
+    assert set(lines) == {"child", "parent"}, (
+        lines,
+        parent.stderr.read() if parent.poll() is not None else "",
+    )
     child_pid = lines["child"][0]
     try:
         assert lines["child"][1] == "()" and lines["parent"][1] != "()"

@@ -29,8 +29,8 @@ def test_legacy_names_resolve_or_name_the_pip_install(name, suffix):
 
 def test_unknown_names_are_attribute_errors():
     with pytest.raises(AttributeError, match="NoSuchMixin"):
-        speedrun.NoSuchMixin  # noqa: B018
+        speedrun.NoSuchMixin
     with pytest.raises(AttributeError, match="nothing"):
-        speedrun.nothing  # noqa: B018
+        speedrun.nothing
     with pytest.raises(ImportError):
         exec("from speedrun import NoSuchMixin", {})

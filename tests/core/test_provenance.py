@@ -14,8 +14,9 @@ from speedrun.experiment._provenance import (
 
 
 def git(folder, *args):
-    return subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=folder, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def test_outside_a_repository(tmp_path):
@@ -110,10 +111,14 @@ def test_speedrun_distributions_from_folder_names(tmp_path):
     (second / "speedrun_tensorboard-0.1.0.dist-info").mkdir(parents=True)
     egg = second / "speedrun_waiter.egg-info"
     egg.mkdir()
-    (egg / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: speedrun-waiter\n"
-                                  "Version: 0.3.1\n\nlong description\n")
+    (egg / "PKG-INFO").write_text(
+        "Metadata-Version: 2.1\nName: speedrun-waiter\nVersion: 0.3.1\n\nlong description\n"
+    )
     assert speedrun_distributions([str(first), str(second), str(tmp_path / "missing")]) == {
-        "speedrun-io": "1.0.0rc1", "speedrun-tensorboard": "0.2.0", "speedrun-waiter": "0.3.1"}
+        "speedrun-io": "1.0.0rc1",
+        "speedrun-tensorboard": "0.2.0",
+        "speedrun-waiter": "0.3.1",
+    }
 
 
 def test_prefetched_state_is_the_same_answer(tmp_path):

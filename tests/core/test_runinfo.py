@@ -66,8 +66,11 @@ BASE = textwrap.dedent("""\
 
 
 def _env():
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS")
+    }
     return env
 
 
@@ -79,17 +82,29 @@ def project(tmp_path):
 
 
 def run(folder, *args, check=True):
-    result = subprocess.run([sys.executable, "train.py", *map(str, args)], cwd=folder,
-                            capture_output=True, text=True, timeout=120, env=_env(), check=False)
+    result = subprocess.run(
+        [sys.executable, "train.py", *map(str, args)],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(),
+        check=False,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\n{result.stderr}")
     return result
 
 
 def start(folder, *args):
-    process = subprocess.Popen([sys.executable, "train.py", *map(str, args)], cwd=folder,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=_env())
+    process = subprocess.Popen(
+        [sys.executable, "train.py", *map(str, args)],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     assert process.stdout.readline().strip() == "ready", process.stderr.read()
     return process
 
@@ -100,18 +115,37 @@ def record_of(folder, name):
 
 def test_finished_run_records_its_provenance(project):
     (project / "fast.yml").write_text("steps: 2\n")
-    run(project, "RUN-0", "--inherit", "base.yml", "--macro", "fast.yml",
-        "--config.model.activation", "gelu")
+    run(
+        project,
+        "RUN-0",
+        "--inherit",
+        "base.yml",
+        "--macro",
+        "fast.yml",
+        "--config.model.activation",
+        "gelu",
+    )
     record = record_of(project, "RUN-0")
     assert record["status"] == "finished" and record["exit_code"] == 0
     assert record["exception"] is None and record["final_step"] == 2
-    assert record["command"]["argv"] == ["train.py", "RUN-0", "--inherit", "base.yml",
-                                         "--macro", "fast.yml", "--config.model.activation",
-                                         "gelu"]
+    assert record["command"]["argv"] == [
+        "train.py",
+        "RUN-0",
+        "--inherit",
+        "base.yml",
+        "--macro",
+        "fast.yml",
+        "--config.model.activation",
+        "gelu",
+    ]
     assert record["command"]["cwd"] == str(project)
     assert record["command"]["executable"] == sys.executable
-    assert record["inherit"] == {"argument": "base.yml", "path": str(project / "base.yml"),
-                                 "config_file": str(project / "base.yml"), "kind": "file"}
+    assert record["inherit"] == {
+        "argument": "base.yml",
+        "path": str(project / "base.yml"),
+        "config_file": str(project / "base.yml"),
+        "kind": "file",
+    }
     assert record["macros"] == [str(project / "fast.yml")]
     assert record["experiment_class"] == "__main__.Train"
     assert record["python"].startswith("{}.{}.".format(*sys.version_info[:2]))
@@ -121,13 +155,14 @@ def test_finished_run_records_its_provenance(project):
     assert record["started_at"] <= record["ended_at"]
     assert record["attempt"] == 1 and record["history"] == []
     assert resolve_status(project / "RUN-0", record) == "finished"
-    assert sorted(os.listdir(project / "RUN-0" / "Configurations")) == ["run.json",
-                                                                        "train_config.yml"]
+    assert sorted(os.listdir(project / "RUN-0" / "Configurations")) == [
+        "run.json",
+        "train_config.yml",
+    ]
 
 
 def test_crash_records_the_exception_type(project):
-    result = run(project, "RUN-0", "--inherit", "base.yml", "--config.mode", "crash",
-                 check=False)
+    result = run(project, "RUN-0", "--inherit", "base.yml", "--config.mode", "crash", check=False)
     assert result.returncode == 1 and "ValueError" in result.stderr
     record = record_of(project, "RUN-0")
     assert (record["status"], record["exception"]) == ("crashed", "ValueError")
@@ -137,8 +172,17 @@ def test_crash_records_the_exception_type(project):
 def test_end_is_written_at_exit_when_run_is_not_used(project):
     run(project, "RUN-0", "--inherit", "base.yml", "--config.use_run", "False")
     assert record_of(project, "RUN-0")["status"] == "finished"
-    run(project, "RUN-1", "--inherit", "base.yml", "--config.use_run", "False",
-        "--config.mode", "crash", check=False)
+    run(
+        project,
+        "RUN-1",
+        "--inherit",
+        "base.yml",
+        "--config.use_run",
+        "False",
+        "--config.mode",
+        "crash",
+        check=False,
+    )
     record = record_of(project, "RUN-1")
     assert (record["status"], record["exception"]) == ("crashed", "ValueError")
 
@@ -156,9 +200,18 @@ def test_preempted_run(project):
 
 
 def test_sigkill_shows_as_killed_and_a_resume_keeps_the_history(project):
-    process = start(project, "RUN-0", "--inherit", "base.yml", "--config.mode", "hang",
-                    "--config.training.checkpoint_every", 5,
-                    "--config.training.checkpoint_keep", 2)
+    process = start(
+        project,
+        "RUN-0",
+        "--inherit",
+        "base.yml",
+        "--config.mode",
+        "hang",
+        "--config.training.checkpoint_every",
+        5,
+        "--config.training.checkpoint_keep",
+        2,
+    )
     deadline = time.monotonic() + 60
     while (latest_valid_checkpoint(project / "RUN-0") or (0,))[0] < 5:
         assert process.poll() is None and time.monotonic() < deadline
@@ -170,8 +223,10 @@ def test_sigkill_shows_as_killed_and_a_resume_keeps_the_history(project):
     record = record_of(project, "RUN-0")
     assert record["status"] == "running"  # as the dead process left it
     assert resolve_status(project / "RUN-0", record) == "killed"
-    with pytest.warns(RuntimeWarning, match="Took over the writer lock"), \
-            WriterLock(project / "RUN-0"):  # a live holder: running after all
+    with (
+        pytest.warns(RuntimeWarning, match="Took over the writer lock"),
+        WriterLock(project / "RUN-0"),
+    ):  # a live holder: running after all
         assert resolve_status(project / "RUN-0", record) == "running"
 
     run(project, "RUN-0", "--resume", "--config.mode", "finish")
@@ -187,8 +242,9 @@ def test_sigkill_shows_as_killed_and_a_resume_keeps_the_history(project):
 
 
 def git(folder, *args):
-    return subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=folder, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def test_git_revision_and_uncommitted_changes_as_a_patch(project):
@@ -197,14 +253,17 @@ def test_git_revision_and_uncommitted_changes_as_a_patch(project):
     git(project, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-m", "one")
     head = git(project, "rev-parse", "HEAD")
     run(project, "RUN-0", "--inherit", "base.yml")
-    assert record_of(project, "RUN-0")["git"] == {"revision": head, "branch": "main",
-                                                  "dirty": False, "patch": None}
+    assert record_of(project, "RUN-0")["git"] == {
+        "revision": head,
+        "branch": "main",
+        "dirty": False,
+        "patch": None,
+    }
 
     (project / "train.py").write_text(TRAIN.replace("self.total = 0", "self.total = 100"))
     run(project, "RUN-1", "--inherit", "base.yml")
     record = record_of(project, "RUN-1")
-    assert record["git"] == {"revision": head, "branch": "main", "dirty": True,
-                             "patch": PATCH_NAME}
+    assert record["git"] == {"revision": head, "branch": "main", "dirty": True, "patch": PATCH_NAME}
     patch = project / "RUN-1" / "Configurations" / PATCH_NAME
     assert "+        self.total = 100" in patch.read_text()
     git(project, "apply", "--reverse", "--check", str(patch))  # it is exactly the change
@@ -269,10 +328,14 @@ def test_latest_valid_checkpoint_skips_truncated_files_without_loading(tmp_path,
     pytest.importorskip(serializer)
     weights = tmp_path / "RUN" / "Weights"
     for step in (1, 2):
-        save_checkpoint(weights, step, {"values": list(range(5000))},
-                        experiment_class="x.Y", serializer=serializer)
-    assert latest_valid_checkpoint(tmp_path / "RUN") == (2, str(weights /
-                                                                 "checkpoint_iter_2.pt"))
+        save_checkpoint(
+            weights,
+            step,
+            {"values": list(range(5000))},
+            experiment_class="x.Y",
+            serializer=serializer,
+        )
+    assert latest_valid_checkpoint(tmp_path / "RUN") == (2, str(weights / "checkpoint_iter_2.pt"))
     newest = weights / "checkpoint_iter_2.pt"
     data = newest.read_bytes()
     newest.write_bytes(data[: len(data) - 30])

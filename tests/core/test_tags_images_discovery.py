@@ -37,8 +37,10 @@ def test_scopes_nest_join_with_slashes_and_are_restored_on_errors(tmp_path):
     assert experiment.tagscope == ""
     with experiment.set_tagscope(name="val"):  # the original's keyword
         assert experiment.get_full_tag("x") == "val/x"
-    with pytest.raises(TypeError, match=r"set_tagscope expects a string.*int 3"), \
-            experiment.set_tagscope(3):  # type: ignore[arg-type]
+    with (
+        pytest.raises(TypeError, match=r"set_tagscope expects a string.*int 3"),
+        experiment.set_tagscope(3),
+    ):  # type: ignore[arg-type]
         pass
 
 
@@ -91,19 +93,23 @@ def test_plot_file_is_the_one_plots_rule(tmp_path):
 
 # -- images ------------------------------------------------------------------------------------
 
+
 @needs_numpy
-@pytest.mark.parametrize("shape, dataformats, expected", [
-    ((5, 7), None, (5, 7, 1)),
-    ((3, 5, 7), None, (5, 7, 3)),       # only the first axis can be channels
-    ((5, 7, 4), None, (5, 7, 4)),       # only the last
-    ((3, 8, 4), None, (8, 4, 3)),       # both: the shorter axis holds the channels
-    ((4, 6, 3), None, (4, 6, 3)),
-    ((4, 6, 1), None, (4, 6, 1)),
-    ((3, 5, 3), None, (5, 3, 3)),       # a tie reads CHW
-    ((3, 8, 4), "HWC", (3, 8, 4)),
-    ((3, 8, 4), "chw", (8, 4, 3)),
-    ((5, 7), "HW", (5, 7, 1)),
-])
+@pytest.mark.parametrize(
+    "shape, dataformats, expected",
+    [
+        ((5, 7), None, (5, 7, 1)),
+        ((3, 5, 7), None, (5, 7, 3)),  # only the first axis can be channels
+        ((5, 7, 4), None, (5, 7, 4)),  # only the last
+        ((3, 8, 4), None, (8, 4, 3)),  # both: the shorter axis holds the channels
+        ((4, 6, 3), None, (4, 6, 3)),
+        ((4, 6, 1), None, (4, 6, 1)),
+        ((3, 5, 3), None, (5, 3, 3)),  # a tie reads CHW
+        ((3, 8, 4), "HWC", (3, 8, 4)),
+        ((3, 8, 4), "chw", (8, 4, 3)),
+        ((5, 7), "HW", (5, 7, 1)),
+    ],
+)
 def test_layouts(shape, dataformats, expected):
     image = to_image_array(np.zeros(shape, dtype=np.uint8), dataformats)
     assert image.shape == expected and image.dtype == np.uint8 and image.flags.c_contiguous
@@ -127,16 +133,19 @@ def test_torch_tensors_are_detached_and_half_precision_widened():
 
 
 @needs_numpy
-@pytest.mark.parametrize("make, message", [
-    (lambda: [[0, 1]], r"got builtins\.list\. Fix: convert it first"),
-    (lambda: np.zeros((2, 3, 4, 5)), r"got 4 dimensions.*value\[0\]"),
-    (lambda: np.zeros(4), r"got 1 dimensions"),
-    (lambda: np.zeros((5, 6, 2)), r"neither the first nor the last axis"),
-    (lambda: np.zeros((0, 4)), r"non-empty"),
-    (lambda: np.full((2, 2), -1), r"integer pixels in 0\.\.255, got values in \[-1, -1\]"),
-    (lambda: np.zeros((2, 2), dtype=complex), r"dtype complex128"),
-    (lambda: np.zeros((2, 2)), r"dataformats 'HW', 'CHW', 'HWC' or None"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: [[0, 1]], r"got builtins\.list\. Fix: convert it first"),
+        (lambda: np.zeros((2, 3, 4, 5)), r"got 4 dimensions.*value\[0\]"),
+        (lambda: np.zeros(4), r"got 1 dimensions"),
+        (lambda: np.zeros((5, 6, 2)), r"neither the first nor the last axis"),
+        (lambda: np.zeros((0, 4)), r"non-empty"),
+        (lambda: np.full((2, 2), -1), r"integer pixels in 0\.\.255, got values in \[-1, -1\]"),
+        (lambda: np.zeros((2, 2), dtype=complex), r"dtype complex128"),
+        (lambda: np.zeros((2, 2)), r"dataformats 'HW', 'CHW', 'HWC' or None"),
+    ],
+)
 def test_one_error_type_says_what_is_accepted(make, message):
     dataformats = "NCHW" if "dataformats" in message else None
     with pytest.raises(ImageError, match=message) as info:
@@ -147,13 +156,16 @@ def test_one_error_type_says_what_is_accepted(make, message):
 
 @needs_numpy
 def test_dataformats_must_fit_the_shape():
-    with pytest.raises(ImageError, match=r"dataformats='CHW' needs a 3-D image, got shape \(4, 4\)"):
+    with pytest.raises(
+        ImageError, match=r"dataformats='CHW' needs a 3-D image, got shape \(4, 4\)"
+    ):
         to_image_array(np.zeros((4, 4)), "CHW")
 
 
 @needs_numpy
 def test_png_round_trip(tmp_path):
     from PIL import Image
+
     from speedrun.ext import write_png
 
     rgba = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
@@ -166,8 +178,11 @@ def test_png_round_trip(tmp_path):
 
 
 def test_importing_speedrun_ext_imports_neither_numpy_nor_pillow():
-    code = ("import sys, speedrun, speedrun.ext; "
-            "print([m for m in ('numpy', 'PIL', 'torch') if m in sys.modules])")
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True).stdout
+    code = (
+        "import sys, speedrun, speedrun.ext; "
+        "print([m for m in ('numpy', 'PIL', 'torch') if m in sys.modules])"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert output.strip() == "[]"

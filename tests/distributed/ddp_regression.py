@@ -17,12 +17,14 @@ import sys
 import torch
 import torch.distributed as dist
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                "examples", "regression"))
+sys.path.insert(
+    0,
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "regression"),
+)
 
-from train import RegressionExperiment  # noqa: E402  (the example, unchanged)
+from train import RegressionExperiment
 
-from speedrun import BaseExperiment, get_rank, register_default_dispatch  # noqa: E402
+from speedrun import BaseExperiment, get_rank, register_default_dispatch
 
 
 class DDPRegressionExperiment(RegressionExperiment):
@@ -36,8 +38,11 @@ class DDPRegressionExperiment(RegressionExperiment):
         super().next_step()
         for action, signum in (("KILL", signal.SIGKILL), ("PREEMPT", signal.SIGTERM)):
             rank = os.environ.get(f"TEST_{action}_RANK")
-            if rank is not None and int(rank) == get_rank() \
-                    and self.step == int(os.environ[f"TEST_{action}_AT_STEP"]):
+            if (
+                rank is not None
+                and int(rank) == get_rank()
+                and self.step == int(os.environ[f"TEST_{action}_AT_STEP"])
+            ):
                 os.kill(os.getpid(), signum)
         return self
 

@@ -42,7 +42,8 @@ class FSDPExperiment(BaseExperiment):
         torch.manual_seed(0)
         self.teacher = torch.nn.Linear(4, 1)
         self.model = torch.nn.Sequential(
-            torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+            torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)
+        )
         if dist.is_initialized():
             from torch.distributed.device_mesh import init_device_mesh
             from torch.distributed.fsdp import fully_shard
@@ -60,8 +61,11 @@ class FSDPExperiment(BaseExperiment):
     def next_step(self) -> BaseExperiment:
         super().next_step()
         rank = os.environ.get("TEST_PREEMPT_RANK")
-        if rank is not None and int(rank) == get_rank() \
-                and self.step == int(os.environ["TEST_PREEMPT_AT_STEP"]):
+        if (
+            rank is not None
+            and int(rank) == get_rank()
+            and self.step == int(os.environ["TEST_PREEMPT_AT_STEP"])
+        ):
             os.kill(os.getpid(), signal.SIGTERM)
         return self
 
@@ -74,7 +78,7 @@ class FSDPExperiment(BaseExperiment):
             with torch.no_grad():
                 y = torch.sin(3 * self.teacher(x))
             part = BATCH // world
-            x, y = x[rank * part:(rank + 1) * part], y[rank * part:(rank + 1) * part]
+            x, y = x[rank * part : (rank + 1) * part], y[rank * part : (rank + 1) * part]
             loss = torch.nn.functional.mse_loss(self.model(x), y)  # gradients: mean over ranks
             self.optimizer.zero_grad()
             loss.backward()
@@ -83,8 +87,9 @@ class FSDPExperiment(BaseExperiment):
             self.draw = torch.rand(1)  # advances this rank's generator
             self.next_step()
             self.checkpoint(force=False)
-        full = get_model_state_dict(self.model, options=StateDictOptions(
-            full_state_dict=True, cpu_offload=True))
+        full = get_model_state_dict(
+            self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
         logs = self.log_directory
         assert logs is not None
         torch.save(self.draw, os.path.join(logs, f"draw_rank{rank}.pt"))

@@ -39,8 +39,13 @@ class RankExperiment(BaseExperiment):
             self.checkpoint(force=False)
             if self.step == int(os.environ.get("TEST_CRASH_AT", "-1")):
                 raise RuntimeError(f"crash requested at step {self.step}")
-        result = {"config": self._config, "first_step": first, "draws": draws,
-                  "step": self.step, "rank_at_save": self.rank_at_save}
+        result = {
+            "config": self._config,
+            "first_step": first,
+            "draws": draws,
+            "step": self.step,
+            "rank_at_save": self.rank_at_save,
+        }
         with open(os.path.join(os.environ["TEST_OUT"], f"rank{get_rank()}.json"), "w") as handle:
             json.dump(result, handle)
 

@@ -26,13 +26,33 @@ from speedrun.distributed import _ranks as _distributed
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "rank_experiment.py"
-LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_WORLD_SIZE",
-                    "SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS", "SLURM_LOCALID",
-                    "SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_RESTART_COUNT",
-                    "SLURM_STEP_NUM_NODES", "SLURM_JOB_NUM_NODES", "SLURM_NNODES",
-                    "SUBMITIT_LOCAL_GLOBALID", "SUBMITIT_LOCAL_NTASKS", "SUBMITIT_LOCAL_LOCALID",
-                    "SUBMITIT_LOCAL_JOB_ID", "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT",
-                    "MASTER_ADDR", "MASTER_PORT", "SPEEDRUN_LAUNCH_ID", "SPEEDRUN_SETUP_TIMEOUT")
+LAUNCH_VARIABLES = (
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "GROUP_WORLD_SIZE",
+    "SLURM_PROCID",
+    "SLURM_NTASKS",
+    "SLURM_STEP_NUM_TASKS",
+    "SLURM_LOCALID",
+    "SLURM_JOB_ID",
+    "SLURM_STEP_ID",
+    "SLURM_RESTART_COUNT",
+    "SLURM_STEP_NUM_NODES",
+    "SLURM_JOB_NUM_NODES",
+    "SLURM_NNODES",
+    "SUBMITIT_LOCAL_GLOBALID",
+    "SUBMITIT_LOCAL_NTASKS",
+    "SUBMITIT_LOCAL_LOCALID",
+    "SUBMITIT_LOCAL_JOB_ID",
+    "TORCHELASTIC_RUN_ID",
+    "TORCHELASTIC_RESTART_COUNT",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "SPEEDRUN_LAUNCH_ID",
+    "SPEEDRUN_SETUP_TIMEOUT",
+)
 
 
 @pytest.fixture
@@ -98,10 +118,17 @@ def test_main_process_only(clean_env: pytest.MonkeyPatch) -> None:
 
 
 def test_import_speedrun_never_imports_torch() -> None:
-    code = ("import sys, speedrun; speedrun.is_main_process(); speedrun.get_world_size(); "
-            "print('torch' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={**os.environ, "RANK": "1", "WORLD_SIZE": "2"}, check=True)
+    code = (
+        "import sys, speedrun; speedrun.is_main_process(); speedrun.get_world_size(); "
+        "print('torch' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RANK": "1", "WORLD_SIZE": "2"},
+        check=True,
+    )
     assert result.stdout.strip() == "False"
 
 
@@ -138,32 +165,46 @@ def test_launch_id_of_a_requeued_slurm_job_differs(clean_env: pytest.MonkeyPatch
 
 
 def _announce(directory: Path, launch: str, written: float) -> None:
-    (directory / _launch.LAUNCH_FILE_NAME).write_text(json.dumps(
-        {"format": "speedrun-launch", "launch": launch, "written": written,
-         "checkpoints": [5], "config_dumped": True}))
+    (directory / _launch.LAUNCH_FILE_NAME).write_text(
+        json.dumps(
+            {
+                "format": "speedrun-launch",
+                "launch": launch,
+                "written": written,
+                "checkpoints": [5],
+                "config_dumped": True,
+            }
+        )
+    )
 
 
-def test_wait_returns_this_launchs_announcement(clean_env: pytest.MonkeyPatch,
-                                                tmp_path: Path) -> None:
+def test_wait_returns_this_launchs_announcement(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     clean_env.setenv("SPEEDRUN_LAUNCH_ID", "now")
     _announce(tmp_path, "SPEEDRUN_LAUNCH_ID=now", time.time())
     assert _launch.wait_for_main_setup(str(tmp_path), timeout=5)["checkpoints"] == [5]
 
 
-@pytest.mark.parametrize("launch, age", [("SPEEDRUN_LAUNCH_ID=before", 0.0),
-                                         ("SPEEDRUN_LAUNCH_ID=now", 3600.0)],
-                         ids=["other-launch", "same-id-but-stale"])
+@pytest.mark.parametrize(
+    "launch, age",
+    [("SPEEDRUN_LAUNCH_ID=before", 0.0), ("SPEEDRUN_LAUNCH_ID=now", 3600.0)],
+    ids=["other-launch", "same-id-but-stale"],
+)
 def test_wait_ignores_an_earlier_launchs_announcement(
-        clean_env: pytest.MonkeyPatch, tmp_path: Path, launch: str, age: float) -> None:
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, launch: str, age: float
+) -> None:
     clean_env.setenv("SPEEDRUN_LAUNCH_ID", "now")
     _announce(tmp_path, launch, time.time() - age)
-    with pytest.raises(ExperimentDirectoryError,
-                       match=r"waited 0 s for the main process.*SPEEDRUN_LAUNCH_ID"):
+    with pytest.raises(
+        ExperimentDirectoryError, match=r"waited 0 s for the main process.*SPEEDRUN_LAUNCH_ID"
+    ):
         _launch.wait_for_main_setup(str(tmp_path), timeout=0.3)
 
 
 def test_wait_stops_when_the_main_process_lets_go_without_announcing(
-        clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     lock = WriterLock(tmp_path).acquire()  # "rank 0" holds the directory ...
     threading.Timer(0.5, lock.release).start()  # ... and fails half a second later
     started = time.monotonic()
@@ -182,8 +223,9 @@ def test_bad_setup_timeout(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> Non
 # per-rank random state files
 
 
-def test_rank_random_state_round_trip_and_retention(clean_env: pytest.MonkeyPatch,
-                                                    tmp_path: Path) -> None:
+def test_rank_random_state_round_trip_and_retention(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from speedrun.checkpoint._random_state import (
         capture_random_state,
         restore_random_state,
@@ -226,19 +268,34 @@ def test_preemption_agreement_without_a_process_group_is_local() -> None:
 # several real processes
 
 
-def _start_ranks(tmp_path: Path, directory: Path, *flags: str, launch: str, world: int = 2,
-            **extra: str) -> tuple[list[subprocess.CompletedProcess[str]], list[dict]]:
+def _start_ranks(
+    tmp_path: Path, directory: Path, *flags: str, launch: str, world: int = 2, **extra: str
+) -> tuple[list[subprocess.CompletedProcess[str]], list[dict]]:
     out = tmp_path / f"out-{launch}"
     out.mkdir(exist_ok=True)
     base = {name: value for name, value in os.environ.items() if name not in LAUNCH_VARIABLES}
     processes = []
     for rank in range(world):
-        env = {**base, "RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
-               "SPEEDRUN_LAUNCH_ID": launch, "SPEEDRUN_SETUP_TIMEOUT": "60",
-               "TEST_OUT": str(out), **extra}
-        processes.append(subprocess.Popen(
-            [sys.executable, str(SCRIPT), str(directory), *flags], env=env, cwd=tmp_path,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = {
+            **base,
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank),
+            "SPEEDRUN_LAUNCH_ID": launch,
+            "SPEEDRUN_SETUP_TIMEOUT": "60",
+            "TEST_OUT": str(out),
+            **extra,
+        }
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, str(SCRIPT), str(directory), *flags],
+                env=env,
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     finished = []
     for process in processes:
         stdout, stderr = process.communicate(timeout=120)
@@ -261,11 +318,19 @@ def base_config(tmp_path: Path) -> Path:
     return path
 
 
-def test_every_rank_resolves_the_config_only_rank_0_writes(tmp_path: Path,
-                                                          base_config: Path) -> None:
+def test_every_rank_resolves_the_config_only_rank_0_writes(
+    tmp_path: Path, base_config: Path
+) -> None:
     directory = tmp_path / "RUN"
-    processes, results = _start_ranks(tmp_path, directory, "--inherit", str(base_config),
-                                 "--config.training.lr", "0.5", launch="one")
+    processes, results = _start_ranks(
+        tmp_path,
+        directory,
+        "--inherit",
+        str(base_config),
+        "--config.training.lr",
+        "0.5",
+        launch="one",
+    )
     assert [p.returncode for p in processes] == [0, 0], [p.stderr for p in processes]
     assert len(results) == 2
     assert results[0]["config"] == results[1]["config"]
@@ -273,25 +338,34 @@ def test_every_rank_resolves_the_config_only_rank_0_writes(tmp_path: Path,
     assert results[0]["draws"] == _draws(0, 10) and results[1]["draws"] == _draws(1, 10)
     configurations = sorted(os.listdir(directory / "Configurations"))
     assert "previous" not in configurations and "train_config.yml" in configurations
-    weights = sorted(str(p.relative_to(directory / "Weights"))
-                     for p in (directory / "Weights").rglob("*")
-                     if p.name != ".speedrun-checkpoints.json")  # the run's checkpoint record
-    assert weights == ["checkpoint_iter_10.pt", "checkpoint_iter_5.pt", "random_states",
-                       "random_states/rank_1_iter_10.pkl", "random_states/rank_1_iter_5.pkl"]
+    weights = sorted(
+        str(p.relative_to(directory / "Weights"))
+        for p in (directory / "Weights").rglob("*")
+        if p.name != ".speedrun-checkpoints.json"
+    )  # the run's checkpoint record
+    assert weights == [
+        "checkpoint_iter_10.pt",
+        "checkpoint_iter_5.pt",
+        "random_states",
+        "random_states/rank_1_iter_10.pkl",
+        "random_states/rank_1_iter_5.pkl",
+    ]
     record = json.loads((directory / "Configurations" / "run.json").read_text())
     assert record["pid"] == processes[0].pid  # the run record is rank 0's
 
 
 def test_resume_restores_each_ranks_random_state(tmp_path: Path, base_config: Path) -> None:
     directory = tmp_path / "RUN"
-    crashed, _ = _start_ranks(tmp_path, directory, "--inherit", str(base_config), launch="first",
-                         TEST_CRASH_AT="7")
+    crashed, _ = _start_ranks(
+        tmp_path, directory, "--inherit", str(base_config), launch="first", TEST_CRASH_AT="7"
+    )
     assert [p.returncode for p in crashed] == [1, 1]
     assert "crash requested at step 7" in crashed[1].stderr
     # Rank 1 loads late: rank 0 has resumed from 5 and saved step 10 by then. Rank 1 must
     # still resume from 5, the checkpoint rank 0 resumed from.
-    processes, results = _start_ranks(tmp_path, directory, "--resume", launch="second",
-                                 TEST_FOLLOWER_DELAY="1.5")
+    processes, results = _start_ranks(
+        tmp_path, directory, "--resume", launch="second", TEST_FOLLOWER_DELAY="1.5"
+    )
     assert [p.returncode for p in processes] == [0, 0], [p.stderr for p in processes]
     for rank, result in enumerate(results):
         assert result["first_step"] == 5 and result["step"] == 10
@@ -299,44 +373,60 @@ def test_resume_restores_each_ranks_random_state(tmp_path: Path, base_config: Pa
         assert result["rank_at_save"] == 0  # attributes come from the one checkpoint
 
 
-def test_purge_of_an_old_directory_never_fools_the_other_ranks(tmp_path: Path,
-                                                               base_config: Path) -> None:
+def test_purge_of_an_old_directory_never_fools_the_other_ranks(
+    tmp_path: Path, base_config: Path
+) -> None:
     directory = tmp_path / "RUN"
     processes, _ = _start_ranks(tmp_path, directory, "--inherit", str(base_config), launch="old")
     assert [p.returncode for p in processes] == [0, 0]
     # The next launch purges the directory; rank 0 starts late, so rank 1 finds the old
     # directory, its old config and the old launch's announcement first.
-    processes, results = _start_ranks(tmp_path, directory, "--purge", "--inherit", str(base_config),
-                                 "--config.training.lr", "0.7", launch="new",
-                                 TEST_MAIN_DELAY="1.5")
+    processes, results = _start_ranks(
+        tmp_path,
+        directory,
+        "--purge",
+        "--inherit",
+        str(base_config),
+        "--config.training.lr",
+        "0.7",
+        launch="new",
+        TEST_MAIN_DELAY="1.5",
+    )
     assert [p.returncode for p in processes] == [0, 0], [p.stderr for p in processes]
     assert [result["config"]["training"]["lr"] for result in results] == [0.7, 0.7]
 
 
-def test_a_failing_main_process_stops_the_others_at_once(tmp_path: Path,
-                                                         base_config: Path) -> None:
+def test_a_failing_main_process_stops_the_others_at_once(tmp_path: Path, base_config: Path) -> None:
     directory = tmp_path / "RUN"
     _start_ranks(tmp_path, directory, "--inherit", str(base_config), launch="first")
     started = time.monotonic()
     # Checkpoints exist and neither --resume nor --purge: rank 0 refuses after taking the lock.
-    processes, _ = _start_ranks(tmp_path, directory, "--inherit", str(base_config), launch="second",
-                           TEST_MAIN_DELAY="0.5")
+    processes, _ = _start_ranks(
+        tmp_path, directory, "--inherit", str(base_config), launch="second", TEST_MAIN_DELAY="0.5"
+    )
     assert [p.returncode for p in processes] == [1, 1]
     assert "already has checkpoints" in processes[0].stderr
     # rank 1 names rank 0's error (announced at exit; or it saw the lock come and go)
     assert "Rank 1 waited for the main process (rank 0)" in processes[1].stderr
-    assert ("already has checkpoints" in processes[1].stderr
-            or "released the directory without finishing" in processes[1].stderr)
+    assert (
+        "already has checkpoints" in processes[1].stderr
+        or "released the directory without finishing" in processes[1].stderr
+    )
     assert time.monotonic() - started < 40  # not the 60 s set-up timeout
 
 
-def test_a_rank_without_its_main_process_times_out_clearly(tmp_path: Path,
-                                                           base_config: Path) -> None:
+def test_a_rank_without_its_main_process_times_out_clearly(
+    tmp_path: Path, base_config: Path
+) -> None:
     env = {name: value for name, value in os.environ.items() if name not in LAUNCH_VARIABLES}
     env.update(RANK="1", WORLD_SIZE="2", SPEEDRUN_SETUP_TIMEOUT="1", TEST_OUT=str(tmp_path))
-    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "RUN"), "--inherit",
-                             str(base_config)], env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path / "RUN"), "--inherit", str(base_config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "Rank 1 waited 1 s for the main process (rank 0)" in result.stderr
     assert "SPEEDRUN_LAUNCH_ID" in result.stderr
@@ -357,5 +447,6 @@ def test_follower_in_process_writes_nothing(clean_env: pytest.MonkeyPatch, tmp_p
     experiment.next_step().checkpoint()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert sorted(str(p.relative_to(tmp_path / "RUN")) for p in (tmp_path / "RUN").rglob("*")) \
-            == ["Weights", "Weights/random_states", "Weights/random_states/rank_1_iter_1.pkl"]
+        assert sorted(
+            str(p.relative_to(tmp_path / "RUN")) for p in (tmp_path / "RUN").rglob("*")
+        ) == ["Weights", "Weights/random_states", "Weights/random_states/rank_1_iter_1.pkl"]

@@ -10,8 +10,8 @@ pytest.importorskip("speedrun.mixins.io")
 np = pytest.importorskip("numpy")
 pytest.importorskip("PIL")
 
-from speedrun import BaseExperiment  # noqa: E402
-from speedrun.mixins.io import IOMixin  # noqa: E402
+from speedrun import BaseExperiment
+from speedrun.mixins.io import IOMixin
 
 
 class Experiment(BaseExperiment, IOMixin):
@@ -22,13 +22,20 @@ def _files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
-@pytest.mark.parametrize("rank, written", [
-    ("0", ["Logs/YAMLDumps/metrics.yml", "Logs/stdout", "Plots/sample_step_0.png"]),
-    ("1", []),
-])
-def test_only_the_main_process_writes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str], rank: str,
-                                      written: list[str]) -> None:
+@pytest.mark.parametrize(
+    "rank, written",
+    [
+        ("0", ["Logs/YAMLDumps/metrics.yml", "Logs/stdout", "Plots/sample_step_0.png"]),
+        ("1", []),
+    ],
+)
+def test_only_the_main_process_writes(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    rank: str,
+    written: list[str],
+) -> None:
     directory = tmp_path / "RUN"
     BaseExperiment(directory)  # rank 0 created the directory
     before = set(_files(directory))
@@ -46,8 +53,9 @@ def test_only_the_main_process_writes(monkeypatch: pytest.MonkeyPatch, tmp_path:
     experiment.execute_hooks("clean_up")
 
 
-def test_a_non_main_rank_never_rewinds_the_main_log(monkeypatch: pytest.MonkeyPatch,
-                                                    tmp_path: Path) -> None:
+def test_a_non_main_rank_never_rewinds_the_main_log(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     directory = tmp_path / "RUN"
     main = Experiment(directory)
     main.print_to_file(True)

@@ -41,30 +41,54 @@ TIMEOUT = 240
 
 def _environment(**extra: str) -> dict[str, str]:
     env = {
-        name: value for name, value in os.environ.items()
+        name: value
+        for name, value in os.environ.items()
         if not name.startswith(("SLURM_", "SUBMITIT_", "TORCHELASTIC_", "TEST_", "MASTER_"))
-        and name not in {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
-                         "SPEEDRUN_LAUNCH_ID", "SPEEDRUN_SETUP_TIMEOUT"}
+        and name
+        not in {
+            "RANK",
+            "WORLD_SIZE",
+            "LOCAL_RANK",
+            "LOCAL_WORLD_SIZE",
+            "SPEEDRUN_LAUNCH_ID",
+            "SPEEDRUN_SETUP_TIMEOUT",
+        }
     }
     env["OMP_NUM_THREADS"] = "1"
     env.update(extra)
     return env
 
 
-def _launch(directory: Path, *flags: str, nproc: int = 2,
-            **env: str) -> subprocess.CompletedProcess[str]:
+def _launch(
+    directory: Path, *flags: str, nproc: int = 2, **env: str
+) -> subprocess.CompletedProcess[str]:
     if nproc:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc_per_node={nproc}", str(SCRIPT), str(directory), *flags]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            str(SCRIPT),
+            str(directory),
+            *flags,
+        ]
     else:  # a plain process: no torchrun, no process group, an unsharded model
         command = [sys.executable, str(SCRIPT), str(directory), *flags]
-    return subprocess.run(command, env=_environment(**env), capture_output=True, text=True,
-                          timeout=TIMEOUT, cwd=directory.parent)
+    return subprocess.run(
+        command,
+        env=_environment(**env),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=directory.parent,
+    )
 
 
 def _weights(folder: Path) -> list[str]:
-    return sorted(name for name in os.listdir(folder / "Weights")
-                  if name != ".speedrun-checkpoints.json")  # the run's checkpoint record
+    return sorted(
+        name for name in os.listdir(folder / "Weights") if name != ".speedrun-checkpoints.json"
+    )  # the run's checkpoint record
 
 
 def _final(folder: Path) -> dict[str, torch.Tensor]:
@@ -85,8 +109,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     killed = _launch(run, *inherit, *asynchronous, TEST_KILL_RANK="1", TEST_KILL_AT_STEP="8")
     results["killed"], results["after_kill"] = killed, _weights(run)
 
-    preempted = _launch(run, "--resume", *asynchronous,
-                        TEST_PREEMPT_RANK="1", TEST_PREEMPT_AT_STEP="9")
+    preempted = _launch(
+        run, "--resume", *asynchronous, TEST_PREEMPT_RANK="1", TEST_PREEMPT_AT_STEP="9"
+    )
     results["preempted"], results["after_preemption"] = preempted, _weights(run)
     for copy in ("ONE", "FOUR"):
         shutil.copytree(run, root / copy)
@@ -114,10 +139,10 @@ def test_preemption_agrees_writes_every_shard_and_exits_75(runs: dict) -> None:
     assert runs["after_preemption"] == ["checkpoint_iter_10", "checkpoint_iter_8"]
     checkpoint = runs["run"] / "Weights" / "checkpoint_iter_10"
     names = sorted(os.listdir(checkpoint))
-    assert {".metadata", ".speedrun-commit", "speedrun_state.pt",
-            "rank_1_random_state.pkl"} <= set(names), names
-    assert [name for name in names if name.endswith(".distcp")] == [
-        "__0_0.distcp", "__1_0.distcp"]
+    assert {".metadata", ".speedrun-commit", "speedrun_state.pt", "rank_1_random_state.pkl"} <= set(
+        names
+    ), names
+    assert [name for name in names if name.endswith(".distcp")] == ["__0_0.distcp", "__1_0.distcp"]
 
 
 def test_same_world_size_resume_is_bit_identical(runs: dict) -> None:

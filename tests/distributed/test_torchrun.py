@@ -37,19 +37,36 @@ REPO = HERE.parents[1]
 SCRIPT = HERE / "ddp_regression.py"
 BASE = REPO / "examples" / "regression" / "base_config.yml"
 OVERRIDES = [
-    "--config.training.num_steps", "40", "--config.training.checkpoint_every", "10",
-    "--config.training.log_every", "10", "--config.data.batch_size", "16",
-    "--config.model.hidden", "[8]", "--config.tensorboard.log_scalars_every", "10",
+    "--config.training.num_steps",
+    "40",
+    "--config.training.checkpoint_every",
+    "10",
+    "--config.training.log_every",
+    "10",
+    "--config.data.batch_size",
+    "16",
+    "--config.model.hidden",
+    "[8]",
+    "--config.tensorboard.log_scalars_every",
+    "10",
 ]
 LAUNCH_TIMEOUT = 300
 
 
 def _environment(**extra: str) -> dict[str, str]:
     env = {
-        name: value for name, value in os.environ.items()
+        name: value
+        for name, value in os.environ.items()
         if not name.startswith(("SLURM_", "SUBMITIT_", "TORCHELASTIC_", "TEST_", "MASTER_"))
-        and name not in {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
-                         "SPEEDRUN_LAUNCH_ID", "SPEEDRUN_SETUP_TIMEOUT"}
+        and name
+        not in {
+            "RANK",
+            "WORLD_SIZE",
+            "LOCAL_RANK",
+            "LOCAL_WORLD_SIZE",
+            "SPEEDRUN_LAUNCH_ID",
+            "SPEEDRUN_SETUP_TIMEOUT",
+        }
     }
     env["OMP_NUM_THREADS"] = "1"
     env.update(extra)
@@ -57,16 +74,33 @@ def _environment(**extra: str) -> dict[str, str]:
 
 
 def _torchrun(directory: Path, *flags: str, **env: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node=2", str(SCRIPT), str(directory), *flags]
-    return subprocess.run(command, env=_environment(**env), capture_output=True, text=True,
-                          timeout=LAUNCH_TIMEOUT, cwd=directory.parent)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(SCRIPT),
+        str(directory),
+        *flags,
+    ]
+    return subprocess.run(
+        command,
+        env=_environment(**env),
+        capture_output=True,
+        text=True,
+        timeout=LAUNCH_TIMEOUT,
+        cwd=directory.parent,
+    )
 
 
 def _listing(folder: Path) -> list[str]:
     """The files below ``folder``, but the run's (hidden) checkpoint record."""
-    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*")
-                  if path.name != ".speedrun-checkpoints.json")
+    return sorted(
+        str(path.relative_to(folder))
+        for path in folder.rglob("*")
+        if path.name != ".speedrun-checkpoints.json"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +112,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module", params=["sync", "async"])
-def launches(request: pytest.FixtureRequest, reference: Path,
-             tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def launches(
+    request: pytest.FixtureRequest, reference: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, object]:
     """The interrupted run, with synchronous saves and with asynchronous ones (rank 0 writes
     the checkpoint, rank 1 its random-state file, both in a background thread); the reference
     always saves synchronously, so the async run must match a sync one bit for bit."""
@@ -87,8 +122,9 @@ def launches(request: pytest.FixtureRequest, reference: Path,
     results: dict[str, object] = {"reference": reference, "run": run, "mode": request.param}
     mode = ["--config.training.checkpoint_async", str(request.param == "async")]
 
-    killed = _torchrun(run, "--inherit", str(BASE), *OVERRIDES, *mode,
-                       TEST_KILL_RANK="1", TEST_KILL_AT_STEP="25")
+    killed = _torchrun(
+        run, "--inherit", str(BASE), *OVERRIDES, *mode, TEST_KILL_RANK="1", TEST_KILL_AT_STEP="25"
+    )
     results["killed"] = killed
     results["after_kill"] = _listing(run / "Weights")
 
@@ -96,7 +132,8 @@ def launches(request: pytest.FixtureRequest, reference: Path,
     results["preempted"] = preempted
     results["after_preemption"] = _listing(run / "Weights")
     results["record_after_preemption"] = json.loads(
-        (run / "Configurations" / "run.json").read_text())
+        (run / "Configurations" / "run.json").read_text()
+    )
 
     finished = _torchrun(run, "--resume")
     assert finished.returncode == 0, finished.stderr[-4000:]
@@ -108,8 +145,11 @@ def test_a_killed_rank_leaves_the_last_periodic_checkpoint(launches: dict) -> No
     killed = launches["killed"]
     assert killed.returncode != 0  # torchrun reports the killed worker
     assert launches["after_kill"] == [
-        "checkpoint_iter_10.pt", "checkpoint_iter_20.pt", "random_states",
-        "random_states/rank_1_iter_10.pkl", "random_states/rank_1_iter_20.pkl",
+        "checkpoint_iter_10.pt",
+        "checkpoint_iter_20.pt",
+        "random_states",
+        "random_states/rank_1_iter_10.pkl",
+        "random_states/rank_1_iter_20.pkl",
     ]
 
 
@@ -121,7 +161,9 @@ def test_a_signal_on_one_rank_preempts_every_rank_at_the_same_step(launches: dic
     # rank 1 got SIGTERM after step 32; both ranks checkpointed at 33 (keep 2: 30 and 33)
     assert "checkpoint_iter_33.pt" in listing and "random_states/rank_1_iter_33.pkl" in listing
     assert [name for name in listing if name.endswith(".pt")] == [
-        "checkpoint_iter_30.pt", "checkpoint_iter_33.pt"]
+        "checkpoint_iter_30.pt",
+        "checkpoint_iter_33.pt",
+    ]
     record = launches["record_after_preemption"]
     assert record["status"] == "preempted" and record["final_step"] == 33, record
 
@@ -147,8 +189,9 @@ def test_one_config_one_event_log_one_checkpoint_series(launches: dict) -> None:
     reference, run = launches["reference"], launches["run"]
     for folder, launch_count in ((reference, 1), (run, 3)):
         configurations = _listing(folder / "Configurations")
-        assert [name for name in configurations if name.endswith((".yml", ".yaml"))
-                and "/" not in name] == ["train_config.yml"], configurations
+        assert [
+            name for name in configurations if name.endswith((".yml", ".yaml")) and "/" not in name
+        ] == ["train_config.yml"], configurations
         # Earlier versions are kept when a launch's config differs (the code's git revision
         # moved on between launches): at most one per later launch, never one per rank.
         previous = [name for name in configurations if name.startswith("previous/train_config")]
@@ -156,8 +199,9 @@ def test_one_config_one_event_log_one_checkpoint_series(launches: dict) -> None:
         events = [name for name in _listing(folder / "Logs") if "tfevents" in name]
         assert len(events) == launch_count, events  # rank 0 only: one file per launch
         weights = _listing(folder / "Weights")
-        assert all(name.startswith(("checkpoint_iter_", "random_states"))
-                   for name in weights), weights
+        assert all(name.startswith(("checkpoint_iter_", "random_states")) for name in weights), (
+            weights
+        )
         assert not [name for name in weights if "rank_0" in name]  # rank 0's is in the checkpoint
         assert _listing(folder / "Plots") == ["curves", "curves/loss_step_40.png"]
         assert _listing(folder / "Logs" / "YAMLDumps") == ["losses.yml"]
@@ -165,4 +209,6 @@ def test_one_config_one_event_log_one_checkpoint_series(launches: dict) -> None:
     assert config["training"]["num_steps"] == 40 and config["model"]["hidden"] == [8]
     assert config["training"]["checkpoint_async"] is (launches["mode"] == "async")
     assert [n for n in _listing(run / "Weights") if n.endswith(".pt")] == [
-        "checkpoint_iter_33.pt", "checkpoint_iter_40.pt"]
+        "checkpoint_iter_33.pt",
+        "checkpoint_iter_40.pt",
+    ]

@@ -12,10 +12,10 @@ import pytest
 pytest.importorskip("firelight")
 torch = pytest.importorskip("torch")
 
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from speedrun import BaseExperiment, ConfigError, ExperimentDirectoryError  # noqa: E402
-from speedrun.mixins.firelight import FirelightMixin  # noqa: E402
+from speedrun import BaseExperiment, ConfigError, ExperimentDirectoryError
+from speedrun.mixins.firelight import FirelightMixin
 
 # Two rows (the visualizers), each holding the first 3 samples side by side:
 # 3 images of 8x8 pixels with pad_width 1 between samples and rows.
@@ -25,10 +25,14 @@ GRID = {
         "pad_width": 1,
         "pad_value": [1.0, 0.0, 0.0],
         "visualizers": [
-            {"IdentityVisualizer": {"input": ["inputs", {"index": 0}], "cmap": "gray",
-                                    "value_range": [0, 1]}},
-            {"IdentityVisualizer": {"input": "prediction", "cmap": "gray",
-                                    "value_range": [0, 1]}},
+            {
+                "IdentityVisualizer": {
+                    "input": ["inputs", {"index": 0}],
+                    "cmap": "gray",
+                    "value_range": [0, 1],
+                }
+            },
+            {"IdentityVisualizer": {"input": "prediction", "cmap": "gray", "value_range": [0, 1]}},
         ],
     }
 }
@@ -92,8 +96,9 @@ def test_visualizer_from_a_yaml_file_and_config_untouched(tmp_path, experiment):
     import yaml
 
     path = tmp_path / "visualizer.yml"
-    path.write_text(yaml.safe_dump({"IdentityVisualizer": {"input": "prediction",
-                                                           "value_range": [0, 1]}}))
+    path.write_text(
+        yaml.safe_dump({"IdentityVisualizer": {"input": "prediction", "value_range": [0, 1]}})
+    )
     visualizer = experiment.load_visualizer(str(path))
     assert experiment.visualizer is visualizer
     grid = experiment.get_image_grid({"prediction": torch.ones(1, 1, 5, 7)})
@@ -119,20 +124,31 @@ InvertedVisualizer = _inverted_class()
 
 def test_custom_visualizers_by_dotted_path_also_nested(experiment):
     dotted = f"{__name__}.InvertedVisualizer"
-    experiment.set("firelight", {"ImageGridVisualizer": {"visualizers": [
-        {dotted: {"input": "prediction", "value_range": [0, 1], "cmap": "gray"}}]}})
+    experiment.set(
+        "firelight",
+        {
+            "ImageGridVisualizer": {
+                "visualizers": [
+                    {dotted: {"input": "prediction", "value_range": [0, 1], "cmap": "gray"}}
+                ]
+            }
+        },
+    )
     grid = experiment.get_image_grid({"prediction": torch.zeros(1, 1, 4, 4)})
     assert grid.shape == (4, 4, 4)
     assert np.allclose(grid[..., :3], 1.0)  # inverted zeros are white
     assert dotted in str(experiment.get("firelight"))  # the config keeps the user's spelling
 
 
-@pytest.mark.parametrize("config, message", [
-    ({"NoSuchVisualizer": {}}, "NoSuchVisualizer"),
-    ({"ImageGridVisualizer": {}}, "KeyError"),
-    ({"IdentityVisualizer": {}, "ImageGridVisualizer": {}}, "one entry"),
-    ("IdentityVisualizer", "one entry"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"NoSuchVisualizer": {}}, "NoSuchVisualizer"),
+        ({"ImageGridVisualizer": {}}, "KeyError"),
+        ({"IdentityVisualizer": {}, "ImageGridVisualizer": {}}, "one entry"),
+        ("IdentityVisualizer", "one entry"),
+    ],
+)
 def test_wrong_config_names_the_source_and_firelights_error(experiment, config, message):
     experiment.set("firelight", config)
     with pytest.raises(ConfigError, match=message) as caught:
@@ -207,8 +223,9 @@ def test_importing_is_lazy_and_firelight_keeps_the_logging_configuration():
         m.import_firelight()
         print(len(logging.getLogger().handlers), logging.getLogger().level, "torch" in sys.modules)
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["[]", f"0 {logging.WARNING} True"]
 

@@ -16,10 +16,14 @@ class Experiment(FirelightMixin, BaseExperiment):
 
 
 def test_a_wrong_typed_key_fails_at_set_up(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(sys, "argv", ["train.py", str(tmp_path / "RUN-0"),
-                                      "--config.firelight", "[1, 2]"])
-    with pytest.raises(ConfigError, match=r"config 'firelight' \(read by FirelightMixin\) "
-                       r"expects a value of type dict or str or null, got list \[1, 2\]"):
+    monkeypatch.setattr(
+        sys, "argv", ["train.py", str(tmp_path / "RUN-0"), "--config.firelight", "[1, 2]"]
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"config 'firelight' \(read by FirelightMixin\) "
+        r"expects a value of type dict or str or null, got list \[1, 2\]",
+    ):
         Experiment().auto_setup(update_git_revision=False)
 
 

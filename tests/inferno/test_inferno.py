@@ -9,11 +9,11 @@ import pytest
 pytest.importorskip("inferno", reason="pip install --no-deps inferno-pytorch==0.1.7")
 torch = pytest.importorskip("torch")
 
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
-from torch.utils.data import DataLoader, Dataset, TensorDataset  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from speedrun import BaseExperiment, ConfigError, ExperimentDirectoryError  # noqa: E402
-from speedrun.mixins.inferno import InfernoMixin  # noqa: E402
+from speedrun import BaseExperiment, ConfigError, ExperimentDirectoryError
+from speedrun.mixins.inferno import InfernoMixin
 
 WEIGHTS = [[1.0], [2.0], [-1.0], [0.5]]
 
@@ -68,15 +68,19 @@ def regression_config(**trainer):
         "device": "cpu",
         "model": {"torch.nn.Linear": {"in_features": 4, "out_features": 1}},
         "criterion": {"MSELoss": {}},
-        "loader": {"dataset": {"Regression": {"size": 64, "seed": 1}}, "batch_size": 16,
-                   "shuffle": True},
+        "loader": {
+            "dataset": {"Regression": {"size": 64, "seed": 1}},
+            "batch_size": 16,
+            "shuffle": True,
+        },
         "val_loader": {"dataset": {"Regression": {"size": 32, "seed": 2}}, "batch_size": 32},
-        "trainer": {"optimizer": {"Adam": {"lr": 0.05}}, "max_iterations": 12,
-                    "intervals": {"validate_every": "4 iterations",
-                                  "save_every": "4 iterations"},
-                    "tensorboard": {"log_scalars_every": "1 iterations",
-                                    "log_images_every": "never"},
-                    **trainer},
+        "trainer": {
+            "optimizer": {"Adam": {"lr": 0.05}},
+            "max_iterations": 12,
+            "intervals": {"validate_every": "4 iterations", "save_every": "4 iterations"},
+            "tensorboard": {"log_scalars_every": "1 iterations", "log_images_every": "never"},
+            **trainer,
+        },
     }
 
 
@@ -103,8 +107,9 @@ def test_training_with_validation_lowers_the_loss_and_writes_weights_and_events(
     assert trainer.iteration_count == 12
     assert experiment.step == 12
     assert experiment.epoch == trainer.epoch_count == 2
-    assert sorted(name for name in os.listdir(experiment.checkpoint_directory)
-                  if not name.startswith(".")) == ["best_checkpoint.pytorch", "checkpoint.pytorch"]
+    assert sorted(
+        name for name in os.listdir(experiment.checkpoint_directory) if not name.startswith(".")
+    ) == ["best_checkpoint.pytorch", "checkpoint.pytorch"]
 
     accumulator = events(experiment)
     training = [event.value for event in accumulator.Scalars("training_loss")]
@@ -113,7 +118,9 @@ def test_training_with_validation_lowers_the_loss_and_writes_weights_and_events(
     assert [event.step for event in validation] == [4, 8, 12]
     assert validation[-1].value < validation[0].value
     assert sum(training[-3:]) / 3 < sum(training[:3]) / 3
-    assert [event.value for event in accumulator.Scalars("learning_rate")] == pytest.approx([0.05] * 12)
+    assert [event.value for event in accumulator.Scalars("learning_rate")] == pytest.approx(
+        [0.05] * 12
+    )
     text_tags = accumulator.Tags()["tensors"]
     assert "trainer/train_config.yml/text_summary" in text_tags
 
@@ -121,7 +128,8 @@ def test_training_with_validation_lowers_the_loss_and_writes_weights_and_events(
     from speedrun.mixins.inferno._trainer import SpeedrunTrainer
 
     restored = SpeedrunTrainer(torch.nn.Linear(4, 1)).load(
-        from_directory=experiment.checkpoint_directory)
+        from_directory=experiment.checkpoint_directory
+    )
     assert restored.iteration_count == 12
     assert isinstance(restored.optimizer, torch.optim.Adam)
     assert torch.equal(restored.model.weight, experiment.model.weight)
@@ -138,20 +146,26 @@ def test_metric_callbacks_and_classification_from_config(tmp_path):
             "optimizer": {"SGD": {"lr": 0.5}},
             "intervals": {"validate_every": [1, "epochs"]},
             "max_epochs": 3,
-            "callbacks": {"essentials": {"NaNDetector": {"noargs": True}},
-                          "scheduling": {"AutoLRDecay": {"factor": 0.5,
-                                                         "patience": "100 iterations"}}},
-            "tensorboard": {"log_scalars_every": "1 iterations", "log_images_every": "never",
-                            "log_config": False},
+            "callbacks": {
+                "essentials": {"NaNDetector": {"noargs": True}},
+                "scheduling": {"AutoLRDecay": {"factor": 0.5, "patience": "100 iterations"}},
+            },
+            "tensorboard": {
+                "log_scalars_every": "1 iterations",
+                "log_images_every": "never",
+                "log_config": False,
+            },
         },
     }
     experiment = make(tmp_path, config)
     trainer = experiment.train()
     experiment.execute_hooks("clean_up")
-    names = {type(callback).__name__ for callbacks in trainer.callbacks._callback_registry.values()
-             for callback in callbacks}
-    assert {"NaNDetector", "AutoLRDecay", "ExperimentStepCallback",
-            "TensorboardXLogger"} <= names
+    names = {
+        type(callback).__name__
+        for callbacks in trainer.callbacks._callback_registry.values()
+        for callback in callbacks
+    }
+    assert {"NaNDetector", "AutoLRDecay", "ExperimentStepCallback", "TensorboardXLogger"} <= names
     assert trainer.epoch_count == 3
     accumulator = events(experiment)
     errors = [event.value for event in accumulator.Scalars("validation_error_averaged")]
@@ -176,8 +190,17 @@ def test_user_build_steps_run_after_the_builtin_ones_in_a_defined_order(tmp_path
 
     experiment = make(tmp_path, regression_config(), Ordered)
     assert experiment.get_inferno_build_steps() == [
-        "criterion", "metric", "optimizer", "intervals", "limits", "loaders", "tensorboard",
-        "callbacks", "alpha", "zeta"]
+        "criterion",
+        "metric",
+        "optimizer",
+        "intervals",
+        "limits",
+        "loaders",
+        "tensorboard",
+        "callbacks",
+        "alpha",
+        "zeta",
+    ]
     assert experiment.trainer is experiment.trainer
     assert calls == [("optimizer", None), ("alpha", True), ("zeta", True)]
     experiment.execute_hooks("clean_up")
@@ -186,7 +209,9 @@ def test_user_build_steps_run_after_the_builtin_ones_in_a_defined_order(tmp_path
         INFERNO_BUILD_ORDER = ("zeta",) + InfernoMixin.INFERNO_BUILD_ORDER
 
     assert Reordered.get_inferno_build_steps(Reordered.__new__(Reordered))[:2] == [
-        "zeta", "criterion"]
+        "zeta",
+        "criterion",
+    ]
 
 
 def test_code_defined_model_and_loaders_and_optimizer_kwargs(tmp_path):
@@ -201,34 +226,42 @@ def test_code_defined_model_and_loaders_and_optimizer_kwargs(tmp_path):
         def build_val_loader(self):
             return None
 
-    config = regression_config(intervals=None, optimizer={"torch.optim.SGD": {
-        "lr": 0.01, "momentum": 0.9, "nesterov": True}})
+    config = regression_config(
+        intervals=None,
+        optimizer={"torch.optim.SGD": {"lr": 0.01, "momentum": 0.9, "nesterov": True}},
+    )
     del config["loader"], config["val_loader"], config["model"]
     experiment = make(tmp_path, config, Coded)
     trainer = experiment.train()
     experiment.execute_hooks("clean_up")
     group = trainer.optimizer.param_groups[0]
     assert (type(trainer.optimizer), group["momentum"], group["nesterov"]) == (
-        torch.optim.SGD, 0.9, True)
+        torch.optim.SGD,
+        0.9,
+        True,
+    )
     assert "validate" not in trainer._loaders
     assert experiment.val_loader is None
     assert isinstance(experiment.model, torch.nn.Sequential)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"trainer/optimizer": None}, "trainer/optimizer"),
-    ({"trainer/optimizer": {"Adamm": {"lr": 1}}}, "Adamm"),
-    ({"trainer/optimizer": {"Adam": {"learning_rate": 1}}}, "learning_rate"),
-    ({"trainer/intervals": {"validate_evry": 2}}, "validate_evry"),
-    ({"trainer/intervals": {"save_every": "often"}}, "trainer/intervals/save_every"),
-    ({"criterion": {"NoSuchLoss": {}}}, "NoSuchLoss"),
-    ({"criterion": {"MSELoss": {}, "L1Loss": {}}}, "exactly one entry"),
-    ({"val_loader": None}, "validate_every is set, but there is no validation data"),
-    ({"device": "gpu:0"}, "device"),
-    ({"loader": {"batch_size": 4}}, "dataset"),
-    ({"trainer/max_iterations": 2.5}, "max_iterations"),
-    ({"trainer/tensorboard": {"log_scalar_every": 1}}, "log_scalars_every"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"trainer/optimizer": None}, "trainer/optimizer"),
+        ({"trainer/optimizer": {"Adamm": {"lr": 1}}}, "Adamm"),
+        ({"trainer/optimizer": {"Adam": {"learning_rate": 1}}}, "learning_rate"),
+        ({"trainer/intervals": {"validate_evry": 2}}, "validate_evry"),
+        ({"trainer/intervals": {"save_every": "often"}}, "trainer/intervals/save_every"),
+        ({"criterion": {"NoSuchLoss": {}}}, "NoSuchLoss"),
+        ({"criterion": {"MSELoss": {}, "L1Loss": {}}}, "exactly one entry"),
+        ({"val_loader": None}, "validate_every is set, but there is no validation data"),
+        ({"device": "gpu:0"}, "device"),
+        ({"loader": {"batch_size": 4}}, "dataset"),
+        ({"trainer/max_iterations": 2.5}, "max_iterations"),
+        ({"trainer/tensorboard": {"log_scalar_every": 1}}, "log_scalars_every"),
+    ],
+)
 def test_bad_configuration_is_refused_with_the_key_and_the_fix(tmp_path, change, message):
     experiment = make(tmp_path, regression_config())
     for key, value in change.items():
@@ -312,11 +345,14 @@ def test_load_trainer_checkpoint_without_one_says_what_writes_it(tmp_path):
 
 
 def test_importing_the_mixin_does_not_import_torch():
-    script = ("import sys; import speedrun.mixins.inferno as m; "
-              "print(sorted(k for k in ('torch', 'inferno', 'numpy', 'tensorboardX') "
-              "if k in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120)
+    script = (
+        "import sys; import speedrun.mixins.inferno as m; "
+        "print(sorted(k for k in ('torch', 'inferno', 'numpy', 'tensorboardX') "
+        "if k in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
@@ -360,12 +396,24 @@ def test_firelight_visualizations_are_logged_as_images(tmp_path):
         "model": {"TinyNet": {}},
         "criterion": {"CrossEntropyLoss": {}},
         "loader": {"dataset": {"Blobs": {"size": 8}}, "batch_size": 4},
-        "trainer": {"optimizer": {"SGD": {"lr": 0.1}}, "max_iterations": 2,
-                    "tensorboard": {"log_scalars_every": "1 iterations",
-                                    "log_images_every": "1 iterations", "log_config": False}},
-        "firelight": {"inputs_grid": {"ImageGridVisualizer": {
-            "visualizers": [{"IdentityVisualizer": {"input": ["inputs", {"index": 0}],
-                                                    "cmap": "gray"}}]}}},
+        "trainer": {
+            "optimizer": {"SGD": {"lr": 0.1}},
+            "max_iterations": 2,
+            "tensorboard": {
+                "log_scalars_every": "1 iterations",
+                "log_images_every": "1 iterations",
+                "log_config": False,
+            },
+        },
+        "firelight": {
+            "inputs_grid": {
+                "ImageGridVisualizer": {
+                    "visualizers": [
+                        {"IdentityVisualizer": {"input": ["inputs", {"index": 0}], "cmap": "gray"}}
+                    ]
+                }
+            }
+        },
     }
     experiment = make(tmp_path, config)
     experiment.train()

@@ -13,13 +13,13 @@ import pytest
 pytest.importorskip("inferno", reason="pip install --no-deps inferno-pytorch==0.1.7")
 torch = pytest.importorskip("torch")
 
-from PIL import Image  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+from PIL import Image
+from torch.utils.data import DataLoader, TensorDataset
 
 from speedrun.mixins.inferno import (
-    _compat,  # noqa: E402
-    _trainer,  # noqa: E402
-    applied_fixes,  # noqa: E402
+    _compat,
+    _trainer,
+    applied_fixes,
 )
 
 
@@ -31,8 +31,7 @@ def _silent(trainer):
 def _regression_loader(n=8, batch_size=4, seed=0):
     generator = torch.Generator().manual_seed(seed)
     inputs = torch.randn(n, 3, generator=generator)
-    return DataLoader(TensorDataset(inputs, inputs.sum(dim=1, keepdim=True)),
-                      batch_size=batch_size)
+    return DataLoader(TensorDataset(inputs, inputs.sum(dim=1, keepdim=True)), batch_size=batch_size)
 
 
 # -- scipy.misc.toimage / imsave ------------------------------------------------------------------
@@ -101,8 +100,9 @@ def test_a_scipy_without_scipy_misc_gets_a_stand_in_module():
         import inferno.trainers.basic
         print(toimage is _compat.toimage, "torch" in sys.modules)
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["created", "True", "True"]
 
@@ -131,8 +131,7 @@ def test_inferno_validation_fails_here_and_the_fix_validates():
     fixed.bind_loader("validate", loader)
     fixed.validate_for()
     with torch.no_grad():
-        expected = np.mean([torch.nn.functional.mse_loss(model(x), y).item()
-                            for x, y in loader])
+        expected = np.mean([torch.nn.functional.mse_loss(model(x), y).item() for x, y in loader])
     assert fixed.get_state("validation_loss_averaged") == pytest.approx(expected, rel=1e-6)
     assert fixed._best_validation_score == pytest.approx(expected, rel=1e-6)
     assert fixed.get_state("validation_prediction").requires_grad is False
@@ -192,8 +191,9 @@ def test_nan_detector_reads_the_loss_state():
 # -- checkpoints ----------------------------------------------------------------------------------
 def test_checkpoint_with_adam_saves_atomically_and_loads_back(tmp_path):
     model = torch.nn.Linear(3, 1)
-    trainer = _silent(_trainer.SpeedrunTrainer(model).build_criterion("MSELoss")
-                      .build_optimizer("Adam", lr=0.01))
+    trainer = _silent(
+        _trainer.SpeedrunTrainer(model).build_criterion("MSELoss").build_optimizer("Adam", lr=0.01)
+    )
     trainer.bind_loader("train", _regression_loader()).set_max_num_iterations(3)
     trainer.save_to_directory(str(tmp_path))
     trainer.fit()

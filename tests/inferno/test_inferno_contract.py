@@ -16,18 +16,25 @@ class Experiment(InfernoMixin, BaseExperiment):
 
 
 def test_a_wrong_typed_key_fails_at_set_up(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(sys, "argv", ["train.py", str(tmp_path / "RUN-0"),
-                                      "--config.trainer.num_targets", "two"])
-    with pytest.raises(ConfigError, match=r"config 'trainer/num_targets' \(read by "
-                       r"InfernoMixin\) expects a value of type int, got str 'two'"):
+    monkeypatch.setattr(
+        sys, "argv", ["train.py", str(tmp_path / "RUN-0"), "--config.trainer.num_targets", "two"]
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"config 'trainer/num_targets' \(read by "
+        r"InfernoMixin\) expects a value of type int, got str 'two'",
+    ):
         Experiment().auto_setup(update_git_revision=False)
 
 
 def test_a_bad_limit_names_what_is_expected(tmp_path) -> None:
     experiment = Experiment(str(tmp_path / "RUN-0"))
     experiment.set("trainer/max_epochs", "ten")
-    with pytest.raises(ConfigError, match=r"'trainer/max_epochs'.*expects a whole number or "
-                       r"'inf', got str 'ten'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"'trainer/max_epochs'.*expects a whole number or "
+        r"'inf', got str 'ten'",
+    ):
         experiment.config_value("trainer/max_epochs")
 
 

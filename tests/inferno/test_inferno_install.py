@@ -23,7 +23,7 @@ torch = pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ROOT / "packages"
 
-TRAIN_SCRIPT = textwrap.dedent('''
+TRAIN_SCRIPT = textwrap.dedent("""
     import json, os, sys
     import speedrun
     assert "torch" not in sys.modules, "import speedrun pulled in torch"
@@ -68,17 +68,24 @@ TRAIN_SCRIPT = textwrap.dedent('''
         "logs": sorted(os.listdir(experiment.log_directory)),
         "fixes": sorted(applied_fixes()),
     }))
-''')
+""")
 
 
 def _run(command, **kwargs):
     # A nested hatch must not think it runs inside `hatch test`'s environment.
     env = {key: value for key, value in os.environ.items() if key != "HATCH_ENV_ACTIVE"}
-    result = subprocess.run([str(part) for part in command], capture_output=True, text=True,
-                            timeout=1500, env=env, **kwargs)
+    result = subprocess.run(
+        [str(part) for part in command],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env=env,
+        **kwargs,
+    )
     assert result.returncode == 0, (
         f"{' '.join(map(str, command))} failed ({result.returncode}):\n"
-        f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
     return result.stdout
 
 
@@ -108,8 +115,13 @@ def test_fresh_install_keeps_pip_and_trains(tmp_path):
     _run([python, "-m", "pip", "install", "--no-deps", "inferno-pytorch==0.1.7"])
 
     assert _run([python, "-m", "pip", "--version"]).split()[1] == pip_before
-    versions = _run([python, "-c", "import importlib.metadata as m; "
-                     "print(m.version('inferno-pytorch'), m.version('pip'))"]).split()
+    versions = _run(
+        [
+            python,
+            "-c",
+            "import importlib.metadata as m; print(m.version('inferno-pytorch'), m.version('pip'))",
+        ]
+    ).split()
     assert versions == ["0.1.7", pip_before]
 
     script = tmp_path / "train.py"

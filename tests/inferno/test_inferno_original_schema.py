@@ -9,10 +9,11 @@ import pytest
 pytest.importorskip("inferno", reason="pip install --no-deps inferno-pytorch==0.1.7")
 torch = pytest.importorskip("torch")
 
-from speedrun import BaseExperiment, ConfigError
-from speedrun.mixins.inferno import InfernoMixin
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader, TensorDataset
+
+from speedrun import BaseExperiment, ConfigError
+from speedrun.mixins.inferno import InfernoMixin
 
 # Verbatim from issue 15 (the firelight key is optional and left out).
 ORIGINAL_CONFIG = """\
@@ -80,9 +81,13 @@ def test_the_original_schema_trains_validates_saves_and_logs(tmp_path):
     assert trainer.optimizer.param_groups[0]["lr"] == 0.01
     assert experiment.val_loader_builds == 1
     assert sorted(os.listdir(experiment.checkpoint_directory)) == [
-        "best_checkpoint.pytorch", "checkpoint.pytorch"]
-    assert any(type(callback).__name__ == "NaNDetector"
-               for callback in trainer.callbacks._callback_registry["end_of_training_iteration"])
+        "best_checkpoint.pytorch",
+        "checkpoint.pytorch",
+    ]
+    assert any(
+        type(callback).__name__ == "NaNDetector"
+        for callback in trainer.callbacks._callback_registry["end_of_training_iteration"]
+    )
 
     accumulator = EventAccumulator(experiment.log_directory, size_guidance={"scalars": 0})
     accumulator.Reload()
@@ -95,8 +100,9 @@ def test_the_original_schema_trains_validates_saves_and_logs(tmp_path):
 
 
 def test_when_both_forms_are_given_todays_wins_with_a_warning(tmp_path):
-    experiment = _experiment(tmp_path, ORIGINAL_CONFIG.replace(
-        "  optimizer: Adam\n", "  optimizer: {SGD: {lr: 0.5}}\n"))
+    experiment = _experiment(
+        tmp_path, ORIGINAL_CONFIG.replace("  optimizer: Adam\n", "  optimizer: {SGD: {lr: 0.5}}\n")
+    )
     experiment.set("criterion", {"MSELoss": {}})
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
@@ -109,8 +115,12 @@ def test_when_both_forms_are_given_todays_wins_with_a_warning(tmp_path):
 
 
 def test_kwargs_without_a_name_are_refused(tmp_path):
-    experiment = _experiment(tmp_path, ORIGINAL_CONFIG.replace(
-        "  criterion: CrossEntropyLoss            # a name from torch.nn / inferno\n",
-        "  criterion_kwargs: {reduction: sum}\n"))
+    experiment = _experiment(
+        tmp_path,
+        ORIGINAL_CONFIG.replace(
+            "  criterion: CrossEntropyLoss            # a name from torch.nn / inferno\n",
+            "  criterion_kwargs: {reduction: sum}\n",
+        ),
+    )
     with pytest.raises(ConfigError, match="trainer/criterion_kwargs is set but trainer/criterion"):
-        experiment.criterion  # noqa: B018
+        experiment.criterion

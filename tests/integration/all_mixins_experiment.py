@@ -15,6 +15,8 @@ import json
 import os
 
 import torch
+from torch.utils.data import DataLoader, TensorDataset
+
 from speedrun import BaseExperiment, register_default_dispatch
 from speedrun.ext import atomic_write_text
 from speedrun.mixins.firelight import FirelightMixin
@@ -24,10 +26,16 @@ from speedrun.mixins.mpl import MatplotlibMixin
 from speedrun.mixins.submitit import SubmititMixin
 from speedrun.mixins.tensorboard import TensorboardMixin
 from speedrun.mixins.waiter import WaiterMixin
-from torch.utils.data import DataLoader, TensorDataset
 
-MIXINS = (TensorboardMixin, IOMixin, MatplotlibMixin, InfernoMixin, FirelightMixin,
-          WaiterMixin, SubmititMixin)
+MIXINS = (
+    TensorboardMixin,
+    IOMixin,
+    MatplotlibMixin,
+    InfernoMixin,
+    FirelightMixin,
+    WaiterMixin,
+    SubmititMixin,
+)
 
 
 def _data(size: int, seed: int) -> TensorDataset:
@@ -43,9 +51,9 @@ class Body:
     def __init__(self) -> None:
         super().__init__()  # type: ignore[call-arg]
         self.auto_setup()
-        self.print_to_file(True)                      # IOMixin: Logs/stdout
-        self.wait()                                   # WaiterMixin prints through IOMixin
-        self.sessions: list[int] = []                 # checkpointed: one entry per process
+        self.print_to_file(True)  # IOMixin: Logs/stdout
+        self.wait()  # WaiterMixin prints through IOMixin
+        self.sessions: list[int] = []  # checkpointed: one entry per process
 
     def build_model(self) -> torch.nn.Module:
         torch.manual_seed(0)
@@ -61,13 +69,13 @@ class Body:
     def fit(self) -> None:
         start = self.step
         self.sessions.append(start)
-        trainer = self.train()                        # InfernoMixin: trainer.fit()
+        trainer = self.train()  # InfernoMixin: trainer.fit()
         images = torch.rand(2, 1, 6, 6, generator=torch.Generator().manual_seed(self.step))
         figure = self.new_figure(figsize=(1, 1), dpi=20)
         figure.subplots().plot([0, 1], [1, 0])
-        with self.set_tagscope("val"):                # one scope for every mixin
+        with self.set_tagscope("val"):  # one scope for every mixin
             self.log_scalar("accuracy", 0.5 + self.step / 100)
-            self.print_image("input", images[0])      # (1, 6, 6): CHW grayscale
+            self.print_image("input", images[0])  # (1, 6, 6): CHW grayscale
             figure_files = self.save_figure("curve", figure)
             grid_files = self.save_image_grid({"inputs": [images]}, "grid")
             self.log_image_grid({"inputs": [images]}, "grid")
@@ -85,8 +93,9 @@ class Body:
             "tagscope_after": self.tagscope,
             "instance_attributes": sorted(vars(self)),
         }
-        atomic_write_text(os.path.join(self.log_directory, f"report_{self.step}.json"),
-                          json.dumps(report))
+        atomic_write_text(
+            os.path.join(self.log_directory, f"report_{self.step}.json"), json.dumps(report)
+        )
 
 
 class MixinsFirst(Body, *MIXINS, BaseExperiment):  # type: ignore[misc]

@@ -22,5 +22,6 @@ def test_the_table_lists_each_declared_key() -> None:
     assert "| `training/checkpoint_every` | `None` | int or float or null |" in text
     stale = "<!-- config-keys:start -->\nold\n<!-- config-keys:end -->"
     assert namespace["updated"](stale, rows) == (
-        f"<!-- config-keys:start -->\n{text}\n<!-- config-keys:end -->")
+        f"<!-- config-keys:start -->\n{text}\n<!-- config-keys:end -->"
+    )
     assert namespace["updated"]("no block", rows) is None

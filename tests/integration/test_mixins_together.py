@@ -16,9 +16,10 @@ pytest.importorskip("firelight")
 pytest.importorskip("torch")
 
 from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
 from speedrun import BaseExperiment
 from speedrun.ext import TagScopeMixin
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 SCRIPT = Path(__file__).with_name("all_mixins_experiment.py")
 CONFIG = """\
@@ -56,21 +57,32 @@ CONTRACT = {"CONFIG_KEYS", "NOT_CHECKPOINTED"}
 def _own_names(cls: type) -> set[str]:
     """Attributes a mixin defines itself (not BaseExperiment's, not the shared tag scope)."""
     shared = set(BaseExperiment.__mro__) | set(TagScopeMixin.__mro__)
-    return {name for klass in cls.__mro__ if klass not in shared for name in vars(klass)
-            if not (name.startswith("__") and name.endswith("__")) and name not in CONTRACT}
+    return {
+        name
+        for klass in cls.__mro__
+        if klass not in shared
+        for name in vars(klass)
+        if not (name.startswith("__") and name.endswith("__")) and name not in CONTRACT
+    }
 
 
 def test_no_mixin_shadows_another_or_the_base_class() -> None:
     mixins = _mixins()
-    base = {name for klass in BaseExperiment.__mro__ for name in vars(klass)
-            if not (name.startswith("__") and name.endswith("__")) and name not in CONTRACT}
+    base = {
+        name
+        for klass in BaseExperiment.__mro__
+        for name in vars(klass)
+        if not (name.startswith("__") and name.endswith("__")) and name not in CONTRACT
+    }
     collisions = []
     for index, first in enumerate(mixins):
         names = _own_names(first)
         collisions += [f"{first.__name__} and BaseExperiment: {name}" for name in names & base]
-        for second in mixins[index + 1:]:
-            collisions += [f"{first.__name__} and {second.__name__}: {name}"
-                           for name in sorted(names & _own_names(second))]
+        for second in mixins[index + 1 :]:
+            collisions += [
+                f"{first.__name__} and {second.__name__}: {name}"
+                for name in sorted(names & _own_names(second))
+            ]
     assert collisions == []
     # The tag scope is defined once, so every mixin reads the same state in any order.
     for mixin in mixins:
@@ -80,8 +92,9 @@ def test_no_mixin_shadows_another_or_the_base_class() -> None:
 
 def _events(directory: Path) -> dict[str, list[tuple[int, float | None]]]:
     """Scalars and images by tag, as TensorBoard's own reader sees ``Logs/``."""
-    accumulator = EventAccumulator(str(directory / "Logs"),
-                                   size_guidance={"scalars": 0, "images": 0})
+    accumulator = EventAccumulator(
+        str(directory / "Logs"), size_guidance={"scalars": 0, "images": 0}
+    )
     accumulator.Reload()
     found: dict[str, list[tuple[int, float | None]]] = {}
     for tag in accumulator.Tags()["scalars"]:
@@ -95,14 +108,22 @@ def _events(directory: Path) -> dict[str, list[tuple[int, float | None]]]:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict]]:
     root = tmp_path_factory.mktemp("together")
     (root / "config.yml").write_text(CONFIG, encoding="utf-8")
-    env = {name: value for name, value in os.environ.items()  # no job or sweep around us
-           if not name.startswith(("SPEEDRUN_", "SUBMITIT_", "SLURM_"))}
+    env = {
+        name: value
+        for name, value in os.environ.items()  # no job or sweep around us
+        if not name.startswith(("SPEEDRUN_", "SUBMITIT_", "SLURM_"))
+    }
     env["PYTHONWARNINGS"] = "ignore"
 
     def run(*flags: str, **extra_env: str) -> None:
         result = subprocess.run(
             [sys.executable, str(SCRIPT), str(root / "runs"), *flags],
-            capture_output=True, text=True, timeout=300, check=False, env={**env, **extra_env})
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env={**env, **extra_env},
+        )
         assert result.returncode == 0, result.stderr[-3000:]
 
     run("--inherit", str(root / "config.yml"), "--wait.memory", "1MB")
@@ -116,8 +137,9 @@ def _report(directory: Path, step: int) -> dict:
 
 
 @pytest.mark.parametrize("order", ORDERS)
-def test_every_mixin_does_its_part_and_resume_continues(runs: tuple[Path, dict[str, dict]],
-                                                        order: str) -> None:
+def test_every_mixin_does_its_part_and_resume_continues(
+    runs: tuple[Path, dict[str, dict]], order: str
+) -> None:
     directory = runs[0] / order
     first, second = _report(directory, 4), _report(directory, 8)
     # core: checkpointed attributes come back with --resume
@@ -152,15 +174,21 @@ def test_every_mixin_does_its_part_and_resume_continues(runs: tuple[Path, dict[s
     lines = (directory / "Logs" / "stdout").read_text().splitlines()
     assert lines[0].startswith("[waiter] Nothing to wait for")
     assert [line for line in lines if line.startswith("session")] == [
-        "session from 0 to 4", "session from 4 to 8"]
+        "session from 0 to 4",
+        "session from 4 to 8",
+    ]
     # Submitit: outside a sweep, no point; the attempt comes from the job's environment
     assert (first["sweep_point"], first["job_attempt"]) == (None, 0)
     assert second["job_attempt"] == 1
     # No attribute the experiment holds hides a method or property of any mixin (class-level
     # defaults such as TensorboardMixin._tensorboard_writer = None are meant to be replaced).
-    behaviour = {name for mixin in _mixins() for klass in mixin.__mro__
-                 for name, value in vars(klass).items()
-                 if name in _own_names(mixin) and (callable(value) or hasattr(value, "__get__"))}
+    behaviour = {
+        name
+        for mixin in _mixins()
+        for klass in mixin.__mro__
+        for name, value in vars(klass).items()
+        if name in _own_names(mixin) and (callable(value) or hasattr(value, "__get__"))
+    }
     assert set(second["instance_attributes"]) & behaviour == set()
 
 

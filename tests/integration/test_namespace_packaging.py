@@ -103,7 +103,9 @@ def _run(command: list[str], *, cwd: Path) -> subprocess.CompletedProcess[str]:
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"timed out after {SUBPROCESS_TIMEOUT}s: {' '.join(command)} (cwd={cwd})\n{exc}")
+        pytest.fail(
+            f"timed out after {SUBPROCESS_TIMEOUT}s: {' '.join(command)} (cwd={cwd})\n{exc}"
+        )
     if proc.returncode != 0:
         pytest.fail(
             f"command failed with exit code {proc.returncode}: {' '.join(command)}\n"
@@ -235,9 +237,23 @@ def installer(tmp_path_factory: pytest.TempPathFactory) -> Installer:
         pip = [sys.executable, "-m", "pip"]
     else:
         # No usable pip here: download with the pip of a seeded helper venv.
-        helper = Installer(wheelhouse, use_outer_pip=False).new_venv(wheelhouse.parent / "pip-helper")
+        helper = Installer(wheelhouse, use_outer_pip=False).new_venv(
+            wheelhouse.parent / "pip-helper"
+        )
         pip = [str(helper), "-m", "pip"]
-    _run([*pip, "download", "--quiet", "--only-binary", ":all:", "--dest", str(wheelhouse), *requirements], cwd=wheelhouse)
+    _run(
+        [
+            *pip,
+            "download",
+            "--quiet",
+            "--only-binary",
+            ":all:",
+            "--dest",
+            str(wheelhouse),
+            *requirements,
+        ],
+        cwd=wheelhouse,
+    )
     return Installer(wheelhouse, use_outer_pip=use_outer_pip)
 
 
@@ -251,7 +267,9 @@ def _wheel_files(wheel: Path) -> tuple[list[str], str]:
     with zipfile.ZipFile(wheel) as zf:
         names = [n for n in zf.namelist() if not n.endswith("/")]
     dist_infos = {n.split("/", 1)[0] for n in names if n.split("/", 1)[0].endswith(".dist-info")}
-    assert len(dist_infos) == 1, f"{wheel.name}: expected one .dist-info folder, found {sorted(dist_infos)}"
+    assert len(dist_infos) == 1, (
+        f"{wheel.name}: expected one .dist-info folder, found {sorted(dist_infos)}"
+    )
     dist_info = dist_infos.pop()
     payload = [n for n in names if not n.startswith(f"{dist_info}/")]
     return payload, dist_info
@@ -274,7 +292,11 @@ def _entry_points(wheel: Path, dist_info: str) -> dict[str, dict[str, str]]:
 
 def _requires_dist(wheel: Path, dist_info: str) -> list[str]:
     text = _wheel_text(wheel, f"{dist_info}/METADATA")
-    return [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Requires-Dist:")]
+    return [
+        line.split(":", 1)[1].strip()
+        for line in text.splitlines()
+        if line.startswith("Requires-Dist:")
+    ]
 
 
 def _core_pin() -> tuple[str, str]:
@@ -295,9 +317,13 @@ def _assert_mixin_wheel(wheel: Path, name: str) -> dict[str, str]:
         'Fix: [tool.hatch.build.targets.wheel] packages = ["src/speedrun"] and keep every '
         f"file under src/speedrun/mixins/{name}/ (never speedrun/__init__.py nor speedrun/mixins/__init__.py)"
     )
-    assert f"{prefix}__init__.py" in payload, f"{wheel.name} lacks {prefix}__init__.py; payload: {payload}"
+    assert f"{prefix}__init__.py" in payload, (
+        f"{wheel.name} lacks {prefix}__init__.py; payload: {payload}"
+    )
     assert f"{prefix}py.typed" in payload, f"{wheel.name} lacks {prefix}py.typed (PEP 561 marker)"
-    assert not [n for n in payload if "__pycache__" in n or n.endswith(".pyc")], f"{wheel.name} ships bytecode"
+    assert not [n for n in payload if "__pycache__" in n or n.endswith(".pyc")], (
+        f"{wheel.name} ships bytecode"
+    )
 
     entry_points = _entry_points(wheel, dist_info).get(ENTRY_POINT_GROUP, {})
     assert entry_points, f"{wheel.name} registers no entry point in the {ENTRY_POINT_GROUP!r} group"
@@ -307,9 +333,15 @@ def _assert_mixin_wheel(wheel: Path, name: str) -> dict[str, str]:
         )
 
     lower, upper = _core_pin()
-    core_requirements = [r for r in _requires_dist(wheel, dist_info) if re.match(r"speedrun[-_.]core\b", r, re.I)]
-    assert len(core_requirements) == 1, f"{wheel.name} must depend on speedrun-core once; found {core_requirements}"
-    specifiers = set(re.sub(r"\s", "", core_requirements[0].split(";")[0])[len("speedrun-core") :].split(","))
+    core_requirements = [
+        r for r in _requires_dist(wheel, dist_info) if re.match(r"speedrun[-_.]core\b", r, re.I)
+    ]
+    assert len(core_requirements) == 1, (
+        f"{wheel.name} must depend on speedrun-core once; found {core_requirements}"
+    )
+    specifiers = set(
+        re.sub(r"\s", "", core_requirements[0].split(";")[0])[len("speedrun-core") :].split(",")
+    )
     assert specifiers == {lower, upper}, (
         f"{wheel.name} requires {core_requirements[0]!r}; expected speedrun-core{lower},{upper}"
     )
@@ -326,13 +358,18 @@ def test_core_wheel_owns_the_speedrun_package(wheels: Wheels) -> None:
     )
     stray = [n for n in payload if not n.startswith("speedrun/")]
     assert not stray, f"core wheel ships files outside speedrun/: {stray}"
-    assert not [n for n in payload if "__pycache__" in n or n.endswith(".pyc")], "core wheel ships bytecode"
+    assert not [n for n in payload if "__pycache__" in n or n.endswith(".pyc")], (
+        "core wheel ships bytecode"
+    )
     assert _core_pin()  # core's version is 0.x, as the pin rule assumes
 
 
 def test_fixture_wheel_follows_the_mixin_recipe(wheels: Wheels) -> None:
     payload, _ = _wheel_files(wheels.fixture)
-    assert sorted(payload) == ["speedrun/mixins/fixture/__init__.py", "speedrun/mixins/fixture/py.typed"]
+    assert sorted(payload) == [
+        "speedrun/mixins/fixture/__init__.py",
+        "speedrun/mixins/fixture/py.typed",
+    ]
     entry_points = _assert_mixin_wheel(wheels.fixture, "fixture")
     assert entry_points == {"fixture": "speedrun.mixins.fixture:FixtureMixin"}
 
@@ -340,15 +377,19 @@ def test_fixture_wheel_follows_the_mixin_recipe(wheels: Wheels) -> None:
 @pytest.mark.parametrize("project", MIXIN_DIRS, ids=[p.name for p in MIXIN_DIRS])
 def test_mixin_distribution_follows_the_recipe(project: Path, tmp_path: Path) -> None:
     """Every real mixin distribution in packages/ ships only its own folder."""
-    assert project.name.startswith("speedrun-"), f"distribution folders are named speedrun-<name>: {project}"
+    assert project.name.startswith("speedrun-"), (
+        f"distribution folders are named speedrun-<name>: {project}"
+    )
     name = project.name[len("speedrun-") :].replace("-", "_")
     config = _read_pyproject(project)
     assert config["project"]["name"] == project.name, (
         f"{project}/pyproject.toml names the distribution {config['project']['name']!r}; expected {project.name!r}"
     )
-    wheel_target = config.get("tool", {}).get("hatch", {}).get("build", {}).get("targets", {}).get("wheel", {})
+    wheel_target = (
+        config.get("tool", {}).get("hatch", {}).get("build", {}).get("targets", {}).get("wheel", {})
+    )
     assert wheel_target.get("packages") == ["src/speedrun"], (
-        f"{project}/pyproject.toml: expected [tool.hatch.build.targets.wheel] packages = [\"src/speedrun\"], "
+        f'{project}/pyproject.toml: expected [tool.hatch.build.targets.wheel] packages = ["src/speedrun"], '
         f"found {wheel_target!r}"
     )
     _assert_mixin_wheel(_build_wheel(project, tmp_path / "dist"), name)
@@ -418,7 +459,12 @@ _CHECK_AFTER_UNINSTALL = """
 @pytest.mark.parametrize(
     ("core_mode", "fixture_mode"),
     [("wheel", "wheel"), ("editable", "editable"), ("wheel", "editable"), ("editable", "wheel")],
-    ids=["core-wheel+fixture-wheel", "both-editable", "core-wheel+fixture-editable", "core-editable+fixture-wheel"],
+    ids=[
+        "core-wheel+fixture-wheel",
+        "both-editable",
+        "core-wheel+fixture-editable",
+        "core-editable+fixture-wheel",
+    ],
 )
 def test_namespace_across_install_modes(
     core_mode: str, fixture_mode: str, wheels: Wheels, installer: Installer, tmp_path: Path
@@ -455,4 +501,6 @@ def test_namespace_across_install_modes(
     assert Path(after["core"]).resolve() == core_file
     assert core_file.is_file()
     if fixture_mode == "editable":
-        assert fixture_file.is_file(), "uninstalling an editable install must leave the source tree alone"
+        assert fixture_file.is_file(), (
+            "uninstalling an editable install must leave the source tree alone"
+        )

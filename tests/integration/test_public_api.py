@@ -17,9 +17,16 @@ PUBLIC = {"speedrun", "speedrun.ext"}  # and speedrun.mixins.*, each distributio
 # Everything under these folders may use only core's public API. tests/core and
 # tests/distributed test core itself.
 CHECKED = sorted(
-    [path for path in (ROOT / "packages").glob("speedrun-*/src") if path.parent.name != "speedrun-core"]
-    + [path for path in (ROOT / "tests").iterdir()
-       if path.is_dir() and path.name not in {"core", "distributed", "__pycache__"}]
+    [
+        path
+        for path in (ROOT / "packages").glob("speedrun-*/src")
+        if path.parent.name != "speedrun-core"
+    ]
+    + [
+        path
+        for path in (ROOT / "tests").iterdir()
+        if path.is_dir() and path.name not in {"core", "distributed", "__pycache__"}
+    ]
     + [ROOT / "examples"]
 )
 
@@ -32,8 +39,11 @@ def _imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.append((node.lineno, node.module))
             if node.module == "speedrun":  # from speedrun import _private
-                found += [(node.lineno, f"speedrun.{alias.name}") for alias in node.names
-                          if alias.name.startswith("_")]
+                found += [
+                    (node.lineno, f"speedrun.{alias.name}")
+                    for alias in node.names
+                    if alias.name.startswith("_")
+                ]
     return found
 
 
@@ -49,8 +59,11 @@ def _violations(folder: Path) -> list[str]:
     found = []
     for path in sorted(folder.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        found += [f"{path.relative_to(ROOT)}:{line}: imports {module}"
-                  for line, module in _imported_modules(tree) if not _allowed(module)]
+        found += [
+            f"{path.relative_to(ROOT)}:{line}: imports {module}"
+            for line, module in _imported_modules(tree)
+            if not _allowed(module)
+        ]
     return found
 
 
@@ -71,6 +84,9 @@ def test_the_check_catches_private_imports(tmp_path: Path) -> None:
         "from speedrun.mixins.tensorboard import TensorboardMixin\n",
         encoding="utf-8",
     )
-    modules = sorted(module for _, module in _imported_modules(ast.parse((tmp_path / "bad.py").read_text()))
-                     if not _allowed(module))
+    modules = sorted(
+        module
+        for _, module in _imported_modules(ast.parse((tmp_path / "bad.py").read_text()))
+        if not _allowed(module)
+    )
     assert modules == ["speedrun._errors", "speedrun.directory", "speedrun.directory._fs"]

@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from speedrun.ext import loads_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,9 +56,12 @@ def _blocks(path: Path) -> list[tuple[str, set[str], str, int]]:
 
 
 def _cases(language: str) -> list[pytest.param]:
-    return [pytest.param(code, id=f"{path.relative_to(ROOT)}:{line}")
-            for path in READMES for lang, flags, code, line in _blocks(path)
-            if lang == language and "notest" not in flags]
+    return [
+        pytest.param(code, id=f"{path.relative_to(ROOT)}:{line}")
+        for path in READMES
+        for lang, flags, code, line in _blocks(path)
+        if lang == language and "notest" not in flags
+    ]
 
 
 def _name(readme: Path) -> str:
@@ -72,7 +76,7 @@ def test_the_readmes_have_code_blocks_to_check() -> None:
 @pytest.mark.parametrize("code", _cases("python"))
 def test_python_blocks_run(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "<README block>", "exec"), {"__name__": "readme_block"})  # noqa: S102
+    exec(compile(code, "<README block>", "exec"), {"__name__": "readme_block"})
 
 
 @pytest.mark.parametrize("code", _cases("yaml"))
@@ -96,8 +100,9 @@ def _documented_signatures(readme: Path) -> list[tuple[str, list[str]]]:
     return found
 
 
-@pytest.mark.parametrize("readme", [path for path in PACKAGE_READMES
-                                    if path.parent.name in DOCUMENTED], ids=_name)
+@pytest.mark.parametrize(
+    "readme", [path for path in PACKAGE_READMES if path.parent.name in DOCUMENTED], ids=_name
+)
 def test_documented_signatures_match_the_code(readme: Path) -> None:
     classes = []
     for spec in DOCUMENTED[readme.parent.name]:
@@ -105,8 +110,7 @@ def test_documented_signatures_match_the_code(readme: Path) -> None:
         classes.append(getattr(importlib.import_module(module), name))
     wrong, checked = [], 0
     for method_name, documented in _documented_signatures(readme):
-        owner = next((cls for cls in classes if callable(getattr(cls, method_name, None))),
-                     None)
+        owner = next((cls for cls in classes if callable(getattr(cls, method_name, None))), None)
         if owner is None:
             continue
         parameters = inspect.signature(getattr(owner, method_name)).parameters
@@ -124,8 +128,11 @@ def test_documented_signatures_match_the_code(readme: Path) -> None:
 @pytest.mark.parametrize("readme", PACKAGE_READMES, ids=_name)
 def test_package_readmes_link_absolutely(readme: Path) -> None:
     text = readme.read_text(encoding="utf-8")
-    relative = [target for target in re.findall(r"\]\(([^)\s]+)\)", text)
-                if not target.startswith(("https://", "http://", "#", "mailto:"))]
+    relative = [
+        target
+        for target in re.findall(r"\]\(([^)\s]+)\)", text)
+        if not target.startswith(("https://", "http://", "#", "mailto:"))
+    ]
     assert relative == [], "PyPI renders the README alone: link to https://github.com/..."
 
 
@@ -133,17 +140,24 @@ def test_core_readme_walk_through_runs(tmp_path: Path) -> None:
     """The landing page's experiment and its command lines, run as written."""
     blocks = _blocks(ROOT / "packages" / "speedrun-core" / "README.md")
     script = next(code for lang, flags, code, _ in blocks if lang == "python" and not flags)
-    commands = next(code for lang, _, code, _ in blocks
-                    if lang == "bash" and "python train.py" in code)
+    commands = next(
+        code for lang, _, code, _ in blocks if lang == "bash" and "python train.py" in code
+    )
     (tmp_path / "train.py").write_text(script, encoding="utf-8")
     speedrun = [sys.executable, "-m", "speedrun"]
     outputs = []
     for line in commands.strip().splitlines():
         words = shlex.split(line)
         argv = [sys.executable, *words[1:]] if words[0] == "python" else [*speedrun, *words[1:]]
-        result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                                check=False,
-                                env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        result = subprocess.run(
+            argv,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
         assert result.returncode == (1 if words[:2] == ["speedrun", "diff"] else 0), result.stderr
         outputs.append(result.stdout)
     assert outputs[0].startswith("step 100: weight") and outputs[2].startswith("step 200:")

@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_release():
-    spec = importlib.util.spec_from_file_location("speedrun_release_script", ROOT / "scripts" / "release.py")
+    spec = importlib.util.spec_from_file_location(
+        "speedrun_release_script", ROOT / "scripts" / "release.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -40,20 +42,29 @@ def test_version_comes_from_one_source_and_matches_the_installed_metadata(dist):
     try:
         installed = metadata.version(dist.name)
     except metadata.PackageNotFoundError:
-        pytest.fail(f"{dist.name} is not installed in this environment ({sys.executable})", pytrace=False)
+        pytest.fail(
+            f"{dist.name} is not installed in this environment ({sys.executable})", pytrace=False
+        )
     assert getattr(module, "__version__", None) == installed, (
         f"{dist.module}.__version__ is {getattr(module, '__version__', None)!r} but the installed metadata of "
         f"{dist.name} says {installed!r}. Every distribution defines __version__ from its one version "
         "source; if you just bumped it, reinstall (pip install -e packages/...)."
     )
-    assert dist.version == installed, f"{dist.name}: the source says {dist.version}, the metadata {installed}"
+    assert dist.version == installed, (
+        f"{dist.name}: the source says {dist.version}, the metadata {installed}"
+    )
 
 
 @pytest.mark.parametrize("dist", DISTRIBUTIONS, ids=[d.name for d in DISTRIBUTIONS])
 def test_every_changelog_keeps_an_unreleased_section(dist):
     release.unreleased_entries(dist)  # raises with the fix when the section is missing
-    headings = [heading for heading, _ in release.changelog_sections(dist.changelog.read_text(encoding="utf-8"))]
-    assert headings[0] == release.UNRELEASED, f"{dist.changelog}: '## Unreleased' must come first, found {headings}"
+    headings = [
+        heading
+        for heading, _ in release.changelog_sections(dist.changelog.read_text(encoding="utf-8"))
+    ]
+    assert headings[0] == release.UNRELEASED, (
+        f"{dist.changelog}: '## Unreleased' must come first, found {headings}"
+    )
     assert any(h.split(" ", 1)[0] == dist.version for h in headings[1:]), (
         f"{dist.changelog} has no section for the current version {dist.version}: {headings}"
     )
@@ -119,16 +130,25 @@ def test_bump_sets_the_one_version_source_and_releases_the_changelog_section(tmp
     assert dist.version == "0.2.0"
     assert '__version__ = "0.2.0"' in (folder / "src/speedrun/mixins/demo/__init__.py").read_text()
     sections = release.changelog_sections((folder / "CHANGELOG.md").read_text())
-    assert sections == [("Unreleased", ""), ("0.2.0 (2026-12-04)", "- Something new."),
-                        ("0.1.0 (2026-01-01)", "- First.")]
+    assert sections == [
+        ("Unreleased", ""),
+        ("0.2.0 (2026-12-04)", "- Something new."),
+        ("0.1.0 (2026-01-01)", "- First."),
+    ]
     # nothing left to release: a second bump refuses
     with pytest.raises(release.ReleaseError, match="nothing to release"):
         release.release_changelog(dist, "0.3.0", "2026-12-05")
 
 
-@pytest.mark.parametrize(("current", "part", "expected"), [
-    ("0.2.0", "patch", "0.2.1"), ("0.2.3", "minor", "0.3.0"), ("0.2.3", "major", "1.0.0"), ("0.2.3", "0.4.0", "0.4.0"),
-])
+@pytest.mark.parametrize(
+    ("current", "part", "expected"),
+    [
+        ("0.2.0", "patch", "0.2.1"),
+        ("0.2.3", "minor", "0.3.0"),
+        ("0.2.3", "major", "1.0.0"),
+        ("0.2.3", "0.4.0", "0.4.0"),
+    ],
+)
 def test_next_version(current, part, expected):
     assert release.next_version(current, part) == expected
 
@@ -144,9 +164,16 @@ def test_next_version_refuses_going_back():
 
 
 def _git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
-    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout.strip()
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.org",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.org",
+    }
+    return subprocess.run(
+        ["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -181,11 +208,16 @@ def test_a_source_change_without_a_changelog_entry_fails_and_names_the_fix(repo)
     module.write_text("X = 1\n")
     _git(repo, "add", ".")
     _git(repo, "commit", "-q", "-m", "change")
-    with pytest.raises(release.ReleaseError, match=r"speedrun-demo changed since its release 0\.1\.0.*_new\.py.*Unreleased"):
+    with pytest.raises(
+        release.ReleaseError,
+        match=r"speedrun-demo changed since its release 0\.1\.0.*_new\.py.*Unreleased",
+    ):
         _check(repo)
     # the entry makes it pass
     changelog = repo / "packages/speedrun-demo/CHANGELOG.md"
-    changelog.write_text(changelog.read_text().replace("## Unreleased\n", "## Unreleased\n\n- `X`.\n"))
+    changelog.write_text(
+        changelog.read_text().replace("## Unreleased\n", "## Unreleased\n\n- `X`.\n")
+    )
     assert "with changelog entries" in _check(repo)[0]
 
 
@@ -229,8 +261,12 @@ def test_select_copies_the_tagged_distribution_only(tmp_path):
     wheelhouse = tmp_path / "wh"
     wheelhouse.mkdir()
     core = release.find(release.CORE, DISTRIBUTIONS)
-    names = [f"speedrun_core-{core.version}.tar.gz", f"speedrun_core-{core.version}-py3-none-any.whl",
-             "speedrun_io-9.9.9-py3-none-any.whl", "numpy-2.0-cp311-cp311-linux_x86_64.whl"]
+    names = [
+        f"speedrun_core-{core.version}.tar.gz",
+        f"speedrun_core-{core.version}-py3-none-any.whl",
+        "speedrun_io-9.9.9-py3-none-any.whl",
+        "numpy-2.0-cp311-cp311-linux_x86_64.whl",
+    ]
     for name in names:
         (wheelhouse / name).write_bytes(b"")
     selected = release.select(core.tag(core.version), wheelhouse, tmp_path / "up", DISTRIBUTIONS)
@@ -249,9 +285,11 @@ def _wheel(path: Path, body: bytes) -> Path:
     digest = hashlib.sha256(body).hexdigest()
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("speedrun/__init__.py", body)
-        zf.writestr("speedrun_core-0.2.0.dist-info/RECORD",
-                    f"speedrun/__init__.py,sha256={digest},{len(body)}\n"
-                    "speedrun_core-0.2.0.dist-info/RECORD,,\n")
+        zf.writestr(
+            "speedrun_core-0.2.0.dist-info/RECORD",
+            f"speedrun/__init__.py,sha256={digest},{len(body)}\n"
+            "speedrun_core-0.2.0.dist-info/RECORD,,\n",
+        )
     return path
 
 

@@ -17,15 +17,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*command: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(command), cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(list(command), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
 def _tool(name: str) -> str:
     found = shutil.which(name, path=str(Path(sys.executable).parent))
     if found is None:
-        pytest.fail(f"{name} is not installed in this environment: it is in hatch.toml's "
-                    f"hatch-test dependencies; run the tests with `hatch test`")
+        pytest.fail(
+            f"{name} is not installed in this environment: it is in hatch.toml's "
+            f"hatch-test dependencies; run the tests with `hatch test`"
+        )
     return found
 
 

@@ -29,4 +29,3 @@ def test_open_files_bars_and_printer_are_not_checkpointed(tmp_path) -> None:
     experiment.print("again")
     assert printed == ["hello", "again"]
     assert (tmp_path / "RUN-0" / "Logs" / "stdout").read_text() == "hello\nagain\n"
-

@@ -147,10 +147,12 @@ def test_out_of_range_floats_are_clipped_as_in_log_image(exp):
     exp.print_image("mask", np.array([[True, False]]))
     exp.print_image("ints", np.array([[0, 7, 255]], dtype=np.int64))
     assert read_png(os.path.join(exp.plot_directory, "clip_step_0.png"))[1].tolist() == [
-        [0, 128, 255, 0]]
+        [0, 128, 255, 0]
+    ]
     assert read_png(os.path.join(exp.plot_directory, "mask_step_0.png"))[1].tolist() == [[255, 0]]
     assert read_png(os.path.join(exp.plot_directory, "ints_step_0.png"))[1].tolist() == [
-        [0, 7, 255]]
+        [0, 7, 255]
+    ]
 
 
 def test_ambiguous_shapes_follow_the_one_rule_and_dataformats_decides(exp):

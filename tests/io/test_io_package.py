@@ -44,9 +44,20 @@ def test_public_api():
 
     assert package.__all__ == ["IOMixin", "Printer"]
     for name in (
-        "print", "print_to_file", "is_printing_to_file", "printing_to_file_name", "printer",
-        "set_printer", "print_to_tqdm", "to_array", "print_image", "progress", "progress_bars",
-        "log_progress", "yaml_dump_directory", "dump_yaml",
+        "print",
+        "print_to_file",
+        "is_printing_to_file",
+        "printing_to_file_name",
+        "printer",
+        "set_printer",
+        "print_to_tqdm",
+        "to_array",
+        "print_image",
+        "progress",
+        "progress_bars",
+        "log_progress",
+        "yaml_dump_directory",
+        "dump_yaml",
     ):
         assert hasattr(IOMixin, name), name
 

@@ -247,13 +247,21 @@ def test_crash_and_resume_print_every_step_exactly_once(tmp_path):
     env = dict(os.environ, CRASH_AT="7")
     crashed = subprocess.run(
         [sys.executable, str(script), str(directory), "--dispatch", "train"],
-        env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert crashed.returncode != 0 and "simulated crash" in crashed.stderr
     env["CRASH_AT"] = "-1"
     resumed = subprocess.run(
         [sys.executable, str(script), str(directory), "--dispatch", "train", "--resume"],
-        env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert resumed.returncode == 0, resumed.stderr
     log = directory / "Logs" / "stdout"

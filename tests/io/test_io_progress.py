@@ -185,6 +185,7 @@ def test_the_originals_iterator_keyword_still_works(logfile):
 
 def test_clean_up_closes_bars_left_open_by_an_error(terminal, tmp_path):
     with output_to(terminal):
+
         class Failing(Experiment):
             def train(self):
                 for _ in self.progress(range(5), tag="epochs", mininterval=0):

@@ -33,7 +33,7 @@ def test_the_declared_floors_are_the_tested_ones():
     readme = (root / "packages" / "speedrun-mpl" / "README.md").read_text()
     hatch = (root / "hatch.toml").read_text()
     floors = dict(re.findall(r'"(matplotlib|numpy)>=([\d.]+)"', pyproject))
-    lowest = hatch[hatch.index("[envs.mpl-lowest]"):]
+    lowest = hatch[hatch.index("[envs.mpl-lowest]") :]
     pins = dict(re.findall(r'"(matplotlib|numpy)==([\d.]+)"', lowest))
     assert floors == {"matplotlib": "3.10", "numpy": "1.23"}
     for name, floor in floors.items():

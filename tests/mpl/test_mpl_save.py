@@ -183,7 +183,6 @@ def test_figures_reach_tensorboard_through_tensorboard_mixin(tmp_path, plt):
     assert os.path.isfile(os.path.join(exp.plot_directory, "val", "curves", "loss_step_2.png"))
 
 
-
 def test_only_the_main_process_writes(tmp_path, monkeypatch):
     import os
 

@@ -41,9 +41,14 @@ class SweepExperiment(BaseExperiment, SubmititMixin):
             self.checkpoint(force=False)
             if self.step == self.get("training/fail_at"):
                 raise ValueError(f"failing at step {self.step} as asked")
-        result = {"total": self.total, "starts": self.starts, "step": self.step,
-                  "overrides": self.sweep_overrides, "point": (self.sweep_point or {}).get("point"),
-                  "job_id": self.job_id}
+        result = {
+            "total": self.total,
+            "starts": self.starts,
+            "step": self.step,
+            "overrides": self.sweep_overrides,
+            "point": (self.sweep_point or {}).get("point"),
+            "job_id": self.job_id,
+        }
         if is_main_process():
             atomic_write_text(os.path.join(self.log_directory, "result.json"), json.dumps(result))
         return self.total

@@ -23,7 +23,7 @@ import pytest
 pytest.importorskip("submitit")
 yaml = pytest.importorskip("yaml")
 
-from speedrun.ext import read_lock_holder  # noqa: E402
+from speedrun.ext import read_lock_holder
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "sweep_experiment.py"
@@ -49,8 +49,13 @@ def _expected_total(lr: float, seed: int, steps: int = NUM_STEPS) -> float:
 
 
 def _speedrun(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "speedrun", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "speedrun", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _sweep_command(*args: str) -> list[str]:
@@ -63,13 +68,23 @@ def sweep_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     root = tmp_path_factory.mktemp("sweep")
     (root / "base.yml").write_text(
         f"seed: 0\ntraining:\n  lr: 1.0\n  num_steps: {NUM_STEPS}\n  checkpoint_every: 10\n"
-        f"  sleep: {SLEEP}\n")
+        f"  sleep: {SLEEP}\n"
+    )
     (root / "sweep.yml").write_text(SWEEP)
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("SLURM_", "SUBMITIT_")) and name not in
-           {"RANK", "WORLD_SIZE", "LOCAL_RANK", "SPEEDRUN_LAUNCH_ID"}}
-    process = subprocess.Popen(_sweep_command("sweep.yml", "--wait"), cwd=root, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("SLURM_", "SUBMITIT_"))
+        and name not in {"RANK", "WORLD_SIZE", "LOCAL_RANK", "SPEEDRUN_LAUNCH_ID"}
+    }
+    process = subprocess.Popen(
+        _sweep_command("sweep.yml", "--wait"),
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     victim = root / "experiments" / "lr-seed" / "000-lr=0.5_seed=1"
     killed_pid = None
     deadline = time.monotonic() + 120
@@ -85,8 +100,14 @@ def sweep_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     finally:
         if process.poll() is None:
             process.kill()
-    return {"root": root, "sweep": root / "experiments" / "lr-seed", "returncode":
-            process.returncode, "stdout": stdout, "stderr": stderr, "killed_pid": killed_pid}
+    return {
+        "root": root,
+        "sweep": root / "experiments" / "lr-seed",
+        "returncode": process.returncode,
+        "stdout": stdout,
+        "stderr": stderr,
+        "killed_pid": killed_pid,
+    }
 
 
 def test_every_point_finished_with_its_config_and_exact_result(sweep_run: dict) -> None:
@@ -94,8 +115,12 @@ def test_every_point_finished_with_its_config_and_exact_result(sweep_run: dict) 
     assert sweep_run["killed_pid"] is not None, "the point finished before it could be killed"
     sweep = sweep_run["sweep"]
     names = sorted(path.name for path in sweep.iterdir() if (path / ".speedrun").exists())
-    assert names == ["000-lr=0.5_seed=1", "001-lr=0.5_seed=2", "002-lr=2.0_seed=1",
-                     "003-lr=2.0_seed=2"]
+    assert names == [
+        "000-lr=0.5_seed=1",
+        "001-lr=0.5_seed=2",
+        "002-lr=2.0_seed=1",
+        "003-lr=2.0_seed=2",
+    ]
     for name in names:
         assert f"{name}  finished  step {NUM_STEPS}" in sweep_run["stdout"], sweep_run["stdout"]
         config = yaml.safe_load((sweep / name / "Configurations" / "train_config.yml").read_text())
@@ -122,8 +147,10 @@ def test_the_killed_job_was_requeued_and_resumed(sweep_run: dict) -> None:
     assert [attempt["status"] for attempt in record["history"]] == ["preempted"], record
     logs = "".join(path.read_text() for path in (sweep_run["sweep"] / "jobs").glob("*_log.*"))
     assert "Requeued job" in logs
-    others = [json.loads((p / "Logs" / "result.json").read_text())["starts"]
-              for p in sorted(sweep_run["sweep"].glob("00[123]-*"))]
+    others = [
+        json.loads((p / "Logs" / "result.json").read_text())["starts"]
+        for p in sorted(sweep_run["sweep"].glob("00[123]-*"))
+    ]
     assert others == [[[0, 0]]] * 3  # the others ran once
 
 
@@ -132,34 +159,51 @@ def test_manifest_ls_diff_and_resubmission(sweep_run: dict) -> None:
     manifest = yaml.safe_load((sweep / "sweep.yml").read_text())
     assert len(manifest["submissions"]) == 1
     assert sorted(manifest["submissions"][0]["jobs"]) == sorted(
-        point["name"] for point in manifest["points"])
+        point["name"] for point in manifest["points"]
+    )
     listing = _speedrun("ls", "--json", str(sweep), cwd=root)
     assert listing.returncode == 0, listing.stderr
     rows = json.loads(listing.stdout)
     assert len(rows) == 4 and {row["status"] for row in rows} == {"finished"}, rows
-    diff = _speedrun("diff", str(sweep / "000-lr=0.5_seed=1"), str(sweep / "003-lr=2.0_seed=2"),
-                     cwd=root)
+    diff = _speedrun(
+        "diff", str(sweep / "000-lr=0.5_seed=1"), str(sweep / "003-lr=2.0_seed=2"), cwd=root
+    )
     assert diff.returncode == 1 and "training/lr: 0.5 -> 2.0" in diff.stdout, diff.stdout
-    again = subprocess.run(_sweep_command("sweep.yml"), cwd=root, capture_output=True,
-                           text=True, timeout=60)
+    again = subprocess.run(
+        _sweep_command("sweep.yml"), cwd=root, capture_output=True, text=True, timeout=60
+    )
     assert again.returncode == 2 and "already holds 4 point(s)" in again.stderr
-    resumed = subprocess.run(_sweep_command("sweep.yml", "--resume"), cwd=root,
-                             capture_output=True, text=True, timeout=60)
+    resumed = subprocess.run(
+        _sweep_command("sweep.yml", "--resume"),
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert resumed.returncode == 0 and "nothing to submit" in resumed.stdout
 
 
-def test_a_point_with_two_tasks_runs_as_two_ranks(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_point_with_two_tasks_runs_as_two_ranks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from speedrun.mixins.submitit import load_sweep, submit_sweep, wait_for_jobs
 
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SPEEDRUN_LAUNCH_ID", "MASTER_ADDR",
-                 "MASTER_PORT"):
+    for name in (
+        "RANK",
+        "WORLD_SIZE",
+        "LOCAL_RANK",
+        "SPEEDRUN_LAUNCH_ID",
+        "MASTER_ADDR",
+        "MASTER_PORT",
+    ):
         monkeypatch.delenv(name, raising=False)
     (tmp_path / "base.yml").write_text(
-        "seed: 3\ntraining:\n  lr: 1.0\n  num_steps: 12\n  checkpoint_every: 4\n")
+        "seed: 3\ntraining:\n  lr: 1.0\n  num_steps: 12\n  checkpoint_every: 4\n"
+    )
     (tmp_path / "two.yml").write_text(
         f"script: {SCRIPT}\nbase: base.yml\npoints: [{{training.lr: 0.25}}]\n"
-        "executor: {cluster: local, timeout_min: 5, tasks_per_node: 2}\n")
+        "executor: {cluster: local, timeout_min: 5, tasks_per_node: 2}\n"
+    )
     submitted = submit_sweep(load_sweep(tmp_path / "two.yml"))
     outcomes = wait_for_jobs(submitted, poll=0.2)
     point = submitted[0][0]

@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("submitit")
 
-import yaml  # noqa: E402
+import yaml
 
-from speedrun import ConfigError, ExperimentDirectoryError, Preempted  # noqa: E402
-from speedrun.mixins.submitit import (  # noqa: E402
+from speedrun import ConfigError, ExperimentDirectoryError, Preempted
+from speedrun.mixins.submitit import (
     SubmititMixin,
     expand_points,
     load_sweep,
@@ -22,7 +22,7 @@ from speedrun.mixins.submitit import (  # noqa: E402
     prepare_sweep,
     run_point,
 )
-from speedrun.mixins.submitit._cli import main as sweep_main  # noqa: E402
+from speedrun.mixins.submitit._cli import main as sweep_main
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "sweep_experiment.py"
@@ -43,31 +43,41 @@ def write_sweep(tmp_path: Path, body: str, name: str = "sweep.yml") -> Path:
 def test_grid_is_every_combination_in_order() -> None:
     points = expand_points({"training.lr": [0.1, 0.2], "model/hidden": [[8], [16, 16]]})
     assert points == [
-        {"training/lr": 0.1, "model/hidden": [8]}, {"training/lr": 0.1, "model/hidden": [16, 16]},
-        {"training/lr": 0.2, "model/hidden": [8]}, {"training/lr": 0.2, "model/hidden": [16, 16]},
+        {"training/lr": 0.1, "model/hidden": [8]},
+        {"training/lr": 0.1, "model/hidden": [16, 16]},
+        {"training/lr": 0.2, "model/hidden": [8]},
+        {"training/lr": 0.2, "model/hidden": [16, 16]},
     ]
 
 
 def test_points_alone_and_combined_with_the_grid() -> None:
     assert expand_points(None, [{"seed": 1}, "--config.seed 2 --config.training.lr=0.5"]) == [
-        {"seed": 1}, {"seed": 2, "training/lr": 0.5}]
+        {"seed": 1},
+        {"seed": 2, "training/lr": 0.5},
+    ]
     assert expand_points({"training.lr": [1, 2]}, [{"seed": 1}, {"seed": 2}]) == [
-        {"training/lr": 1, "seed": 1}, {"training/lr": 2, "seed": 1},
-        {"training/lr": 1, "seed": 2}, {"training/lr": 2, "seed": 2}]
+        {"training/lr": 1, "seed": 1},
+        {"training/lr": 2, "seed": 1},
+        {"training/lr": 1, "seed": 2},
+        {"training/lr": 2, "seed": 2},
+    ]
     assert expand_points() == [{}]  # the base alone
 
 
-@pytest.mark.parametrize("grid, points, message", [
-    ({"training.lr": 0.1}, None, r"grid/training.lr: expected a non-empty list.*\[0.1\]"),
-    ({"training.lr": []}, None, "non-empty list"),
-    ([1, 2], None, "grid: expected a mapping"),
-    (None, [], "points: expected a non-empty list"),
-    (None, [{"seed": 1}, {"seed": 1}], "points 0 and 1 have the same overrides"),
-    ({"seed": [1]}, [{"seed": 2}], r"points\[0\]: sets seed, which the grid also sets"),
-    (None, ["--purge"], r"points\[0\]: expected only --config.a.b VALUE overrides"),
-    (None, [3], r"points\[0\]: expected a mapping .* got int 3"),
-    (None, [{"a..b": 1}], "empty part between separators"),
-])
+@pytest.mark.parametrize(
+    "grid, points, message",
+    [
+        ({"training.lr": 0.1}, None, r"grid/training.lr: expected a non-empty list.*\[0.1\]"),
+        ({"training.lr": []}, None, "non-empty list"),
+        ([1, 2], None, "grid: expected a mapping"),
+        (None, [], "points: expected a non-empty list"),
+        (None, [{"seed": 1}, {"seed": 1}], "points 0 and 1 have the same overrides"),
+        ({"seed": [1]}, [{"seed": 2}], r"points\[0\]: sets seed, which the grid also sets"),
+        (None, ["--purge"], r"points\[0\]: expected only --config.a.b VALUE overrides"),
+        (None, [3], r"points\[0\]: expected a mapping .* got int 3"),
+        (None, [{"a..b": 1}], "empty part between separators"),
+    ],
+)
 def test_bad_grids_and_points(grid: object, points: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         expand_points(grid, points, source="sweep.yml")
@@ -78,15 +88,17 @@ def test_bad_grids_and_points(grid: object, points: object, message: str) -> Non
 
 
 def test_load_sweep_resolves_paths_against_the_file(tmp_path: Path) -> None:
-    path = write_sweep(tmp_path, "grid:\n  training.lr: [0.5, 2.0]\n  seed: [1]\n"
-                                 "args: [--dispatch, train]\n")
+    path = write_sweep(
+        tmp_path, "grid:\n  training.lr: [0.5, 2.0]\n  seed: [1]\nargs: [--dispatch, train]\n"
+    )
     sweep = load_sweep(path)
     assert sweep.name == "sweep" and sweep.script == str(SCRIPT)
     assert sweep.base == str(tmp_path / "base.yml")
     assert sweep.directory == str(tmp_path / "experiments" / "sweep")
     assert [point.name for point in sweep.points] == ["000-lr=0.5_seed=1", "001-lr=2.0_seed=1"]
-    assert sweep.points[1].directory == str(tmp_path / "experiments" / "sweep" /
-                                            "001-lr=2.0_seed=1")
+    assert sweep.points[1].directory == str(
+        tmp_path / "experiments" / "sweep" / "001-lr=2.0_seed=1"
+    )
     assert sweep.args == ["--dispatch", "train"]
 
 
@@ -99,14 +111,17 @@ def test_base_may_be_an_experiment_directory(tmp_path: Path) -> None:
     assert load_sweep(path).base == str(run / "train_config.yml")
 
 
-@pytest.mark.parametrize("body, message", [
-    ("grdi: {}\n", r"grdi: unknown key"),
-    ("args: [--resume]\n", r"args: --resume cannot be given here"),
-    ("args: [--config.seed, '1']\n", r"args: --config.seed cannot be given here"),
-    ("name: 'a b'\n", r"name: expected a folder-friendly name"),
-    ("strict: maybe\n", r"strict: expected true or false"),
-    ("executor: [slurm]\n", r"executor: expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("grdi: {}\n", r"grdi: unknown key"),
+        ("args: [--resume]\n", r"args: --resume cannot be given here"),
+        ("args: [--config.seed, '1']\n", r"args: --config.seed cannot be given here"),
+        ("name: 'a b'\n", r"name: expected a folder-friendly name"),
+        ("strict: maybe\n", r"strict: expected true or false"),
+        ("executor: [slurm]\n", r"executor: expected a mapping"),
+    ],
+)
 def test_bad_sweep_files(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_sweep(write_sweep(tmp_path, body))
@@ -128,8 +143,9 @@ def test_missing_script_and_base(tmp_path: Path) -> None:
 # point directories
 
 
-def test_prepare_writes_one_experiment_directory_per_point(tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture) -> None:
+def test_prepare_writes_one_experiment_directory_per_point(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     sweep = load_sweep(write_sweep(tmp_path, "grid:\n  training.lr: [0.5, 2]\n  extra: [1]\n"))
     todo = prepare_sweep(sweep)
     assert [point.name for point in todo] == ["000-lr=0.5_extra=1", "001-lr=2_extra=1"]
@@ -138,9 +154,13 @@ def test_prepare_writes_one_experiment_directory_per_point(tmp_path: Path,
     assert config["training"] == {"lr": 2, "num_steps": 6, "checkpoint_every": 2}
     assert config["seed"] == 0 and config["extra"] == 1
     assert config["speedrun"]["sweep"] == {
-        "name": "sweep", "index": 1, "point": "001-lr=2_extra=1",
-        "overrides": {"training.lr": 2, "extra": 1}, "base": str(tmp_path / "base.yml"),
-        "sweep_file": str(tmp_path / "sweep.yml")}
+        "name": "sweep",
+        "index": 1,
+        "point": "001-lr=2_extra=1",
+        "overrides": {"training.lr": 2, "extra": 1},
+        "base": str(tmp_path / "base.yml"),
+        "sweep_file": str(tmp_path / "sweep.yml"),
+    }
     assert "git_rev" in config and "git_dirty" in config
     assert (Path(todo[0].directory) / ".speedrun").is_file()  # a normal experiment directory
     assert [point_status(point) for point in todo] == ["new", "new"]
@@ -213,18 +233,26 @@ def _one_point(tmp_path: Path, body: str) -> str:
     return prepare_sweep(sweep)[0].directory
 
 
-def test_run_point_runs_the_script_then_resumes(job_env: pytest.MonkeyPatch,
-                                                tmp_path: Path) -> None:
+def test_run_point_runs_the_script_then_resumes(
+    job_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     directory = _one_point(tmp_path, "points: [{training.preempt_at: 3}]\n")
     argv, path = list(sys.argv), list(sys.path)
     with pytest.raises(Preempted, match="was preempted and saved a checkpoint"):
         run_point(str(SCRIPT), directory, [])
     assert sys.argv == argv and sys.path == path
-    assert sorted(os.listdir(Path(directory, "Weights"))) == ["checkpoint_iter_2.pt",
-                                                              "checkpoint_iter_3.pt"]
+    assert sorted(os.listdir(Path(directory, "Weights"))) == [
+        "checkpoint_iter_2.pt",
+        "checkpoint_iter_3.pt",
+    ]
     outcome = run_point(str(SCRIPT), directory, [], attempt=1)  # resumes by itself
-    assert outcome == {"directory": directory, "status": "finished", "final_step": 6,
-                       "attempt": 1, "resumed": True}
+    assert outcome == {
+        "directory": directory,
+        "status": "finished",
+        "final_step": 6,
+        "attempt": 1,
+        "resumed": True,
+    }
     result = yaml.safe_load(Path(directory, "Logs", "result.json").read_text())
     assert result["starts"] == [[0, 0], [3, 1]]
     assert os.environ["SPEEDRUN_SWEEP_ATTEMPT"] == "1"
@@ -232,8 +260,11 @@ def test_run_point_runs_the_script_then_resumes(job_env: pytest.MonkeyPatch,
 
 def test_run_point_reports_a_failing_script(job_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     directory = _one_point(tmp_path, "points: [{training.fail_at: 2}]\n")
-    with pytest.raises(RuntimeError, match=r"failed in sweep_experiment.py: ValueError: failing "
-                                           r"at step 2") as caught:
+    with pytest.raises(
+        RuntimeError,
+        match=r"failed in sweep_experiment.py: ValueError: failing "
+        r"at step 2",
+    ) as caught:
         run_point(str(SCRIPT), directory, [])
     assert isinstance(caught.value.__cause__, ValueError)
     assert point_status(load_sweep(tmp_path / "sweep.yml").points[0]) == "crashed"
@@ -243,8 +274,9 @@ def test_run_point_reports_a_failing_script(job_env: pytest.MonkeyPatch, tmp_pat
 # the command line
 
 
-def test_dry_run_lists_points_and_writes_nothing(tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture) -> None:
+def test_dry_run_lists_points_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     path = write_sweep(tmp_path, "grid: {training.lr: [0.5, 2]}\n")
     assert sweep_main([str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -266,8 +298,13 @@ def test_submitit_mixin_outside_and_inside_a_sweep(job_env: pytest.MonkeyPatch) 
         pass
 
     experiment = Experiment()
-    assert (experiment.sweep_point, experiment.sweep_overrides, experiment.job_attempt,
-            experiment.job_environment, experiment.job_id) == (None, {}, 0, None, None)
+    assert (
+        experiment.sweep_point,
+        experiment.sweep_overrides,
+        experiment.job_attempt,
+        experiment.job_environment,
+        experiment.job_id,
+    ) == (None, {}, 0, None, None)
     experiment.set("speedrun/sweep", {"point": "001-lr=2", "overrides": {"training.lr": 2}})
     job_env.setenv("SPEEDRUN_SWEEP_ATTEMPT", "2")
     assert experiment.sweep_overrides == {"training.lr": 2} and experiment.job_attempt == 2

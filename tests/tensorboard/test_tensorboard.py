@@ -127,11 +127,14 @@ def test_legacy_import_and_entry_point():
 
 
 def test_import_is_light():
-    code = ("import sys, speedrun.mixins.tensorboard; "
-            "print(sorted(m for m in ('torch', 'numpy', 'tensorboardX', 'matplotlib', 'PIL') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys, speedrun.mixins.tensorboard; "
+        "print(sorted(m for m in ('torch', 'numpy', 'tensorboardX', 'matplotlib', 'PIL') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 
@@ -166,12 +169,15 @@ def test_scalars_round_trip_with_default_and_explicit_steps(exp):
     assert scalars(accumulator, "flag") == [(2, 1.0)]
 
 
-@pytest.mark.parametrize("value, message", [
-    ("0.5", "expects a number"),
-    (np.zeros(3), r"single number, got an array of shape \(3,\)"),
-    ([1.0], "expects a number"),
-    (None, "expects a number"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("0.5", "expects a number"),
+        (np.zeros(3), r"single number, got an array of shape \(3,\)"),
+        ([1.0], "expects a number"),
+        (None, "expects a number"),
+    ],
+)
 def test_bad_scalars_are_refused_clearly(exp, value, message):
     with pytest.raises(TypeError, match=message):
         exp.log_scalar("loss", value)
@@ -193,8 +199,10 @@ def test_log_scalars_writes_one_event_with_all_tags(exp):
     accumulator = read(exp)
     assert scalars(accumulator, "val/loss") == [(1, 0.5)]
     assert scalars(accumulator, "val/accuracy") == [(1, 0.75)]
-    assert accumulator.Scalars("val/loss")[0].wall_time == \
-        accumulator.Scalars("val/accuracy")[0].wall_time
+    assert (
+        accumulator.Scalars("val/loss")[0].wall_time
+        == accumulator.Scalars("val/accuracy")[0].wall_time
+    )
     with pytest.raises(TypeError, match="mapping of tag to number"):
         exp.log_scalars([("loss", 1.0)])
 
@@ -215,8 +223,12 @@ def test_nested_tag_scopes_and_restore_on_exceptions(exp):
     assert exp.tagscope == ""
     exp.log_scalar("top", 2.0)
     exp.execute_hooks("clean_up")
-    assert set(read(exp).Tags()["scalars"]) == {"train/loss/total", "train/lr", "train/inner/x",
-                                                "top"}
+    assert set(read(exp).Tags()["scalars"]) == {
+        "train/loss/total",
+        "train/lr",
+        "train/inner/x",
+        "top",
+    }
     with pytest.raises(TypeError, match="set_tagscope expects a string"):
         with exp.set_tagscope(3):
             pass
@@ -232,8 +244,7 @@ def test_tags_are_cleaned_like_tensorboardx_cleans_them(exp, tmp_path):
     with SummaryWriter(str(tmp_path / "raw")) as writer:
         for tag in odd:
             writer.add_scalar(tag, 1.0, 0)
-    assert sorted(read(exp).Tags()["scalars"]) == \
-        sorted(read(tmp_path / "raw").Tags()["scalars"])
+    assert sorted(read(exp).Tags()["scalars"]) == sorted(read(tmp_path / "raw").Tags()["scalars"])
 
 
 # -- gates -------------------------------------------------------------------------------------
@@ -251,8 +262,12 @@ def test_gates_follow_the_config(exp):
             if getattr(exp, f"log_{kind}_now"):
                 seen[kind].append(exp.step)
         exp.next_step()
-    assert seen == {"scalars": [0, 3, 6], "images": [0, 2, 4, 6], "embeddings": [],
-                    "histograms": []}
+    assert seen == {
+        "scalars": [0, 3, 6],
+        "images": [0, 2, 4, 6],
+        "embeddings": [],
+        "histograms": [],
+    }
     exp.set("tensorboard/log_scalars_every", 7)  # changes are seen at once
     assert exp.log_scalars_now is True
 
@@ -260,10 +275,14 @@ def test_gates_follow_the_config(exp):
 @pytest.mark.parametrize("bad", [-1, 2.5, "10", True, [10]])
 def test_bad_gate_values_name_the_key_and_the_fix(exp, bad):
     exp.set("tensorboard/log_histograms_every", bad)
-    expected = "int or float or null" if isinstance(bad, (str, bool, list)) \
-        else "positive whole number"
-    with pytest.raises(ConfigError, match=rf"tensorboard/log_histograms_every.*{expected}.*"
-                                          r"--config\.tensorboard\.log_histograms_every"):
+    expected = (
+        "int or float or null" if isinstance(bad, (str, bool, list)) else "positive whole number"
+    )
+    with pytest.raises(
+        ConfigError,
+        match=rf"tensorboard/log_histograms_every.*{expected}.*"
+        r"--config\.tensorboard\.log_histograms_every",
+    ):
         exp.log_histograms_now
 
 
@@ -282,8 +301,7 @@ IMAGE_FORMS = [(layout, channels) for layout in ("CHW", "HWC") for channels in (
 def test_images_in_every_accepted_form(exp, library, layout, channels, dtype):
     rng = np.random.default_rng(0)
     hwc = rng.integers(0, 256, size=(6, 10, channels), dtype=np.uint8)
-    data = hwc[:, :, 0] if layout == "HW" else (np.moveaxis(hwc, -1, 0) if layout == "CHW"
-                                                  else hwc)
+    data = hwc[:, :, 0] if layout == "HW" else (np.moveaxis(hwc, -1, 0) if layout == "CHW" else hwc)
     if dtype == "float32":
         data = data.astype(np.float32) / 255.0
     if library == "torch":
@@ -316,13 +334,24 @@ def test_dataformats_overrides_detection(exp):
     assert pixels[..., 0].min() == 255 and pixels[..., 1].max() == 0
 
 
-@pytest.mark.parametrize("value, error, message", [
-    (np.full((4, 4), 300, dtype=np.int64), TypeError, r"integer pixels in 0\.\.255.*\[300, 300\]"),
-    (np.zeros((4, 4), dtype=np.complex64), TypeError, r"got dtype complex64"),
-    (np.zeros((2, 3, 8, 8), dtype=np.uint8), ValueError, r"got 4 dimensions, shape \(2, 3, 8, 8\).*value\[0\]"),
-    (np.zeros((5, 8, 8), dtype=np.uint8), ValueError, r"got shape \(5, 8, 8\)"),
-    ([[0, 1], [1, 0]], TypeError, r"got builtins\.list"),
-])
+@pytest.mark.parametrize(
+    "value, error, message",
+    [
+        (
+            np.full((4, 4), 300, dtype=np.int64),
+            TypeError,
+            r"integer pixels in 0\.\.255.*\[300, 300\]",
+        ),
+        (np.zeros((4, 4), dtype=np.complex64), TypeError, r"got dtype complex64"),
+        (
+            np.zeros((2, 3, 8, 8), dtype=np.uint8),
+            ValueError,
+            r"got 4 dimensions, shape \(2, 3, 8, 8\).*value\[0\]",
+        ),
+        (np.zeros((5, 8, 8), dtype=np.uint8), ValueError, r"got shape \(5, 8, 8\)"),
+        ([[0, 1], [1, 0]], TypeError, r"got builtins\.list"),
+    ],
+)
 def test_unaccepted_images_say_what_is_accepted(exp, value, error, message):
     # One error type for every image writer (speedrun.ext.ImageError), a ValueError and a
     # TypeError at once, so code written against either old error keeps working.
@@ -385,8 +414,12 @@ def test_log_histogram(exp):
     accumulator = read(exp)
     (histogram,) = accumulator.Histograms("weights")
     assert histogram.step == 0
-    assert (histogram.histogram_value.num, histogram.histogram_value.min,
-            histogram.histogram_value.max, histogram.histogram_value.sum) == (100, 0, 99, 4950)
+    assert (
+        histogram.histogram_value.num,
+        histogram.histogram_value.min,
+        histogram.histogram_value.max,
+        histogram.histogram_value.sum,
+    ) == (100, 0, 99, 4950)
     (grad,) = accumulator.Histograms("grad")
     assert (grad.step, grad.histogram_value.num, grad.histogram_value.sum) == (1, 10, 20)
     with pytest.raises(ValueError, match="empty"):
@@ -437,8 +470,9 @@ def _hparams_data(accumulator):
         content = accumulator.PluginTagToContent("hparams")
     except KeyError:  # no hparams logged
         return {}
-    return {tag: plugin_data_pb2.HParamsPluginData.FromString(data)
-            for tag, data in content.items()}
+    return {
+        tag: plugin_data_pb2.HParamsPluginData.FromString(data) for tag, data in content.items()
+    }
 
 
 def test_log_hparams_writes_the_flat_config_and_final_metrics(exp):
@@ -507,28 +541,43 @@ def test_loading_a_checkpoint_purges_later_steps_without_duplicates(exp):
         exp.next_step()
     exp.execute_hooks("clean_up")
     accumulator = read(exp)
-    assert scalars(accumulator, "loss") == [(s, float(s)) for s in range(5)] + \
-        [(s, 100.0 + s) for s in range(5, 10)]
+    assert scalars(accumulator, "loss") == [(s, float(s)) for s in range(5)] + [
+        (s, 100.0 + s) for s in range(5, 10)
+    ]
     assert [s for s, _ in scalars(accumulator, "other")] == [0, 1, 2, 3, 4]  # not logged again
     assert len(event_files(exp)) == 1  # one event file per run and process
     exp.dump_logs_to_json()
     dumped = json.load(open(os.path.join(exp.log_directory, "tensorboard.json")))
-    assert [[step, value] for _, step, value in dumped["loss"]] == \
-        [[s, v] for s, v in scalars(accumulator, "loss")]
+    assert [[step, value] for _, step, value in dumped["loss"]] == [
+        [s, v] for s, v in scalars(accumulator, "loss")
+    ]
     assert [step for _, step, _ in dumped["other"]] == [0, 1, 2, 3, 4]
 
 
 # -- the event file ----------------------------------------------------------------------------
-@pytest.mark.parametrize(("tag", "value", "step"), [
-    ("loss", 0.1, 0), ("train/loss", 1e39, 5), ("x" * 200, -3.5, 10**12), ("ü/α", -1e-40, -7),
-    ("a", float("nan"), 127), ("a", float("-inf"), 128), ("a", 2.0**-149, 2**63 - 1)])
+@pytest.mark.parametrize(
+    ("tag", "value", "step"),
+    [
+        ("loss", 0.1, 0),
+        ("train/loss", 1e39, 5),
+        ("x" * 200, -3.5, 10**12),
+        ("ü/α", -1e-40, -7),
+        ("a", float("nan"), 127),
+        ("a", float("-inf"), 128),
+        ("a", 2.0**-149, 2**63 - 1),
+    ],
+)
 def test_scalar_events_are_encoded_exactly_as_protobuf_encodes_them(tag, value, step):
-    from speedrun.mixins.tensorboard._writer import encode_scalar_event
     from tensorboardX.proto.event_pb2 import Event
     from tensorboardX.proto.summary_pb2 import Summary
 
-    expected = Event(wall_time=1234.5, step=step, summary=Summary(
-        value=[Summary.Value(tag=tag, simple_value=value)])).SerializeToString()
+    from speedrun.mixins.tensorboard._writer import encode_scalar_event
+
+    expected = Event(
+        wall_time=1234.5,
+        step=step,
+        summary=Summary(value=[Summary.Value(tag=tag, simple_value=value)]),
+    ).SerializeToString()
     assert encode_scalar_event(tag, value, step, 1234.5) == expected
 
 
@@ -545,17 +594,20 @@ def test_scalars_are_bit_exact_and_interleave_with_logger_writes_in_order(exp):
     exp.log_scalar("x", 7, step=np.int64(100))
     exp.execute_hooks("clean_up")
     (path,) = event_files(exp)
-    kinds = [(event.step, event.summary.value[0].tag)
-             for event in iter_events(os.path.join(exp.log_directory, path))
-             if event.HasField("summary")]
-    assert kinds == [(step, tag) for step in range(5) for tag in ("x", "note/text_summary")] \
-        + [(100, "x")]
+    kinds = [
+        (event.step, event.summary.value[0].tag)
+        for event in iter_events(os.path.join(exp.log_directory, path))
+        if event.HasField("summary")
+    ]
+    assert kinds == [(step, tag) for step in range(5) for tag in ("x", "note/text_summary")] + [
+        (100, "x")
+    ]
+
     def float32(value):
         return struct.unpack("<f", struct.pack("<f", value))[0]
 
     # beyond float32's range: infinity, as protobuf stores it; below: the float32 subnormal
-    expected = [float32(1 / 3), float("inf"), float32(-2.5e-42), float32(123456.789),
-                float("inf")]
+    expected = [float32(1 / 3), float("inf"), float32(-2.5e-42), float32(123456.789), float("inf")]
     assert scalars(read(exp), "x") == list(zip(range(5), expected)) + [(100, 7.0)]
 
 
@@ -568,7 +620,10 @@ def test_a_checkpoint_flushes_every_file_of_the_writer(exp):
     exp.checkpoint()
     on_disk = read_scalars(exp.log_directory)
     assert {tag: [point[1:] for point in points] for tag, points in on_disk.items()} == {
-        "loss": [[0, 0.5]], "pair/a/pair": [[0, 1.0]], "pair/b/pair": [[0, 2.0]]}
+        "loss": [[0, 0.5]],
+        "pair/a/pair": [[0, 1.0]],
+        "pair/b/pair": [[0, 2.0]],
+    }
 
 
 def test_events_reach_the_file_after_flush_secs_without_further_calls(tmp_path):
@@ -607,9 +662,14 @@ def test_run_logs_the_flat_config_as_hparams_at_set_up(tmp_path):
 
 
 def test_selected_hparams_and_metrics(tmp_path):
-    experiment = _run_experiment(tmp_path, training__lr=0.1, training__steps=5, seed=3,
-                                 tensorboard__hparams=["training", "seed"],
-                                 tensorboard__hparams_metrics=["loss", "val/acc"])
+    experiment = _run_experiment(
+        tmp_path,
+        training__lr=0.1,
+        training__steps=5,
+        seed=3,
+        tensorboard__hparams=["training", "seed"],
+        tensorboard__hparams_metrics=["loss", "val/acc"],
+    )
     data = _hparams_data(read(experiment))
     start = data["_hparams_/session_start_info"].session_start_info.hparams
     assert sorted(start) == ["seed", "training/lr", "training/steps"]

@@ -16,10 +16,16 @@ class Experiment(TensorboardMixin, BaseExperiment):
 
 
 def test_a_wrong_typed_key_fails_at_set_up(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(sys, "argv", ["train.py", str(tmp_path / "RUN-0"),
-                                      "--config.tensorboard.flush_secs", "soon"])
-    with pytest.raises(ConfigError, match=r"config 'tensorboard/flush_secs' \(read by "
-                       r"TensorboardMixin\) expects a value of type int or float, got str 'soon'"):
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["train.py", str(tmp_path / "RUN-0"), "--config.tensorboard.flush_secs", "soon"],
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"config 'tensorboard/flush_secs' \(read by "
+        r"TensorboardMixin\) expects a value of type int or float, got str 'soon'",
+    ):
         Experiment().auto_setup(update_git_revision=False)
 
 

@@ -91,8 +91,12 @@ def test_kill_9_after_a_checkpoint_then_resume_keeps_every_point_exactly_once(tm
     (tmp_path / "train.py").write_text(SCRIPT)
     first = subprocess.Popen(
         _command(tmp_path, "--config.attempt", "1", "--config.training.checkpoint_every", "10"),
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=_environment(tmp_path))
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_environment(tmp_path),
+    )
     try:
         _wait_for_line(first, "READY", timeout=120)
         os.kill(first.pid, signal.SIGKILL)  # no clean-up, no atexit, no flush
@@ -100,9 +104,15 @@ def test_kill_9_after_a_checkpoint_then_resume_keeps_every_point_exactly_once(tm
         first.communicate(timeout=60)
     assert first.returncode == -signal.SIGKILL
 
-    second = subprocess.run(_command(tmp_path, "--resume", "--config.attempt", "2"),
-                            cwd=tmp_path, capture_output=True, text=True, check=False,
-                            env=_environment(tmp_path), timeout=300)
+    second = subprocess.run(
+        _command(tmp_path, "--resume", "--config.attempt", "2"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_environment(tmp_path),
+        timeout=300,
+    )
     assert second.returncode == 0, second.stderr
 
     logs = tmp_path / "RUN-0" / "Logs"
@@ -113,9 +123,11 @@ def test_kill_9_after_a_checkpoint_then_resume_keeps_every_point_exactly_once(tm
     points = [(event.step, event.value) for event in accumulator.Scalars("loss")]
     # Steps 0-19 from the killed run (flushed and fsynced by the step-20 checkpoint), its steps
     # 20-24 purged by the resume, then 20-39 from the resumed run: each step once, bit-exact.
-    expected = ([(step, _value(step, 1)) for step in range(KILL_AFTER)]
-                + [(step, _value(step, 2)) for step in range(KILL_AFTER, STEPS)])
+    expected = [(step, _value(step, 1)) for step in range(KILL_AFTER)] + [
+        (step, _value(step, 2)) for step in range(KILL_AFTER, STEPS)
+    ]
     assert points == expected
-    histograms = [(event.step, event.histogram_value.max)
-                  for event in accumulator.Histograms("weights")]
+    histograms = [
+        (event.step, event.histogram_value.max) for event in accumulator.Histograms("weights")
+    ]
     assert histograms == [(step, step + 2.0) for step in (5, 15, 25, 35)]

@@ -42,21 +42,34 @@ SCRIPT = textwrap.dedent("""
 
 
 def _run(tmp_path, *args):
-    return subprocess.run([sys.executable, str(tmp_path / "train.py"), "RUN-0", *args],
-                          cwd=tmp_path, capture_output=True, text=True, check=False,
-                          env={**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path.parent)})
+    return subprocess.run(
+        [sys.executable, str(tmp_path / "train.py"), "RUN-0", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path.parent)},
+    )
 
 
 def test_resume_continues_the_same_curves(tmp_path):
     (tmp_path / "train.py").write_text(SCRIPT)
-    first = _run(tmp_path, "--config.crash_at", "12", "--config.attempt", "1",
-                 "--config.tensorboard.log_images_every", "4")
+    first = _run(
+        tmp_path,
+        "--config.crash_at",
+        "12",
+        "--config.attempt",
+        "1",
+        "--config.tensorboard.log_images_every",
+        "4",
+    )
     assert first.returncode != 0 and "simulated crash" in first.stderr
     second = _run(tmp_path, "--resume", "--config.crash_at", "None", "--config.attempt", "2")
     assert second.returncode == 0, second.stderr
 
-    accumulator = EventAccumulator(str(tmp_path / "RUN-0" / "Logs"),
-                                   size_guidance={"scalars": 0, "images": 0})
+    accumulator = EventAccumulator(
+        str(tmp_path / "RUN-0" / "Logs"), size_guidance={"scalars": 0, "images": 0}
+    )
     accumulator.Reload()
     points = [(event.step, event.value) for event in accumulator.Scalars("train/loss")]
     # Steps 0-9 from the first attempt, then (checkpoint at 10) 10-19 from the resumed one;

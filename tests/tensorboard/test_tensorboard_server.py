@@ -54,8 +54,13 @@ def _float32(value: float) -> float:
 def _train(tmp_path, run, *args):
     completed = subprocess.run(
         [sys.executable, str(tmp_path / "train.py"), f"experiments/{run}", *args],
-        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=300,
-        env={**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path.parent)})
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path.parent)},
+    )
     return completed
 
 
@@ -69,11 +74,24 @@ class _Server:
     def __init__(self, logdir: str, log_path: str) -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self._log = open(log_path, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tensorboard.main", "--logdir", logdir, "--host",
-             "127.0.0.1", "--port", str(self.port), "--reload_interval", "1"],
-            stdout=self._log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "tensorboard.main",
+                "--logdir",
+                logdir,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--reload_interval",
+                "1",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         self._log_path = log_path
 
     def log_tail(self) -> str:
@@ -86,8 +104,11 @@ class _Server:
             return json.loads(response.read())
 
     def post(self, path: str, body: dict[str, object]) -> object:
-        request = urllib.request.Request(self.base + path, data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.base + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
 
@@ -127,11 +148,20 @@ def _poll(read, ready, timeout: float = 60.0):
 def server(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("tb-server")
     (tmp_path / "train.py").write_text(SCRIPT)
-    first = _train(tmp_path, "RUN-0", "--config.lr", "0.1",
-                   "--config.training.checkpoint_every", "5")
+    first = _train(
+        tmp_path, "RUN-0", "--config.lr", "0.1", "--config.training.checkpoint_every", "5"
+    )
     assert first.returncode == 0, first.stderr
-    crashed = _train(tmp_path, "RUN-1", "--inherit", "experiments/RUN-0", "--config.lr", "0.01",
-                     "--config.crash_at", "13")
+    crashed = _train(
+        tmp_path,
+        "RUN-1",
+        "--inherit",
+        "experiments/RUN-0",
+        "--config.lr",
+        "0.01",
+        "--config.crash_at",
+        "13",
+    )
     assert crashed.returncode != 0 and "simulated crash" in crashed.stderr
     resumed = _train(tmp_path, "RUN-1", "--resume", "--config.crash_at", "None")
     assert resumed.returncode == 0, resumed.stderr
@@ -140,8 +170,10 @@ def server(tmp_path_factory):
     running = _Server(str(tmp_path / "experiments"), str(tmp_path / "tensorboard.log"))
     try:
         if not running.wait_until_up(SERVER_START_SECONDS):
-            pytest.skip(f"tensorboard did not answer on {running.base} within "
-                        f"{SERVER_START_SECONDS} s:\n{running.log_tail()}")
+            pytest.skip(
+                f"tensorboard did not answer on {running.base} within "
+                f"{SERVER_START_SECONDS} s:\n{running.log_tail()}"
+            )
         yield running
     finally:
         running.stop()
@@ -150,31 +182,44 @@ def server(tmp_path_factory):
 def test_runs_and_scalars_through_the_scalars_plugin(server):
     runs = _poll(lambda: server.get("/data/runs"), lambda r: len(r) == 2)
     assert sorted(runs) == ["RUN-0/Logs", "RUN-1/Logs"]
-    loss = _poll(lambda: server.get("/data/plugin/scalars/scalars", run="RUN-1/Logs",
-                                    tag="train/loss"), lambda points: len(points) >= 20)
+    loss = _poll(
+        lambda: server.get("/data/plugin/scalars/scalars", run="RUN-1/Logs", tag="train/loss"),
+        lambda points: len(points) >= 20,
+    )
     # RUN-1 crashed after step 12 (checkpoint at step 10) and resumed from step 10: the same
     # values again (same lr), each step exactly once.
     assert [step for _, step, _ in loss] == list(range(20))
-    assert [value for _, _, value in loss] == [_float32(0.01 * 100.0 / (step + 1))
-                                               for step in range(20)]
+    assert [value for _, _, value in loss] == [
+        _float32(0.01 * 100.0 / (step + 1)) for step in range(20)
+    ]
 
 
 def test_every_run_is_one_hparams_row_with_its_config_and_last_metrics(server):
-    experiment = _poll(lambda: server.post("/data/plugin/hparams/experiment",
-                                           {"experimentName": ""}),
-                       lambda e: len(e.get("metricInfos", [])) >= 2)
+    experiment = _poll(
+        lambda: server.post("/data/plugin/hparams/experiment", {"experimentName": ""}),
+        lambda e: len(e.get("metricInfos", [])) >= 2,
+    )
     hparams = {info["name"]: info for info in experiment["hparamInfos"]}
     assert {"lr", "training/checkpoint_every"} <= set(hparams)
     assert hparams["lr"]["differs"] is True
     metrics = sorted(info["name"]["tag"] for info in experiment["metricInfos"])
     assert metrics == ["train/loss", "val/acc"]
 
-    request = {"experimentName": "", "allowedStatuses": ALL_STATUSES, "startIndex": 0,
-               "sliceSize": 100,
-               "colParams": [{"hparam": "lr"}, {"metric": {"tag": "train/loss", "group": ""}},
-                             {"metric": {"tag": "val/acc", "group": ""}}]}
-    groups = _poll(lambda: server.post("/data/plugin/hparams/session_groups", request),
-                   lambda g: g.get("totalSize") == 2)
+    request = {
+        "experimentName": "",
+        "allowedStatuses": ALL_STATUSES,
+        "startIndex": 0,
+        "sliceSize": 100,
+        "colParams": [
+            {"hparam": "lr"},
+            {"metric": {"tag": "train/loss", "group": ""}},
+            {"metric": {"tag": "val/acc", "group": ""}},
+        ],
+    }
+    groups = _poll(
+        lambda: server.post("/data/plugin/hparams/session_groups", request),
+        lambda g: g.get("totalSize") == 2,
+    )
     assert groups["totalSize"] == 2  # the resumed RUN-1 is still one row
     rows = {group["name"]: group for group in groups["sessionGroups"]}
     assert sorted(rows) == ["RUN-0/Logs", "RUN-1/Logs"]
@@ -183,7 +228,11 @@ def test_every_run_is_one_hparams_row_with_its_config_and_last_metrics(server):
         assert row["hparams"]["lr"] == lr
         assert row["hparams"]["training/checkpoint_every"] == 5
         assert len(row["sessions"]) == 1
-        last = {value["name"]["tag"]: (value["trainingStep"], value["value"])
-                for value in row["metricValues"]}
-        assert last == {"train/loss": (19, _float32(lr * 100.0 / 20)),
-                        "val/acc": (19, _float32(1.0 - lr / 20))}
+        last = {
+            value["name"]["tag"]: (value["trainingStep"], value["value"])
+            for value in row["metricValues"]
+        }
+        assert last == {
+            "train/loss": (19, _float32(lr * 100.0 / 20)),
+            "val/acc": (19, _float32(1.0 - lr / 20)),
+        }

@@ -84,8 +84,14 @@ def test_error_names_the_setting() -> None:
 
 @pytest.mark.parametrize(
     ("count", "text"),
-    [(0, "0 B"), (999, "999 B"), (1000, "1.0 KB"), (1_500_000, "1.5 MB"), (8 * 10**9, "8.0 GB"),
-     (3 * 10**12, "3.0 TB")],
+    [
+        (0, "0 B"),
+        (999, "999 B"),
+        (1000, "1.0 KB"),
+        (1_500_000, "1.5 MB"),
+        (8 * 10**9, "8.0 GB"),
+        (3 * 10**12, "3.0 TB"),
+    ],
 )
 def test_format_bytes(count: int, text: str) -> None:
     assert format_bytes(count) == text

@@ -44,8 +44,9 @@ def _printing_experiment() -> type:
     return PrintingExperiment
 
 
-def _experiment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *flags: object,
-                cls: type = Experiment) -> Experiment:
+def _experiment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *flags: object, cls: type = Experiment
+) -> Experiment:
     directory = tmp_path / "RUN-1"
     monkeypatch.setattr(sys, "argv", ["train.py", str(directory), *map(str, flags)])
     experiment = cls(str(directory))
@@ -85,9 +86,14 @@ _RUN = textwrap.dedent("""
 @pytest.fixture
 def live_run(tmp_path: Path):
     directory = tmp_path / "RUN-0"
-    process = subprocess.Popen([sys.executable, "-c", _RUN, str(directory)], cwd=tmp_path,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", _RUN, str(directory)],
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert process.stdout is not None
     line = process.stdout.readline()
     if line != "training\n":  # pragma: no cover - show why the run did not start
@@ -108,19 +114,22 @@ def _finish(process: subprocess.Popen[str]) -> None:
     process.stdin.close()
 
 
-def test_no_wait_flags_means_no_wait(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_wait_flags_means_no_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     experiment = _experiment(tmp_path, monkeypatch, "--config.lr", "0.1")
     assert experiment.wait() is None
     assert capsys.readouterr() == ("", "")
 
 
-def test_waits_for_a_pid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_waits_for_a_pid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     process = subprocess.Popen(["sleep", "0.3"])
     try:
-        experiment = _experiment(tmp_path, monkeypatch, "--wait.for", process.pid,
-                                 "--wait.check_interval", "0.05")
+        experiment = _experiment(
+            tmp_path, monkeypatch, "--wait.for", process.pid, "--wait.check_interval", "0.05"
+        )
         started = time.monotonic()
         assert experiment.wait() is True
         assert time.monotonic() - started >= 0.25
@@ -128,16 +137,29 @@ def test_waits_for_a_pid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         process.wait()
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith(f"[waiter] Waiting for PID {process.pid} (sleep 0.3). Checking every 0.05s.")
-    assert lines[1].startswith("[waiter] Done waiting after") and lines[1].endswith("It's showtime!")
+    assert lines[0].startswith(
+        f"[waiter] Waiting for PID {process.pid} (sleep 0.3). Checking every 0.05s."
+    )
+    assert lines[1].startswith("[waiter] Done waiting after") and lines[1].endswith(
+        "It's showtime!"
+    )
 
 
-def test_waits_for_several_pids_given_as_a_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_waits_for_several_pids_given_as_a_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     first, second = subprocess.Popen(["sleep", "0.1"]), subprocess.Popen(["sleep", "0.3"])
     try:
-        experiment = _experiment(tmp_path, monkeypatch, "--wait.for", f"[{first.pid}, {second.pid}]",
-                                 "--wait.check_interval", "0.02", "--wait.verbose", "False")
+        experiment = _experiment(
+            tmp_path,
+            monkeypatch,
+            "--wait.for",
+            f"[{first.pid}, {second.pid}]",
+            "--wait.check_interval",
+            "0.02",
+            "--wait.verbose",
+            "False",
+        )
         assert experiment.wait() is True
         # Both were waited for: the later one has exited by now (a zombie until reaped below).
         assert psutil.Process(second.pid).status() == psutil.STATUS_ZOMBIE
@@ -147,31 +169,63 @@ def test_waits_for_several_pids_given_as_a_list(tmp_path: Path, monkeypatch: pyt
     assert capsys.readouterr() == ("", "")
 
 
-def test_waits_for_a_live_experiment_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                         live_run: tuple[Path, subprocess.Popen[str]],
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_waits_for_a_live_experiment_run(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    live_run: tuple[Path, subprocess.Popen[str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     directory, run = live_run
-    experiment = _experiment(tmp_path, monkeypatch, "--wait.for", directory,
-                             "--wait.check_interval", "0.05", "--wait.timeout", "0.2")
+    experiment = _experiment(
+        tmp_path,
+        monkeypatch,
+        "--wait.for",
+        directory,
+        "--wait.check_interval",
+        "0.05",
+        "--wait.timeout",
+        "0.2",
+    )
     with pytest.raises(WaitTimeout):
         experiment.wait()
     assert f"{directory} (run PID {run.pid})" in capsys.readouterr().err
 
-    experiment = _experiment(tmp_path, monkeypatch, "--wait.for", directory,
-                             "--wait.check_interval", "0.05", "--wait.timeout", "30")
+    experiment = _experiment(
+        tmp_path,
+        monkeypatch,
+        "--wait.for",
+        directory,
+        "--wait.check_interval",
+        "0.05",
+        "--wait.timeout",
+        "30",
+    )
     threading.Timer(0.3, _finish, (run,)).start()
     assert experiment.wait() is True
     assert run.wait(timeout=30) == 0
     assert not is_locked(directory)
 
 
-def test_queue_behind_a_run_in_the_same_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  live_run: tuple[Path, subprocess.Popen[str]]) -> None:
+def test_queue_behind_a_run_in_the_same_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, live_run: tuple[Path, subprocess.Popen[str]]
+) -> None:
     # "Resume RUN-0 once the current RUN-0 job is done": wait before auto_setup takes the lock.
     directory, run = live_run
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["train.py", str(directory), "--wait.for", str(directory),
-                                      "--wait.check_interval", "0.05", "--wait.verbose", "no"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "train.py",
+            str(directory),
+            "--wait.for",
+            str(directory),
+            "--wait.check_interval",
+            "0.05",
+            "--wait.verbose",
+            "no",
+        ],
+    )
     experiment = Experiment()
     experiment.record_args()
     threading.Timer(0.3, _finish, (run,)).start()
@@ -186,27 +240,47 @@ def test_queue_behind_a_run_in_the_same_directory(tmp_path: Path, monkeypatch: p
         experiment._after_run()  # what run() does last: release the lock, restore the signals
 
 
-def test_waits_for_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_waits_for_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     experiment = _experiment(tmp_path, monkeypatch, "--wait.memory", "1MiB")
     assert experiment.wait() is True
     assert "Nothing to wait for" in capsys.readouterr().out
 
     total = psutil.virtual_memory().total
-    experiment = _experiment(tmp_path, monkeypatch, "--wait.memory", f"{total}B",
-                             "--wait.timeout", "0.1", "--wait.check_interval", "0.05")
+    experiment = _experiment(
+        tmp_path,
+        monkeypatch,
+        "--wait.memory",
+        f"{total}B",
+        "--wait.timeout",
+        "0.1",
+        "--wait.check_interval",
+        "0.05",
+    )
     with pytest.raises(WaitTimeout) as info:
         experiment.wait()
     assert "RAM" in info.value.pending[0]
     assert "(--wait.timeout 0.1s)" in capsys.readouterr().err
 
 
-def test_prints_through_the_experiments_print(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str],
-                                              sleeper: subprocess.Popen[bytes]) -> None:
-    experiment = _experiment(tmp_path, monkeypatch, "--wait.for", sleeper.pid,
-                             "--wait.timeout", "0.1", "--wait.check_interval", "0.05",
-                             cls=_printing_experiment())
+def test_prints_through_the_experiments_print(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    sleeper: subprocess.Popen[bytes],
+) -> None:
+    experiment = _experiment(
+        tmp_path,
+        monkeypatch,
+        "--wait.for",
+        sleeper.pid,
+        "--wait.timeout",
+        "0.1",
+        "--wait.check_interval",
+        "0.05",
+        cls=_printing_experiment(),
+    )
     with pytest.raises(WaitTimeout):
         experiment.wait()
     assert capsys.readouterr() == ("", "")
@@ -221,46 +295,62 @@ def test_prints_through_the_experiments_print(tmp_path: Path, monkeypatch: pytes
         (["--wait.for", "banana"], ArgumentError, "neither a process ID nor an existing directory"),
         (["--wait.for"], ArgumentError, "without a value"),
         (["--wait.for", "123 456"], ArgumentError, "write a list"),
-        (["--wait.check_interval", "-5", "--wait.for", "1"], ArgumentError,
-         "positive number of seconds"),
-        (["--wait.check_interval", "soon", "--wait.memory", "1GB"], ArgumentError,
-         "positive number of seconds"),
+        (
+            ["--wait.check_interval", "-5", "--wait.for", "1"],
+            ArgumentError,
+            "positive number of seconds",
+        ),
+        (
+            ["--wait.check_interval", "soon", "--wait.memory", "1GB"],
+            ArgumentError,
+            "positive number of seconds",
+        ),
         (["--wait.memory", "8 parsecs"], ArgumentError, "Accepted units"),
         (["--wait.memory", "16"], ArgumentError, "needs a unit"),
         (["--wait.timeout", "-1", "--wait.for", "1"], ArgumentError, "0 or more"),
         (["--wait.verbose", "loud", "--wait.for", "1"], ArgumentError, "True or False"),
     ],
 )
-def test_bad_values_get_clear_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                     flags: list[str], error: type, hint: str) -> None:
+def test_bad_values_get_clear_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str], error: type, hint: str
+) -> None:
     experiment = _experiment(tmp_path, monkeypatch, *flags)
     with pytest.raises(error, match=hint) as info:
         experiment.wait()
     assert isinstance(info.value, SpeedrunError)
 
 
-def test_bad_interval_is_reported_even_without_a_wait(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_interval_is_reported_even_without_a_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     experiment = _experiment(tmp_path, monkeypatch, "--wait.check_interval", "0")
     with pytest.raises(ArgumentError, match="--wait.check_interval"):
         experiment.wait()
 
 
-def test_directory_that_is_not_an_experiment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_directory_that_is_not_an_experiment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "data").mkdir()
     experiment = _experiment(tmp_path, monkeypatch, "--wait.for", tmp_path / "data")
     with pytest.raises(ExperimentDirectoryError, match="not a speedrun experiment directory"):
         experiment.wait()
 
 
-def test_mixed_list_of_pid_and_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_mixed_list_of_pid_and_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     finished_run = Path(ensure_experiment_directory(tmp_path / "RUN-0"))
     process = subprocess.Popen(["sleep", "0.2"])
     try:
-        experiment = _experiment(tmp_path, monkeypatch, "--wait.for",
-                                 f"[{process.pid}, '{finished_run}']",
-                                 "--wait.check_interval", "0.05")
+        experiment = _experiment(
+            tmp_path,
+            monkeypatch,
+            "--wait.for",
+            f"[{process.pid}, '{finished_run}']",
+            "--wait.check_interval",
+            "0.05",
+        )
         assert experiment.wait() is True
     finally:
         process.wait()
@@ -299,15 +389,27 @@ _SCRIPT = textwrap.dedent("""
 
 
 def _script(tmp_path: Path, *flags: object) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", _SCRIPT, str(tmp_path / "RUN-1"),
-                             *map(str, flags)], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", _SCRIPT, str(tmp_path / "RUN-1"), *map(str, flags)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
-def test_timeout_exit_status_on_the_command_line(tmp_path: Path,
-                                                 sleeper: subprocess.Popen[bytes]) -> None:
-    process = _script(tmp_path, "--wait.for", sleeper.pid, "--wait.timeout", "0.2",
-                      "--wait.check_interval", "0.05")
+def test_timeout_exit_status_on_the_command_line(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    process = _script(
+        tmp_path,
+        "--wait.for",
+        sleeper.pid,
+        "--wait.timeout",
+        "0.2",
+        "--wait.check_interval",
+        "0.05",
+    )
     out, err = process.communicate(timeout=60)
     assert process.returncode == WAIT_TIMEOUT_EXIT_CODE == 124
     assert "Traceback" not in err
@@ -347,7 +449,8 @@ def test_ctrl_c_interrupts_cleanly(tmp_path: Path, sleeper: subprocess.Popen[byt
 
 
 def test_preemption_signal_ends_the_wait_with_the_requeue_status(
-        tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
     # After auto_setup, speedrun turns SIGTERM into a "checkpoint at the next step" flag. A
     # waiting run has no next step: it must leave now instead of waiting for SLURM's SIGKILL.
     process = _script(tmp_path, "--wait.for", sleeper.pid, "--wait.check_interval", "60")

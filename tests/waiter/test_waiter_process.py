@@ -128,7 +128,9 @@ def test_wait_for_pid_detects_a_zombie_appearing_during_the_wait() -> None:
         child.wait()
 
 
-def test_wait_for_pid_max_wait(sleeper: subprocess.Popen[bytes], capsys: pytest.CaptureFixture[str]) -> None:
+def test_wait_for_pid_max_wait(
+    sleeper: subprocess.Popen[bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(WaitTimeout) as info:
         WaiterMixin().wait_for_pid(sleeper.pid, timeout=0.05, max_wait=0.2)
     assert info.value.code == 124
@@ -146,7 +148,9 @@ def test_invalid_pids(pid: object) -> None:
 
 
 @pytest.mark.parametrize("interval", [0, -1, float("nan"), "fast"])
-def test_wait_for_pid_refuses_bad_intervals(interval: object, sleeper: subprocess.Popen[bytes]) -> None:
+def test_wait_for_pid_refuses_bad_intervals(
+    interval: object, sleeper: subprocess.Popen[bytes]
+) -> None:
     with pytest.raises(ArgumentError, match="positive number of seconds"):
         WaiterMixin().wait_for_pid(sleeper.pid, timeout=interval)  # type: ignore[arg-type]
 

@@ -37,7 +37,9 @@ class Holder:
     def __init__(self, directory: Path) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-c", _HOLDER, str(directory)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -72,8 +74,9 @@ def holder(run_dir: Path):
     running.close()
 
 
-def test_waits_until_the_run_finishes(run_dir: Path, holder: Holder,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_waits_until_the_run_finishes(
+    run_dir: Path, holder: Holder, capsys: pytest.CaptureFixture[str]
+) -> None:
     threading.Timer(0.4, holder.finish).start()
     waited = wait_for(str(run_dir), check_interval=0.05, timeout=30)
     assert waited >= 0.3
@@ -90,8 +93,9 @@ def test_a_killed_run_releases_its_lock_and_ends_the_wait(run_dir: Path, holder:
     assert holder.process.wait() == -signal.SIGKILL
 
 
-def test_timeout_while_the_run_holds_its_lock(run_dir: Path, holder: Holder,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_timeout_while_the_run_holds_its_lock(
+    run_dir: Path, holder: Holder, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(WaitTimeout) as info:
         wait_for(run_dir, check_interval=0.05, timeout=0.2, verbose=False)
     assert isinstance(info.value, SpeedrunError)
@@ -181,8 +185,9 @@ def test_own_locked_directory_is_refused(run_dir: Path) -> None:
 def test_lists_mix_pids_and_directories_and_drop_duplicates(run_dir: Path) -> None:
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
-        targets = parse_wait_for([sleeper.pid, str(run_dir), sleeper.pid, str(run_dir) + "/",
-                                  str(sleeper.pid)])
+        targets = parse_wait_for(
+            [sleeper.pid, str(run_dir), sleeper.pid, str(run_dir) + "/", str(sleeper.pid)]
+        )
         assert [type(target) for target in targets] == [ProcessTarget, DirectoryTarget]
         assert targets[0].pid == sleeper.pid and not targets[0].finished()
         assert targets[0].create_time == psutil.Process(sleeper.pid).create_time()
@@ -194,7 +199,9 @@ def test_lists_mix_pids_and_directories_and_drop_duplicates(run_dir: Path) -> No
     assert targets[0].finished()  # sticky from now on, whatever gets this PID next
 
 
-def test_digit_named_directory_needs_a_path_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_digit_named_directory_needs_a_path_prefix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     Path(ensure_experiment_directory(tmp_path / "777"))
     (target,) = parse_wait_for("./777")
@@ -203,7 +210,9 @@ def test_digit_named_directory_needs_a_path_prefix(tmp_path: Path, monkeypatch: 
     assert isinstance(target, DirectoryTarget)
 
 
-def test_several_processes_print_one_line_per_state_change(capsys: pytest.CaptureFixture[str]) -> None:
+def test_several_processes_print_one_line_per_state_change(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     short = subprocess.Popen(["sleep", "0.2"])
     long = subprocess.Popen(["sleep", "0.7"])
     try:
@@ -214,7 +223,9 @@ def test_several_processes_print_one_line_per_state_change(capsys: pytest.Captur
     lines = capsys.readouterr().out.splitlines()
     # About 35 checks, 3 state changes: started, the short one finished, all done.
     assert len(lines) == 3, lines
-    assert lines[0].startswith(f"[waiter] Waiting for PID {short.pid} (sleep 0.2), PID {long.pid} (sleep 0.7).")
+    assert lines[0].startswith(
+        f"[waiter] Waiting for PID {short.pid} (sleep 0.2), PID {long.pid} (sleep 0.7)."
+    )
     assert f"(My PID is {os.getpid()}.)" in lines[0]
     assert lines[1].startswith(f"[waiter] PID {short.pid} (sleep 0.2) finished after")
     assert lines[1].endswith(f"still waiting for PID {long.pid} (sleep 0.7).")

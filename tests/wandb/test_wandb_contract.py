@@ -16,11 +16,15 @@ class Experiment(WandBMixin, BaseExperiment):
 
 
 def test_a_wrong_typed_key_fails_at_set_up(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(sys, "argv", ["train.py", str(tmp_path / "RUN-0"),
-                                      "--config.wandb.init_timeout", "soon"])
-    with pytest.raises(ConfigError, match=r"config 'wandb/init_timeout' \(read by WandBMixin\) "
-                       r"expects a value of type int or float, got str 'soon'.*"
-                       r"--config\.wandb\.init_timeout VALUE \(default: 30\.0\)"):
+    monkeypatch.setattr(
+        sys, "argv", ["train.py", str(tmp_path / "RUN-0"), "--config.wandb.init_timeout", "soon"]
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"config 'wandb/init_timeout' \(read by WandBMixin\) "
+        r"expects a value of type int or float, got str 'soon'.*"
+        r"--config\.wandb\.init_timeout VALUE \(default: 30\.0\)",
+    ):
         Experiment().auto_setup(update_git_revision=False)
 
 

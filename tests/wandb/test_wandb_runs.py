@@ -33,28 +33,43 @@ TIMEOUT = 120
 
 
 def _environment(**extra: str) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("WANDB_", "SLURM_", "TORCHELASTIC_", "TEST_", "MASTER_"))
-           and name not in {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
-                            "SPEEDRUN_LAUNCH_ID"}}
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("WANDB_", "SLURM_", "TORCHELASTIC_", "TEST_", "MASTER_"))
+        and name
+        not in {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "SPEEDRUN_LAUNCH_ID"}
+    }
     # Not WANDB_SILENT: it would hide W&B's "Steps must be monotonically increasing" warning.
     env.update(WANDB_MODE="offline", WANDB_DISABLE_GIT="true", OMP_NUM_THREADS="1")
     env.update(extra)
     return env
 
 
-def _run(directory: Path, *flags: str, env: dict[str, str] | None = None
-         ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(SCRIPT), str(directory), *flags],
-                          env=env or _environment(), capture_output=True, text=True, check=False,
-                          timeout=TIMEOUT, cwd=directory.parent)
+def _run(
+    directory: Path, *flags: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), str(directory), *flags],
+        env=env or _environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=TIMEOUT,
+        cwd=directory.parent,
+    )
 
 
 def _read_run_file(run_directory: Path) -> list[dict[str, Any]]:
     """The records of an offline run folder's ``.wandb`` file, through W&B's own reader."""
-    result = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json",
-                             str(run_directory)], env=_environment(), capture_output=True,
-                            text=True, timeout=TIMEOUT, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run_directory)],
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
@@ -63,19 +78,27 @@ def _summary(run_directory: Path) -> dict[str, Any]:
     records = _read_run_file(run_directory)
     runs = [record["run"] for record in records if record["type"] == "run"]
     history = [record["history"]["item"] for record in records if record["type"] == "history"]
-    return {"run_ids": {run["run_id"] for run in runs},
-            "config": runs[0]["config"]["update"] if runs else {},
-            "resume": [run.get("resume", False) for run in runs],
-            "steps": [item["_step"] for item in history],
-            "history": history}
+    return {
+        "run_ids": {run["run_id"] for run in runs},
+        "config": runs[0]["config"]["update"] if runs else {},
+        "resume": [run.get("resume", False) for run in runs],
+        "steps": [item["_step"] for item in history],
+        "history": history,
+    }
 
 
 def _offline_runs(experiment: Path) -> list[Path]:
     return sorted((experiment / "WandB" / "wandb").glob("offline-run-*"))
 
 
-OVERRIDES = ["--config.training.num_steps", "40", "--config.training.checkpoint_every", "10",
-             "--config.wandb.flush_secs", "0.2"]
+OVERRIDES = [
+    "--config.training.num_steps",
+    "40",
+    "--config.training.checkpoint_every",
+    "10",
+    "--config.wandb.flush_secs",
+    "0.2",
+]
 
 
 def test_killed_and_resumed_run_continues_one_wandb_run(tmp_path: Path) -> None:
@@ -83,8 +106,12 @@ def test_killed_and_resumed_run_continues_one_wandb_run(tmp_path: Path) -> None:
     log = (tmp_path / "killed.stderr").open("w")  # a file: a full pipe would block the run
     process = subprocess.Popen(
         [sys.executable, str(SCRIPT), str(experiment), *OVERRIDES],
-        env=_environment(TEST_STEP_DELAY="0.1"), stdout=subprocess.PIPE, stderr=log,
-        text=True, cwd=tmp_path)
+        env=_environment(TEST_STEP_DELAY="0.1"),
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        cwd=tmp_path,
+    )
     try:
         deadline = time.monotonic() + TIMEOUT
         assert process.stdout is not None
@@ -101,8 +128,10 @@ def test_killed_and_resumed_run_continues_one_wandb_run(tmp_path: Path) -> None:
     assert process.returncode == -signal.SIGKILL
     info = yaml.safe_load((experiment / "Logs" / "wandb_info.yml").read_text())
     run_id = info["wandb_run_id"]
-    checkpoint = max(int(path.stem.rpartition("_")[2])
-                     for path in (experiment / "Weights").glob("checkpoint_iter_*.pt"))
+    checkpoint = max(
+        int(path.stem.rpartition("_")[2])
+        for path in (experiment / "Weights").glob("checkpoint_iter_*.pt")
+    )
     assert checkpoint >= 20
 
     resumed = _run(experiment, "--resume", *OVERRIDES[4:])
@@ -124,8 +153,12 @@ def test_killed_and_resumed_run_continues_one_wandb_run(tmp_path: Path) -> None:
     assert killed["steps"][:checkpoint] == list(range(checkpoint))
     assert continued["steps"] == list(range(checkpoint, 40))
     assert sorted(set(killed["steps"]) | set(continued["steps"])) == list(range(40))
-    images = [item for attempt in (killed, continued) for item in attempt["history"]
-              if item.get("train/image._type") == "image-file"]
+    images = [
+        item
+        for attempt in (killed, continued)
+        for item in attempt["history"]
+        if item.get("train/image._type") == "image-file"
+    ]
     assert {item["_step"] for item in images} == set(range(0, 40, 4))
     assert images[0]["train/image.height"] == 4 and images[0]["train/image.width"] == 5
     assert all(item["step"] == item["_step"] for item in continued["history"])
@@ -139,12 +172,28 @@ def test_killed_and_resumed_run_continues_one_wandb_run(tmp_path: Path) -> None:
 def test_torchrun_starts_one_wandb_run(tmp_path: Path) -> None:
     pytest.importorskip("torch.distributed.run")
     experiment = tmp_path / "DDP"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node=2", str(SCRIPT), str(experiment),
-               "--config.training.num_steps", "6", "--config.training.checkpoint_every", "3"]
-    result = subprocess.run(command, env=_environment(TEST_DISTRIBUTED="1"),
-                            capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path,
-                            check=False)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(SCRIPT),
+        str(experiment),
+        "--config.training.num_steps",
+        "6",
+        "--config.training.checkpoint_every",
+        "3",
+    ]
+    result = subprocess.run(
+        command,
+        env=_environment(TEST_DISTRIBUTED="1"),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=tmp_path,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "CHECKPOINT 6 rank 1" in result.stdout  # both ranks ran to the end
     (run,) = _offline_runs(experiment)
@@ -164,12 +213,22 @@ def _closed_port() -> int:
 @pytest.mark.parametrize("on_failure", ["offline", "error"])
 def test_online_without_server_is_bounded(tmp_path: Path, on_failure: str) -> None:
     experiment = tmp_path / "ONLINE"
-    env = _environment(WANDB_MODE="online", WANDB_BASE_URL=f"http://127.0.0.1:{_closed_port()}",
-                       WANDB_API_KEY="x" * 40)
+    env = _environment(
+        WANDB_MODE="online",
+        WANDB_BASE_URL=f"http://127.0.0.1:{_closed_port()}",
+        WANDB_API_KEY="x" * 40,
+    )
     started = time.monotonic()
-    result = _run(experiment, "--config.training.num_steps", "3",
-                  "--config.wandb.init_timeout", "3",
-                  "--config.wandb.on_init_failure", on_failure, env=env)
+    result = _run(
+        experiment,
+        "--config.training.num_steps",
+        "3",
+        "--config.wandb.init_timeout",
+        "3",
+        "--config.wandb.on_init_failure",
+        on_failure,
+        env=env,
+    )
     elapsed = time.monotonic() - started
     assert elapsed < 60, f"took {elapsed:.0f} s"  # a bound for a stuck test, not a benchmark
     assert "unusable within wandb/init_timeout=3 s" in result.stderr
@@ -192,11 +251,20 @@ def test_online_with_a_silent_server_falls_back_within_init_timeout(tmp_path: Pa
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(16)  # the kernel completes the handshakes; nobody ever answers
-        env = _environment(WANDB_MODE="online", WANDB_API_KEY="x" * 40,
-                           WANDB_BASE_URL=f"http://127.0.0.1:{server.getsockname()[1]}")
+        env = _environment(
+            WANDB_MODE="online",
+            WANDB_API_KEY="x" * 40,
+            WANDB_BASE_URL=f"http://127.0.0.1:{server.getsockname()[1]}",
+        )
         started = time.monotonic()
-        result = _run(experiment, "--config.training.num_steps", "2",
-                      "--config.wandb.init_timeout", "3", env=env)
+        result = _run(
+            experiment,
+            "--config.training.num_steps",
+            "2",
+            "--config.wandb.init_timeout",
+            "3",
+            env=env,
+        )
         elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr[-4000:]
     assert elapsed < 60, f"took {elapsed:.0f} s"  # a bound for a stuck test, not a benchmark
@@ -210,14 +278,16 @@ def test_online_with_a_silent_server_falls_back_within_init_timeout(tmp_path: Pa
 def clean_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run that ended at step 12 (steps 0-11 logged); its last checkpoint is step 10."""
     directory = tmp_path_factory.mktemp("clean") / "RUN"
-    first = _run(directory, "--config.training.num_steps", "12",
-                 "--config.training.checkpoint_every", "5")
+    first = _run(
+        directory, "--config.training.num_steps", "12", "--config.training.checkpoint_every", "5"
+    )
     assert first.returncode == 0, first.stderr[-4000:]
     return directory
 
 
-def _resume_copy(clean_run: Path, directory: Path, *resume_flags: str
-                 ) -> tuple[dict[str, Any], ...]:
+def _resume_copy(
+    clean_run: Path, directory: Path, *resume_flags: str
+) -> tuple[dict[str, Any], ...]:
     shutil.copytree(clean_run, directory)
     second = _run(directory, "--resume", "--config.training.num_steps", "15", *resume_flags)
     assert second.returncode == 0, second.stderr[-4000:]
@@ -234,10 +304,12 @@ def test_resume_keeps_the_steps_the_run_already_has(clean_run: Path, tmp_path: P
     assert "monotonically increasing" not in output["stderr"]
 
 
-def test_resume_steps_rewind_replaces_the_steps_after_the_checkpoint(clean_run: Path,
-                                                                     tmp_path: Path) -> None:
-    before, after, output = _resume_copy(clean_run, tmp_path / "REWIND",
-                                         "--config.wandb.resume_steps", "rewind")
+def test_resume_steps_rewind_replaces_the_steps_after_the_checkpoint(
+    clean_run: Path, tmp_path: Path
+) -> None:
+    before, after, output = _resume_copy(
+        clean_run, tmp_path / "REWIND", "--config.wandb.resume_steps", "rewind"
+    )
     assert before["steps"] == list(range(12))
     # The resumed file starts with W&B's branch point (rewind to step 9, as recorded in the
     # run record that `wandb sync` uploads) and logs from the checkpoint's step on.
@@ -253,8 +325,12 @@ def test_preempted_run_finishes_its_wandb_run_with_status_75(tmp_path: Path) -> 
     log = (tmp_path / "preempted.stderr").open("w")
     process = subprocess.Popen(
         [sys.executable, str(SCRIPT), str(experiment), *OVERRIDES],
-        env=_environment(TEST_STEP_DELAY="0.1"), stdout=subprocess.PIPE, stderr=log,
-        text=True, cwd=tmp_path)
+        env=_environment(TEST_STEP_DELAY="0.1"),
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        cwd=tmp_path,
+    )
     try:
         assert process.stdout is not None
         for line in process.stdout:
@@ -270,10 +346,13 @@ def test_preempted_run_finishes_its_wandb_run_with_status_75(tmp_path: Path) -> 
     (run,) = _offline_runs(experiment)
     records = _read_run_file(run)
     assert [record["exit"]["exit_code"] for record in records if record["type"] == "exit"] == [75]
-    steps = [record["history"]["item"]["_step"] for record in records
-             if record["type"] == "history"]
-    checkpoint = max(int(path.stem.rpartition("_")[2])
-                     for path in (experiment / "Weights").glob("checkpoint_iter_*.pt"))
+    steps = [
+        record["history"]["item"]["_step"] for record in records if record["type"] == "history"
+    ]
+    checkpoint = max(
+        int(path.stem.rpartition("_")[2])
+        for path in (experiment / "Weights").glob("checkpoint_iter_*.pt")
+    )
     assert steps == list(range(checkpoint))  # everything up to the preemption checkpoint
     info = yaml.safe_load((experiment / "Logs" / "wandb_info.yml").read_text())
     assert info["last_step"] == checkpoint - 1

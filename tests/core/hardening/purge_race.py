@@ -20,7 +20,7 @@ import tempfile
 import textwrap
 import time
 
-TRAIN = textwrap.dedent('''
+TRAIN = textwrap.dedent("""
     import os, sys, time
     from speedrun import BaseExperiment
     from speedrun._errors import SpeedrunError
@@ -54,9 +54,9 @@ TRAIN = textwrap.dedent('''
             if len(handle.read().splitlines()) >= procs:
                 break
         time.sleep(0.01)
-''')
+""")
 
-LIVE = textwrap.dedent('''
+LIVE = textwrap.dedent("""
     import os, sys, time
     from speedrun import BaseExperiment
 
@@ -71,7 +71,7 @@ LIVE = textwrap.dedent('''
     sys.stdin.read()  # until the test closes stdin
     alive = os.path.exists(os.path.join(sys.argv[1], "Weights", "live.txt"))
     print("intact" if alive else "REMOVED", flush=True)
-''')
+""")
 
 
 def run_rounds(rounds: int, procs: int, live: bool, root: str) -> list[str]:
@@ -88,12 +88,20 @@ def run_rounds(rounds: int, procs: int, live: bool, root: str) -> list[str]:
         os.makedirs(os.path.join(run, "Configurations"))
         with open(os.path.join(run, "Configurations", "train_config.yml"), "w") as handle:
             handle.write("a: 0\n")
-        subprocess.run([sys.executable, train, run], check=True, env=dict(
-            env, BARRIER=root, REPORT=os.path.join(root, "setup.txt")))
+        subprocess.run(
+            [sys.executable, train, run],
+            check=True,
+            env=dict(env, BARRIER=root, REPORT=os.path.join(root, "setup.txt")),
+        )
         holder = None
         if live:
-            holder = subprocess.Popen([sys.executable, live_script, run], env=env,
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            holder = subprocess.Popen(
+                [sys.executable, live_script, run],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             assert holder.stdout is not None
             if holder.stdout.readline().strip() != "ready":
                 problems.append(f"round {index}: the live run did not start")
@@ -101,14 +109,20 @@ def run_rounds(rounds: int, procs: int, live: bool, root: str) -> list[str]:
         barrier = os.path.join(root, f"go-{index}")
         report = os.path.join(root, f"report-{index}.txt")
         children = [
-            subprocess.Popen([sys.executable, train, run, "--purge", "--config.a", str(n + 1)],
-                             env=dict(env, BARRIER=barrier, REPORT=report, PROCS=str(procs)),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [sys.executable, train, run, "--purge", "--config.a", str(n + 1)],
+                env=dict(env, BARRIER=barrier, REPORT=report, PROCS=str(procs)),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for n in range(procs)
         ]
         deadline = time.monotonic() + 60  # every child is waiting at the barrier
-        while time.monotonic() < deadline and len(
-                [n for n in os.listdir(root) if n.startswith(f"go-{index}.ready-")]) < procs:
+        while (
+            time.monotonic() < deadline
+            and len([n for n in os.listdir(root) if n.startswith(f"go-{index}.ready-")]) < procs
+        ):
             time.sleep(0.005)
         open(barrier, "w").close()
         errors = [child.communicate(timeout=60)[1] for child in children]
@@ -119,8 +133,10 @@ def run_rounds(rounds: int, procs: int, live: bool, root: str) -> list[str]:
         if len(winners) != expected:
             problems.append(f"round {index}: {len(winners)} winners, expected {expected}: {lines}")
         if len(lines) != procs:
-            problems.append(f"round {index}: {len(lines)} reports from {procs} processes; "
-                            f"stderr: {[e[-300:] for e in errors if 'Error' in e]}")
+            problems.append(
+                f"round {index}: {len(lines)} reports from {procs} processes; "
+                f"stderr: {[e[-300:] for e in errors if 'Error' in e]}"
+            )
         for line in winners:
             if "same_file=True" not in line:
                 problems.append(f"round {index}: a winner holds a lock file not at the path")
@@ -147,8 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         problems = run_rounds(args.rounds, args.procs, args.live, root)
     for problem in problems:
         print(problem)
-    print(f"{args.rounds} rounds x {args.procs} processes{' (live run)' if args.live else ''}: "
-          f"{len(problems)} problems in {time.monotonic() - started:.0f} s")
+    print(
+        f"{args.rounds} rounds x {args.procs} processes{' (live run)' if args.live else ''}: "
+        f"{len(problems)} problems in {time.monotonic() - started:.0f} s"
+    )
     return 1 if problems else 0
 
 

@@ -9,8 +9,9 @@ import json
 import os
 import sys
 
-from speedrun.ext import LOGS
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from speedrun.ext import LOGS
 
 
 def main(run: str) -> dict[str, object]:
@@ -19,7 +20,9 @@ def main(run: str) -> dict[str, object]:
     loss = [(event.step, event.value) for event in accumulator.Scalars("train/loss")]
     steps = [step for step, _ in loss]
     if steps != sorted(set(steps)) or steps[0] != 0:
-        raise SystemExit(f"expected one train/loss event per logged step from 0 on, got steps {steps}")
+        raise SystemExit(
+            f"expected one train/loss event per logged step from 0 on, got steps {steps}"
+        )
     if not loss[-1][1] < loss[0][1] / 10:
         raise SystemExit(f"the loss did not fall: {loss}")
     if "_hparams_/session_start_info" not in accumulator.PluginTagToContent("hparams"):

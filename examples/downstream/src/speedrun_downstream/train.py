@@ -15,6 +15,7 @@ import sys
 from importlib.metadata import distributions
 
 import numpy  # speedrun-tensorboard depends on it
+
 from speedrun import BaseExperiment, register_default_dispatch
 from speedrun.mixins.tensorboard import TensorboardMixin
 
@@ -52,10 +53,21 @@ class FitLine(TensorboardMixin, BaseExperiment):
             self.log_image("sample", numpy.eye(4))
         except ImportError as error:  # pillow is optional (speedrun-tensorboard[images])
             print("IMAGE:", error)
-        installed = sorted(d.metadata["Name"] for d in distributions()
-                           if d.metadata["Name"].lower().startswith("speedrun-"))
-        print(json.dumps({"step": self.step, "weight": round(self.weight, 4), "bias": round(self.bias, 4),
-                          "installed": installed}))
+        installed = sorted(
+            d.metadata["Name"]
+            for d in distributions()
+            if d.metadata["Name"].lower().startswith("speedrun-")
+        )
+        print(
+            json.dumps(
+                {
+                    "step": self.step,
+                    "weight": round(self.weight, 4),
+                    "bias": round(self.bias, 4),
+                    "installed": installed,
+                }
+            )
+        )
 
 
 def main() -> None:

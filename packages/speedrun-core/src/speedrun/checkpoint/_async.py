@@ -157,15 +157,22 @@ class Snapshot:
 
     __slots__ = ("_blobs", "_events", "_module", "_storages", "_structure", "nbytes")
 
-    def __init__(self, structure: bytes, storages: list[tuple[Any, Any]], blobs: list[bytearray],
-                 events: list[Any], module: Any) -> None:
+    def __init__(
+        self,
+        structure: bytes,
+        storages: list[tuple[Any, Any]],
+        blobs: list[bytearray],
+        events: list[Any],
+        module: Any,
+    ) -> None:
         self._structure = structure
         self._storages = storages  # (buffer or original storage, dtype; None: untyped)
         self._blobs = blobs
         self._events = events
         self._module = module
-        self.nbytes = len(structure) + sum(len(b) for b in blobs) + sum(
-            s.nbytes() for s, _ in storages)
+        self.nbytes = (
+            len(structure) + sum(len(b) for b in blobs) + sum(s.nbytes() for s, _ in storages)
+        )
 
     def wait_for_copies(self) -> None:
         """Block until the device-to-host copies are complete (nothing to do on CPU)."""
@@ -185,15 +192,17 @@ class Snapshot:
                 if dtype is None:  # an untyped storage in the state itself
                     return storage
                 return torch.storage.TypedStorage(  # type: ignore[union-attr]
-                    wrap_storage=storage, dtype=dtype, _internal=True)
+                    wrap_storage=storage, dtype=dtype, _internal=True
+                )
 
         value = _Unpickler(io.BytesIO(self._structure), buffers=self._blobs).load()
         self._structure = b""  # by-value data (bytes, lists) now lives in ``value`` only
         return value
 
 
-def take_snapshot(value: Any, serializer: str = "torch", buffers: _Buffers | None = None
-                  ) -> Snapshot:
+def take_snapshot(
+    value: Any, serializer: str = "torch", buffers: _Buffers | None = None
+) -> Snapshot:
     """Capture ``value`` as it is now, copying tensor and array data into ``buffers``.
 
     ``serializer`` chooses the pickler of the structure (``"dill"`` pickles what dill can;
@@ -211,8 +220,9 @@ def take_snapshot(value: Any, serializer: str = "torch", buffers: _Buffers | Non
 
     class _Pickler(module.Pickler):  # type: ignore[misc,name-defined]
         def persistent_id(self, obj: Any) -> Any:
-            if torch is not None and (isinstance(obj, torch.storage.TypedStorage)
-                                      or torch.is_storage(obj)):
+            if torch is not None and (
+                isinstance(obj, torch.storage.TypedStorage) or torch.is_storage(obj)
+            ):
                 return plan.add(obj)
             return None
 
@@ -245,8 +255,10 @@ class _CopyPlan:
         if key in self.keys:
             token = self.keys[key]
             if self.storages[token][1] != dtype:  # as torch.save: one dtype per storage
-                raise RuntimeError("Cannot save multiple tensors or storages that view the same "
-                                   "data as different types")
+                raise RuntimeError(
+                    "Cannot save multiple tensors or storages that view the same "
+                    "data as different types"
+                )
             return token
         token = len(self.storages)
         self.keys[key] = token
@@ -355,9 +367,16 @@ class AsyncSaver:
         self._buffers.clear()
 
     # -- saving ----------------------------------------------------------------------------------
-    def save(self, directory: str | Path, step: int, state: Mapping[str, Any], *,
-             experiment_class: str, keep: int | None = None,
-             serializer: str | None = None) -> None:
+    def save(
+        self,
+        directory: str | Path,
+        step: int,
+        state: Mapping[str, Any],
+        *,
+        experiment_class: str,
+        keep: int | None = None,
+        serializer: str | None = None,
+    ) -> None:
         """Snapshot ``state`` now and save it as the checkpoint of ``step`` in the background.
 
         Arguments as :func:`~speedrun.checkpoint._io.save_checkpoint`. Waits for the previous
@@ -389,8 +408,14 @@ class AsyncSaver:
         def write() -> None:
             from ._io import save_checkpoint
 
-            save_checkpoint(directory, step, snapshot.materialize(),
-                            experiment_class=experiment_class, keep=keep, serializer=chosen)
+            save_checkpoint(
+                directory,
+                step,
+                snapshot.materialize(),
+                experiment_class=experiment_class,
+                keep=keep,
+                serializer=chosen,
+            )
 
         self._start(f"checkpoint step {step} in {directory}", write)
 
@@ -430,8 +455,10 @@ class AsyncSaver:
         if isinstance(exc, CheckpointError):
             detail = str(exc)
         else:
-            detail = (f"{type(exc).__name__}: {exc}. The previous checkpoints are intact "
-                      "(the write is atomic).")
+            detail = (
+                f"{type(exc).__name__}: {exc}. The previous checkpoints are intact "
+                "(the write is atomic)."
+            )
         raise CheckpointError(
             f"The background save of {description} failed: {detail} (The save ran in the "
             "background because training/checkpoint_async is on or checkpoint(blocking=False) "

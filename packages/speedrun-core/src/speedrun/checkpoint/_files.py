@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-
     PathLike = str | os.PathLike[str]
 
 __all__ = [
@@ -53,9 +52,10 @@ SERIALIZERS = ("torch", "dill", "pickle")
 # Patterns, not compiled regexes: ``re`` compiles (and caches) them on first use, which a run
 # that starts with an empty Weights/ folder never reaches.
 _NAME_PATTERN = r"^(checkpoint|ckpt)_iter_(0|[1-9][0-9]*)\.pt$"
-_TEMP_PATTERN = (r"^\.(?:(?:checkpoint|ckpt)_iter_(?:0|[1-9][0-9]*)\.pt"
-                 r"|\.speedrun-checkpoints\.json)\.[A-Za-z0-9_]+\.tmp$")
-
+_TEMP_PATTERN = (
+    r"^\.(?:(?:checkpoint|ckpt)_iter_(?:0|[1-9][0-9]*)\.pt"
+    r"|\.speedrun-checkpoints\.json)\.[A-Za-z0-9_]+\.tmp$"
+)
 
 
 class Checkpoint(
@@ -93,9 +93,11 @@ class Checkpoint(
     legacy: bool
 
     def __repr__(self) -> str:  # the state can be gigabytes: leave it out
-        return (f"Checkpoint(step={self.step}, path={str(self.path)!r}, "
-                f"experiment_class={self.experiment_class!r}, serializer={self.serializer!r}, "
-                f"legacy={self.legacy})")
+        return (
+            f"Checkpoint(step={self.step}, path={str(self.path)!r}, "
+            f"experiment_class={self.experiment_class!r}, serializer={self.serializer!r}, "
+            f"legacy={self.legacy})"
+        )
 
 
 class _CorruptCheckpointError(CheckpointError):
@@ -157,10 +159,16 @@ def read_manifest(directory: PathLike) -> dict[str, Any] | None:
         manifest = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         manifest = None
-    if (not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT
-            or not isinstance(manifest.get("files"), dict)):
-        warnings.warn(f"{path} is not a readable speedrun checkpoint record; every checkpoint "
-                      "file counts. Delete it to silence this warning.", stacklevel=3)
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != MANIFEST_FORMAT
+        or not isinstance(manifest.get("files"), dict)
+    ):
+        warnings.warn(
+            f"{path} is not a readable speedrun checkpoint record; every checkpoint "
+            "file counts. Delete it to silence this warning.",
+            stacklevel=3,
+        )
         return None
     return manifest
 
@@ -247,6 +255,7 @@ def record_checkpoint(directory: PathLike, name: str, globals_used: list[str] | 
     A folder without a record gets one; files with checkpoint names already there are listed
     too (with unknown globals), as the folder counted them before it had a record.
     """
+
     def add(files: dict[str, Any]) -> None:
         files[name] = {"globals": globals_used}
 
@@ -260,11 +269,17 @@ def _update_manifest(directory: PathLike, change: Any) -> None:
 
     manifest = read_manifest(directory)
     if manifest is None:
-        manifest = {"format": MANIFEST_FORMAT, "version": 1, "run_id": os.urandom(8).hex(),
-                    "files": {other: {"globals": None} for _, _, other in _scan_all(directory)}}
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "version": 1,
+            "run_id": os.urandom(8).hex(),
+            "files": {other: {"globals": None} for _, _, other in _scan_all(directory)},
+        }
     change(manifest["files"])
-    atomic_write_text(os.path.join(os.fspath(directory), CHECKPOINT_MANIFEST),
-                      json.dumps(manifest, indent=1) + "\n")
+    atomic_write_text(
+        os.path.join(os.fspath(directory), CHECKPOINT_MANIFEST),
+        json.dumps(manifest, indent=1) + "\n",
+    )
 
 
 def list_checkpoints(directory: PathLike) -> list[tuple[int, Path]]:
@@ -317,11 +332,19 @@ def prune_checkpoints(
     scanned = _scan(directory)
     protected = _as_path(protect).name if protect is not None else None
     match = _match_name(protected) if protected else None
-    if match and protected not in {path.name for _, _, path in scanned} and \
-            os.path.lexists(os.path.join(os.fspath(directory), protected)):
+    if (
+        match
+        and protected not in {path.name for _, _, path in scanned}
+        and os.path.lexists(os.path.join(os.fspath(directory), protected))
+    ):
         # the file just written, before the run's record lists it
-        scanned.append((int(match.group(2)), 1 if match.group(1) == "checkpoint" else 0,
-                        _as_path(directory) / protected))
+        scanned.append(
+            (
+                int(match.group(2)),
+                1 if match.group(1) == "checkpoint" else 0,
+                _as_path(directory) / protected,
+            )
+        )
         scanned.sort(key=lambda item: (item[0], item[1]))
     entries = [path for _, _, path in scanned]
     if not entries:

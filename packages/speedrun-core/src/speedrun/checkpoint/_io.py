@@ -198,8 +198,11 @@ def _set_aside(path: Path, why: str) -> Path | None:
             f"Cannot move {path} aside to {aside.name} ({exc}); it was not overwritten. Move it "
             "out of the folder yourself, then save again."
         ) from exc
-    warnings.warn(f"Moved {path.name} aside to {aside.name} ({why.replace('-', ' ')}); it is "
-                  "kept, never overwritten or loaded.", stacklevel=3)
+    warnings.warn(
+        f"Moved {path.name} aside to {aside.name} ({why.replace('-', ' ')}); it is "
+        "kept, never overwritten or loaded.",
+        stacklevel=3,
+    )
     return aside
 
 
@@ -400,8 +403,13 @@ def _recorded_globals(path: Path) -> set[str] | None:
     return {name for name in recorded if isinstance(name, str)}
 
 
-def _load(path: Path, expected: str | Sequence[str] | None, strict_class: bool,
-          map_location: Any, trust: bool = False) -> Checkpoint:
+def _load(
+    path: Path,
+    expected: str | Sequence[str] | None,
+    strict_class: bool,
+    map_location: Any,
+    trust: bool = False,
+) -> Checkpoint:
     from ._safe import trusted_by_environment
     from ._serialize import _unreadable
 
@@ -413,20 +421,25 @@ def _load(path: Path, expected: str | Sequence[str] | None, strict_class: bool,
     except OSError as exc:
         raise _unreadable(path, exc) from exc
     if stat.S_ISDIR(info.st_mode):
-        return _load_directory(path, expected, strict_class, map_location,
-                               trust or trusted_by_environment())
+        return _load_directory(
+            path, expected, strict_class, map_location, trust or trusted_by_environment()
+        )
     if not stat.S_ISREG(info.st_mode):
         raise _CorruptCheckpointError(f"{path} is not a regular file")
     if info.st_size == 0:
         raise _CorruptCheckpointError(f"{path} is empty (truncated)")
     trust = trust or trusted_by_environment()
-    payload, serializer = read_payload(path, map_location, trust=trust,
-                                       recorded=None if trust else _recorded_globals(path))
+    payload, serializer = read_payload(
+        path, map_location, trust=trust, recorded=None if trust else _recorded_globals(path)
+    )
     return _unwrap(path, payload, serializer, expected, strict_class)
 
 
 def _load_directory(
-    path: Path, expected: str | Sequence[str] | None, strict_class: bool, map_location: Any,
+    path: Path,
+    expected: str | Sequence[str] | None,
+    strict_class: bool,
+    map_location: Any,
     trust: bool = False,
 ) -> Checkpoint:
     """A sharded checkpoint directory: its envelope (the state beside the shards; the shards are
@@ -438,15 +451,17 @@ def _load_directory(
     reason = not_committed_reason(path)
     if reason is not None:
         raise _CorruptCheckpointError(reason)
-    payload, serializer = read_payload(path / ENVELOPE_NAME, map_location, trust=trust,
-                                       recorded=None)
+    payload, serializer = read_payload(
+        path / ENVELOPE_NAME, map_location, trust=trust, recorded=None
+    )
     return _unwrap(path, payload, serializer, expected, strict_class)
 
 
-
-
 def _unwrap(
-    path: Path, payload: Any, serializer: str, expected: str | Sequence[str] | None,
+    path: Path,
+    payload: Any,
+    serializer: str,
+    expected: str | Sequence[str] | None,
     strict_class: bool,
 ) -> Checkpoint:
     name_match = _match_name(path.name)

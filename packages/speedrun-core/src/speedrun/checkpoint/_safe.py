@@ -55,10 +55,25 @@ _RENAMED_MODULES = {
 
 # Reconstructors and containers of plain data, admitted under these exact names.
 _KNOWN: dict[str, frozenset[str]] = {
-    "builtins": frozenset({
-        "set", "frozenset", "list", "dict", "tuple", "complex", "slice", "range", "bytearray",
-        "bytes", "str", "int", "float", "bool", "object",
-    }),
+    "builtins": frozenset(
+        {
+            "set",
+            "frozenset",
+            "list",
+            "dict",
+            "tuple",
+            "complex",
+            "slice",
+            "range",
+            "bytearray",
+            "bytes",
+            "str",
+            "int",
+            "float",
+            "bool",
+            "object",
+        }
+    ),
     "collections": frozenset({"OrderedDict", "defaultdict", "deque", "Counter"}),
     "copyreg": frozenset({"_reconstructor"}),
     "_codecs": frozenset({"encode"}),
@@ -67,14 +82,16 @@ _KNOWN: dict[str, frozenset[str]] = {
     "numpy._core.multiarray": frozenset({"_reconstruct", "scalar"}),
     "numpy.core.numeric": frozenset({"_frombuffer"}),
     "numpy._core.numeric": frozenset({"_frombuffer"}),
-    "numpy.random._pickle": frozenset({"__randomstate_ctor", "__generator_ctor",
-                                       "__bit_generator_ctor"}),
+    "numpy.random._pickle": frozenset(
+        {"__randomstate_ctor", "__generator_ctor", "__bit_generator_ctor"}
+    ),
     "datetime": frozenset({"datetime", "date", "time", "timedelta", "timezone"}),
     "decimal": frozenset({"Decimal"}),
     "fractions": frozenset({"Fraction"}),
     "uuid": frozenset({"UUID"}),
-    "pathlib": frozenset({"Path", "PosixPath", "WindowsPath", "PurePath", "PurePosixPath",
-                          "PureWindowsPath"}),
+    "pathlib": frozenset(
+        {"Path", "PosixPath", "WindowsPath", "PurePath", "PurePosixPath", "PureWindowsPath"}
+    ),
     "speedrun.config._namespace": frozenset({"Namespace"}),
     # dill's rebuilders of plain data: an array from an admitted reconstructor, a numpy dtype
     # class (``_load_type`` is admitted too, but only for the types above: see safe_unpickler)
@@ -83,16 +100,80 @@ _KNOWN: dict[str, frozenset[str]] = {
 
 # Modules whose classes reach the operating system, the interpreter or the import machinery.
 _DENIED = (
-    "builtins", "os", "posix", "nt", "sys", "subprocess", "shutil", "importlib", "pickle",
-    "_pickle", "copyreg", "dill", "cloudpickle", "marshal", "ctypes", "_ctypes", "socket",
-    "runpy", "code", "codeop", "pty", "multiprocessing", "threading", "_thread", "signal", "io",
-    "_io", "tempfile", "types", "functools", "operator", "webbrowser", "pdb", "bdb", "inspect",
-    "ast", "gc", "weakref", "asyncio", "concurrent", "pydoc", "platform", "ssl", "http",
-    "urllib", "smtplib", "ftplib", "sqlite3", "zipimport", "zipfile", "tarfile", "glob",
-    "logging", "atexit", "site", "sysconfig", "venv", "ensurepip", "timeit", "trace",
-    "torch.hub", "torch.jit", "torch.package", "torch._dynamo", "torch._inductor",
-    "torch.utils.cpp_extension", "torch.utils.data", "torch.multiprocessing", "torch._ops",
-    "torch.ops", "numpy.ctypeslib", "numpy.testing", "numpy.distutils", "numpy.f2py",
+    "builtins",
+    "os",
+    "posix",
+    "nt",
+    "sys",
+    "subprocess",
+    "shutil",
+    "importlib",
+    "pickle",
+    "_pickle",
+    "copyreg",
+    "dill",
+    "cloudpickle",
+    "marshal",
+    "ctypes",
+    "_ctypes",
+    "socket",
+    "runpy",
+    "code",
+    "codeop",
+    "pty",
+    "multiprocessing",
+    "threading",
+    "_thread",
+    "signal",
+    "io",
+    "_io",
+    "tempfile",
+    "types",
+    "functools",
+    "operator",
+    "webbrowser",
+    "pdb",
+    "bdb",
+    "inspect",
+    "ast",
+    "gc",
+    "weakref",
+    "asyncio",
+    "concurrent",
+    "pydoc",
+    "platform",
+    "ssl",
+    "http",
+    "urllib",
+    "smtplib",
+    "ftplib",
+    "sqlite3",
+    "zipimport",
+    "zipfile",
+    "tarfile",
+    "glob",
+    "logging",
+    "atexit",
+    "site",
+    "sysconfig",
+    "venv",
+    "ensurepip",
+    "timeit",
+    "trace",
+    "torch.hub",
+    "torch.jit",
+    "torch.package",
+    "torch._dynamo",
+    "torch._inductor",
+    "torch.utils.cpp_extension",
+    "torch.utils.data",
+    "torch.multiprocessing",
+    "torch._ops",
+    "torch.ops",
+    "numpy.ctypeslib",
+    "numpy.testing",
+    "numpy.distutils",
+    "numpy.f2py",
 )
 
 
@@ -123,8 +204,11 @@ def _denied(module: str) -> bool:
 def _lookup(module_object: Any, name: str) -> Any:
     target = module_object
     for part in name.split("."):
-        if not part or part.startswith("__") and part not in {
-                "__randomstate_ctor", "__generator_ctor", "__bit_generator_ctor"}:
+        if (
+            not part
+            or part.startswith("__")
+            and part not in {"__randomstate_ctor", "__generator_ctor", "__bit_generator_ctor"}
+        ):
             raise AttributeError(name)
         target = getattr(target, part)
     return target
@@ -142,8 +226,7 @@ def resolve_global(module: str, name: str, recorded: set[str] | None = None) -> 
     """
     original = f"{module}.{name}"
     module = renamed(module)
-    vetted = _torch_allowed().get(f"{module}.{name}") or _marked_safe_in_torch(
-        f"{module}.{name}")
+    vetted = _torch_allowed().get(f"{module}.{name}") or _marked_safe_in_torch(f"{module}.{name}")
     if vetted is not None:
         return vetted
     known = _KNOWN.get(module)
@@ -153,15 +236,18 @@ def resolve_global(module: str, name: str, recorded: set[str] | None = None) -> 
             return _lookup(sys.modules[module], name)
         except (ImportError, AttributeError):
             raise UnsafeCheckpointError(
-                f"{original}: it cannot be found in this installation") from None
+                f"{original}: it cannot be found in this installation"
+            ) from None
     if _denied(module):
         raise UnsafeCheckpointError(
             f"{original}: module {module} reaches the operating system or the interpreter, and "
-            "nothing from it is loaded from a checkpoint")
+            "nothing from it is loaded from a checkpoint"
+        )
     if recorded is not None and original not in recorded and f"{module}.{name}" not in recorded:
         raise UnsafeCheckpointError(
             f"{original}: this run's own save of the file did not use it (the file was "
-            "replaced after it was saved)")
+            "replaced after it was saved)"
+        )
     loaded = sys.modules.get(module)
     if loaded is None:
         top = module.partition(".")[0]
@@ -175,11 +261,13 @@ def resolve_global(module: str, name: str, recorded: set[str] | None = None) -> 
             if missing:
                 raise MissingCodeError(
                     f"No module named {top!r} (needed for {original}); install the missing "
-                    "package or restore the renamed module or class")
+                    "package or restore the renamed module or class"
+                )
         raise UnsafeCheckpointError(
             f"{original}: module {module} is not imported, and safe loading never imports a "
             "module a file names (import it before loading, e.g. by creating your objects "
-            "first)")
+            "first)"
+        )
     try:
         value = _lookup(loaded, name)
     except AttributeError:
@@ -187,17 +275,24 @@ def resolve_global(module: str, name: str, recorded: set[str] | None = None) -> 
     if not isinstance(value, type):
         raise UnsafeCheckpointError(
             f"{original}: it is a {type(value).__name__}, not a class, and safe loading calls "
-            "no functions (a checkpoint that needs one can run any code)")
+            "no functions (a checkpoint that needs one can run any code)"
+        )
     if issubclass(value, type):
         raise UnsafeCheckpointError(f"{original}: it is a metaclass")
     for base in value.__mro__[1:]:
-        if base is object or base.__module__ == "builtins" and base.__name__ in _KNOWN[
-                "builtins"] or base.__module__ == "builtins" and issubclass(base, BaseException):
+        if (
+            base is object
+            or base.__module__ == "builtins"
+            and base.__name__ in _KNOWN["builtins"]
+            or base.__module__ == "builtins"
+            and issubclass(base, BaseException)
+        ):
             continue
         if _denied(base.__module__):
             raise UnsafeCheckpointError(
                 f"{original}: it derives from {base.__module__}.{base.__qualname__}, which "
-                "reaches the operating system or the interpreter")
+                "reaches the operating system or the interpreter"
+            )
     return value
 
 
@@ -219,8 +314,13 @@ def _torch_allowed() -> dict[str, Any]:
 
             _TORCH_ALLOWED = {
                 f"torch._utils.{name}": getattr(torch._utils, name)
-                for name in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter",
-                             "_rebuild_parameter_with_state", "_rebuild_device_tensor_from_numpy")
+                for name in (
+                    "_rebuild_tensor",
+                    "_rebuild_tensor_v2",
+                    "_rebuild_parameter",
+                    "_rebuild_parameter_with_state",
+                    "_rebuild_device_tensor_from_numpy",
+                )
                 if hasattr(torch._utils, name)
             }
     return _TORCH_ALLOWED
@@ -305,8 +405,13 @@ def _safe_load_type(path: Path | str) -> Any:
     def load_type(name: str) -> Any:
         if name in plain:
             return plain[name]
-        raise refusal(path, [f"dill._dill._load_type({name!r}): only plain data types are "
-                             "rebuilt from a checkpoint"])
+        raise refusal(
+            path,
+            [
+                f"dill._dill._load_type({name!r}): only plain data types are "
+                "rebuilt from a checkpoint"
+            ],
+        )
 
     return load_type
 
@@ -320,8 +425,11 @@ def _safe_load_from_bytes(path: Path | str, recorded: set[str] | None) -> Any:
 
         import torch
 
-        return torch.load(io.BytesIO(data), weights_only=False,
-                          pickle_module=pickle_module(path, trust=False, recorded=recorded))
+        return torch.load(
+            io.BytesIO(data),
+            weights_only=False,
+            pickle_module=pickle_module(path, trust=False, recorded=recorded),
+        )
 
     return load_from_bytes
 
@@ -344,10 +452,14 @@ def pickle_module(path: Path | str, *, trust: bool, recorded: set[str] | None) -
     import types
 
     module = types.ModuleType("speedrun_pickle")
-    module.__dict__.update({key: getattr(pickle, key) for key in dir(pickle)
-                            if not key.startswith("__")})
-    unpickler = (renaming_unpickler(pickle.Unpickler) if trust
-                 else safe_unpickler(pickle.Unpickler, path, recorded))
+    module.__dict__.update(
+        {key: getattr(pickle, key) for key in dir(pickle) if not key.startswith("__")}
+    )
+    unpickler = (
+        renaming_unpickler(pickle.Unpickler)
+        if trust
+        else safe_unpickler(pickle.Unpickler, path, recorded)
+    )
     module.Unpickler = unpickler  # type: ignore[attr-defined]
 
     def load(file: Any, **kwargs: Any) -> Any:

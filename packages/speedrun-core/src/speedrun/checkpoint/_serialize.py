@@ -127,8 +127,9 @@ def find_unpicklable(state: dict[str, Any], serializer: str) -> list[tuple[str, 
 # read
 
 
-def read_payload(path: Path, map_location: Any, *, trust: bool = False,
-                 recorded: set[str] | None = None) -> tuple[Any, str]:
+def read_payload(
+    path: Path, map_location: Any, *, trust: bool = False, recorded: set[str] | None = None
+) -> tuple[Any, str]:
     """Deserialize the regular file ``path`` with its writer's reader: ``(payload, serializer)``.
 
     Safe by default (see :mod:`speedrun.checkpoint._safe`): only globals the policy admits are
@@ -172,9 +173,21 @@ def _unreadable(path: Path, exc: OSError) -> CheckpointError:
     import errno
 
     code = errno.errorcode.get(exc.errno or 0, "error")
-    stopping = {errno.EACCES, errno.EPERM, errno.EIO, errno.ESTALE, errno.ETIMEDOUT,
-                errno.EAGAIN, errno.EBUSY, errno.ENOMEM, errno.ENXIO, errno.EHOSTDOWN,
-                errno.ECONNRESET, errno.ENOLINK, errno.EREMOTEIO}
+    stopping = {
+        errno.EACCES,
+        errno.EPERM,
+        errno.EIO,
+        errno.ESTALE,
+        errno.ETIMEDOUT,
+        errno.EAGAIN,
+        errno.EBUSY,
+        errno.ENOMEM,
+        errno.ENXIO,
+        errno.EHOSTDOWN,
+        errno.ECONNRESET,
+        errno.ENOLINK,
+        errno.EREMOTEIO,
+    }
     if exc.errno not in stopping:
         return _CorruptCheckpointError(f"cannot read {path}: {exc.strerror or exc} ({code})")
     return CheckpointError(
@@ -199,12 +212,17 @@ def _load_torch(path: Path, map_location: Any, trust: bool, recorded: set[str] |
     # weights_only=False only hands unpickling to our pickle module, whose Unpickler admits
     # the globals of the policy alone (full unpickling only with ``trust``).
     with _unpickling_errors(path):
-        return torch.load(os.fspath(path), map_location=map_location, weights_only=False,
-                          pickle_module=pickle_module(path, trust=trust, recorded=recorded))
+        return torch.load(
+            os.fspath(path),
+            map_location=map_location,
+            weights_only=False,
+            pickle_module=pickle_module(path, trust=trust, recorded=recorded),
+        )
 
 
-def _load_pickle_stream(path: Path, map_location: Any, trust: bool,
-                        recorded: set[str] | None) -> tuple[Any, str]:
+def _load_pickle_stream(
+    path: Path, map_location: Any, trust: bool, recorded: set[str] | None
+) -> tuple[Any, str]:
     import pickle
 
     from ._safe import renaming_unpickler, safe_unpickler

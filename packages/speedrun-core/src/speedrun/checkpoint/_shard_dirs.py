@@ -88,8 +88,10 @@ def not_committed_reason(path: str | os.PathLike[str]) -> str | None:
     if not os.path.isdir(path):
         return f"{os.fspath(path)} is not a directory"
     if read_commit_marker(path) is None:
-        return (f"{os.fspath(path)} has no valid speedrun commit marker ({COMMIT_MARKER}): it "
-                "was not written by a completed speedrun save")
+        return (
+            f"{os.fspath(path)} has no valid speedrun commit marker ({COMMIT_MARKER}): it "
+            "was not written by a completed speedrun save"
+        )
     for name in (DCP_METADATA, ENVELOPE_NAME):
         if not os.path.isfile(os.path.join(path, name)):
             return f"{os.fspath(path)} lacks {name}: it is incomplete"
@@ -115,8 +117,7 @@ def remove_directory(path: str | os.PathLike[str]) -> bool:
     match = match_directory_name(os.path.basename(path))
     if match is None or not is_committed(path):
         return False
-    trash = os.path.join(os.path.dirname(path),
-                         f".{os.path.basename(path)}.deleting.{os.getpid()}")
+    trash = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.deleting.{os.getpid()}")
     try:
         os.rename(path, trash)
     except FileNotFoundError:

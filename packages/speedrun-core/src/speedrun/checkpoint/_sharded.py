@@ -155,8 +155,11 @@ def _plan(state: Mapping[str, Any], force: bool) -> tuple[dict[str, str], dict[s
         if not isinstance(value, torch.optim.Optimizer):
             continue
         params = {id(p) for group in value.param_groups for p in group["params"]}
-        found = sorted(module_name for module_name, module in modules.items()
-                       if params & {id(p) for p in module.parameters()})
+        found = sorted(
+            module_name
+            for module_name, module in modules.items()
+            if params & {id(p) for p in module.parameters()}
+        )
         covered = set().union(*({id(p) for p in modules[m].parameters()} for m in found))
         if found and params <= covered:
             kinds[name], owners[name] = "optimizer", found
@@ -179,8 +182,9 @@ def _owner(state: Mapping[str, Any], names: list[str]) -> Any:
     return torch.nn.ModuleDict({name: state[name] for name in names})
 
 
-def _state_dicts(state: Mapping[str, Any], kinds: dict[str, str],
-                 owners: dict[str, list[str]]) -> dict[str, Any]:
+def _state_dicts(
+    state: Mapping[str, Any], kinds: dict[str, str], owners: dict[str, list[str]]
+) -> dict[str, Any]:
     from torch.distributed.checkpoint.state_dict import (
         get_model_state_dict,
         get_optimizer_state_dict,
@@ -208,8 +212,9 @@ class PendingSave:
         self.step = step
         self.target = target
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._finish, args=(upload, commit),
-                                        name=f"speedrun-commit-{step}")
+        self._thread = threading.Thread(
+            target=self._finish, args=(upload, commit), name=f"speedrun-commit-{step}"
+        )
         self._thread.start()
 
     def _finish(self, upload: Future[Any], commit: Any) -> None:
@@ -297,8 +302,14 @@ def save_shards(
         if rank == 0:
             _write_envelope(temp, step, state, kinds, owners, world, experiment_class)
         else:
-            payload = {"format": _RANK_STATE_FORMAT, "version": 1, "rank": rank, "step": step,
-                       "world_size": world, "state": state.get(random_state_key)}
+            payload = {
+                "format": _RANK_STATE_FORMAT,
+                "version": 1,
+                "rank": rank,
+                "step": step,
+                "world_size": world,
+                "state": state.get(random_state_key),
+            }
             with _durable(temp / rank_state_name(rank)) as handle:
                 pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
     except (KeyboardInterrupt, SystemExit):
@@ -328,15 +339,33 @@ def save_shards(
     return target
 
 
-def _write_envelope(temp: Path, step: int, state: Mapping[str, Any], kinds: dict[str, str],
-                    owners: dict[str, list[str]], world: int, experiment_class: str) -> None:
+def _write_envelope(
+    temp: Path,
+    step: int,
+    state: Mapping[str, Any],
+    kinds: dict[str, str],
+    owners: dict[str, list[str]],
+    world: int,
+    experiment_class: str,
+) -> None:
     """Rank 0: everything but the shards, with a descriptor of the sharded attributes."""
     rest = {name: value for name, value in state.items() if name not in kinds}
-    rest[SHARDED_KEY] = {"format": _DESCRIPTOR_FORMAT, "version": 1, "attributes": kinds,
-                         "owners": owners, "world_size": world}
-    envelope = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
-                "experiment_class": experiment_class, "step": step, "serializer": "torch",
-                "saved_at": time.time(), "state": rest}
+    rest[SHARDED_KEY] = {
+        "format": _DESCRIPTOR_FORMAT,
+        "version": 1,
+        "attributes": kinds,
+        "owners": owners,
+        "world_size": world,
+    }
+    envelope = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "experiment_class": experiment_class,
+        "step": step,
+        "serializer": "torch",
+        "saved_at": time.time(),
+        "state": rest,
+    }
     try:
         with _durable(temp / ENVELOPE_NAME) as handle:
             dump(envelope, handle, "torch")
@@ -361,8 +390,11 @@ def _agree(dist: Any, group: Any, failure: str | None, step: int) -> None:
         import torch
 
         backend = str(dist.get_backend(group))
-        device = "cpu" if "gloo" in backend or not torch.cuda.is_available() else (
-            f"cuda:{torch.cuda.current_device()}")
+        device = (
+            "cpu"
+            if "gloo" in backend or not torch.cuda.is_available()
+            else (f"cuda:{torch.cuda.current_device()}")
+        )
         flags = torch.zeros(dist.get_world_size(), dtype=torch.int32, device=device)
         flags[dist.get_rank()] = failure is not None
         dist.all_reduce(flags, group=group)
@@ -397,13 +429,19 @@ def _async_group(dist: Any) -> Any:
     return group
 
 
-def _commit(folder: Path, temp: Path, target: Path, step: int, world: int,
-            keep: int | None) -> None:
+def _commit(
+    folder: Path, temp: Path, target: Path, step: int, world: int, keep: int | None
+) -> None:
     """Main process, once every rank's shards and DCP's metadata are on disk."""
     import json
 
-    marker = {"format": COMMIT_FORMAT, "version": 1, "step": step, "world_size": world,
-              "committed_at": time.time()}
+    marker = {
+        "format": COMMIT_FORMAT,
+        "version": 1,
+        "step": step,
+        "world_size": world,
+        "committed_at": time.time(),
+    }
     with _durable(temp / COMMIT_MARKER) as handle:
         handle.write((json.dumps(marker) + "\n").encode())
     fsync_directory(temp)  # every entry of the directory is on disk before its name changes
@@ -453,7 +491,8 @@ def load_shards(path: str | os.PathLike[str], descriptor: Any, objects: Mapping[
     if not isinstance(descriptor, dict) or descriptor.get("format") != _DESCRIPTOR_FORMAT:
         raise CheckpointError(
             f"{path} has a malformed sharded-state descriptor; expected a dict with "
-            f"format={_DESCRIPTOR_FORMAT!r}, got {type(descriptor).__name__}.")
+            f"format={_DESCRIPTOR_FORMAT!r}, got {type(descriptor).__name__}."
+        )
     kinds: dict[str, str] = descriptor["attributes"]
     owners: dict[str, list[str]] = descriptor.get("owners", {})
     expected = {"module": torch.nn.Module, "optimizer": torch.optim.Optimizer}
@@ -484,20 +523,25 @@ def load_shards(path: str | os.PathLike[str], descriptor: Any, objects: Mapping[
             set_optimizer_state_dict(_owner(objects, owners[name]), objects[name], shards[name])
 
 
-def load_rank_random_state(path: str | os.PathLike[str], step: int,
-                           rank: int) -> dict[str, Any] | None:
+def load_rank_random_state(
+    path: str | os.PathLike[str], step: int, rank: int
+) -> dict[str, Any] | None:
     """The random state rank ``rank`` saved in the checkpoint directory ``path``; None (and a
     warning) when it has none, e.g. after a resume with more processes than the save had."""
     file = os.path.join(path, rank_state_name(rank))
     try:
         with open(file, "rb") as handle:
-            payload = pickle.load(handle)  # noqa: S301 - written by this experiment's ranks
-        if (not isinstance(payload, dict) or payload.get("format") != _RANK_STATE_FORMAT
-                or payload.get("step") != step or not isinstance(payload.get("state"), dict)):
+            payload = pickle.load(handle)
+        if (
+            not isinstance(payload, dict)
+            or payload.get("format") != _RANK_STATE_FORMAT
+            or payload.get("step") != step
+            or not isinstance(payload.get("state"), dict)
+        ):
             raise ValueError("not a speedrun rank random-state file for this step")
     except FileNotFoundError:
         reason = "the checkpoint was saved by fewer processes"
-    except Exception as error:  # noqa: BLE001 - a truncated or foreign file: warn, go on
+    except Exception as error:
         reason = f"{file} cannot be read ({type(error).__name__}: {error})"
     else:
         return payload["state"]  # type: ignore[no-any-return]

@@ -239,14 +239,16 @@ def _check_commands(commands: Sequence[str]) -> list[str]:
     for name in names:
         if not _COMMAND_NAME.match(name):
             raise ArgumentError(
-                f"--python expects a command name such as python3 or torchrun, got {name!r}")
+                f"--python expects a command name such as python3 or torchrun, got {name!r}"
+            )
     return names
 
 
 def bash_script(commands: Sequence[str] = ("python", "python3")) -> str:
     """The bash completion script (``speedrun completion bash``)."""
-    return (_BASH.replace("@COMMANDS@", " ".join(_check_commands(commands)))
-            .replace("@SUBCOMMANDS@", " ".join(_SUBCOMMANDS)))
+    return _BASH.replace("@COMMANDS@", " ".join(_check_commands(commands))).replace(
+        "@SUBCOMMANDS@", " ".join(_SUBCOMMANDS)
+    )
 
 
 def zsh_script(commands: Sequence[str] = ("python", "python3")) -> str:
@@ -278,7 +280,7 @@ def _experiment_arguments(words: list[str]) -> list[str]:
     rest = words[1:]
     for index, word in enumerate(rest):
         if word == "-m" and index + 1 < len(rest):
-            return rest[index + 1:]
+            return rest[index + 1 :]
         if word.endswith(".py") and not word.startswith("-"):
             return rest[index:]
     for index, word in enumerate(rest):
@@ -336,7 +338,7 @@ def _with_declared_keys(config: dict[Any, Any] | None) -> dict[Any, Any]:
     merged: dict[Any, Any] = {}
     try:
         rows, _ = installed_config_keys()
-    except Exception:  # noqa: BLE001 - completion never fails: the config's keys still complete
+    except Exception:
         rows = []
     for row in rows:
         *parents, last = str(row["path"]).split("/")
@@ -371,7 +373,7 @@ def config_key_candidates(current: str, line: str) -> list[str]:
     if not config:  # not an experiment's command line: leave it to the shell's other completion
         return []
     config = _with_declared_keys(config)
-    *parents, last = current[len(_PREFIX):].split(".")
+    *parents, last = current[len(_PREFIX) :].split(".")
     node: Any = config
     for part in parents:
         if isinstance(node, dict) and part in node:
@@ -398,7 +400,7 @@ def complete(arguments: Sequence[str]) -> int:
         line = arguments[2] if len(arguments) > 2 else ""
         try:
             candidates = config_key_candidates(arguments[1], line)
-        except Exception:  # noqa: BLE001 - completion must never print a traceback
+        except Exception:
             candidates = []
         if candidates:
             print("\n".join(candidates))

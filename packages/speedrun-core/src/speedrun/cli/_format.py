@@ -68,8 +68,9 @@ def format_value(value: Any) -> str:
     if isinstance(value, str):
         return value if _plain_string(value) else json.dumps(value, ensure_ascii=False)
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{format_value(k)}: {format_value(v)}"
-                               for k, v in value.items()) + "}"
+        return (
+            "{" + ", ".join(f"{format_value(k)}: {format_value(v)}" for k, v in value.items()) + "}"
+        )
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(format_value(item) for item in value) + "]"
     return str(value)
@@ -118,10 +119,16 @@ def shorten(text: str, limit: int) -> str:
 
 
 def table(header: Sequence[str], rows: list[list[str]]) -> str:
-    widths = [max(display_width(str(cell)) for cell in column)
-              for column in zip(header, *rows, strict=True)]
+    widths = [
+        max(display_width(str(cell)) for cell in column)
+        for column in zip(header, *rows, strict=True)
+    ]
     lines = []
     for row in [list(header), *rows]:
-        lines.append("  ".join(str(cell) + " " * (width - display_width(str(cell)))
-                               for cell, width in zip(row, widths, strict=True)).rstrip())
+        lines.append(
+            "  ".join(
+                str(cell) + " " * (width - display_width(str(cell)))
+                for cell, width in zip(row, widths, strict=True)
+            ).rstrip()
+        )
     return "\n".join(lines)

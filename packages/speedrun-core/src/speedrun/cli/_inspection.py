@@ -43,8 +43,9 @@ PATCH_LIMIT = 64 * 2**20
 _LATEST_TIME = 32503680000.0  # year 3000: later "times" in a run record are not times
 
 # C0 controls but tab and newline, DEL, and C1 controls (ESC [ and CSI start terminal commands).
-_CONTROL = {code: None for code in (*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F,
-                                    *range(0x80, 0xA0))}
+_CONTROL = {
+    code: None for code in (*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0))
+}
 
 
 def clean_text(text: str) -> str:
@@ -63,8 +64,14 @@ def _odd_time(value: Any) -> bool:
 
 def _odd_record(record: dict[str, Any]) -> str | None:
     """What in a run record has a type or value speedrun never writes, or None."""
-    expected = {"command": dict, "inherit": dict, "git": dict, "history": list, "macros": list,
-                "speedrun": dict}
+    expected = {
+        "command": dict,
+        "inherit": dict,
+        "git": dict,
+        "history": list,
+        "macros": list,
+        "speedrun": dict,
+    }
     for key, kind in expected.items():
         if record.get(key) is not None and not isinstance(record[key], kind):
             return f"{key!r} is {type(record[key]).__name__}, expected {kind.__name__}"
@@ -109,7 +116,8 @@ def read_run_record(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
     except RecursionError:
         raise ExperimentDirectoryError(
             f"{os.path.join(os.fspath(directory), 'Configurations', 'run.json')} is nested too "
-            "deeply to be a speedrun run record; restore it or delete it") from None
+            "deeply to be a speedrun run record; restore it or delete it"
+        ) from None
     if record is None:
         return None
     odd = _odd_record(record)
@@ -117,9 +125,14 @@ def read_run_record(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
         raise ExperimentDirectoryError(
             f"{os.path.join(os.fspath(directory), 'Configurations', 'run.json')} holds odd "
             f"values ({odd}); restore it or delete it (the run's configuration and checkpoints "
-            "do not depend on it)")
+            "do not depend on it)"
+        )
     return record
-_IGNORED_FLAGS = frozenset({"purge", "resume", "trust-checkpoint"})  # how a directory was handled, not what ran
+
+
+_IGNORED_FLAGS = frozenset(
+    {"purge", "resume", "trust-checkpoint"}
+)  # how a directory was handled, not what ran
 
 
 # ------------------------------------------------------------------------------------------------
@@ -131,7 +144,7 @@ class Tagged(tuple):  # type: ignore[type-arg]
 
     __slots__ = ()
 
-    def __new__(cls, tag: str, data: Any) -> Tagged:  # noqa: PYI034
+    def __new__(cls, tag: str, data: Any) -> Tagged:
         return super().__new__(cls, (tag, data))
 
     @property
@@ -161,6 +174,7 @@ def _loader() -> type:
             pass
 
         for tag in ("!NumpyArray", "!TorchTensor"):
+
             def construct(loader: Any, node: Any, tag: str = tag) -> Tagged:
                 return Tagged(tag, _construct_array_data(loader, node, tag))
 
@@ -192,13 +206,17 @@ def load_config(path: str | os.PathLike[str]) -> dict[Any, Any]:
     except IsADirectoryError:
         raise ConfigError(f"expected a YAML file at {name}, found a folder") from None
     except OSError as error:
-        raise ConfigError(f"cannot read configuration file {name}: "
-                          f"{error.strerror or error}; check its permissions") from None
+        raise ConfigError(
+            f"cannot read configuration file {name}: "
+            f"{error.strerror or error}; check its permissions"
+        ) from None
     data = _load(text, name, _loader())
     if not isinstance(data, dict):
-        raise ConfigError(f"expected a mapping at the top of {name}, got "
-                          f"{type(data).__name__}; write the configuration as 'key: value' "
-                          "lines starting in the first column")
+        raise ConfigError(
+            f"expected a mapping at the top of {name}, got "
+            f"{type(data).__name__}; write the configuration as 'key: value' "
+            "lines starting in the first column"
+        )
     return data
 
 
@@ -237,16 +255,19 @@ def _require_experiment(path: str) -> str:
     if not os.path.isdir(path):
         raise ExperimentDirectoryError(
             f"{path} is a file, not an experiment directory; pass the run's folder "
-            "(or a .yml configuration file where the command accepts one)")
+            "(or a .yml configuration file where the command accepts one)"
+        )
     if not _is_experiment(path):
         raise ExperimentDirectoryError(
             f"{path} is not a speedrun experiment directory: expected a folder with a "
-            f".speedrun marker or {CONFIG_FILE}; pass a run's folder, e.g. experiments/RUN-0")
+            f".speedrun marker or {CONFIG_FILE}; pass a run's folder, e.g. experiments/RUN-0"
+        )
     return path
 
 
-def find_experiments(roots: Sequence[str],
-                     depth: int = 3) -> tuple[list[str], list[str], list[str]]:
+def find_experiments(
+    roots: Sequence[str], depth: int = 3
+) -> tuple[list[str], list[str], list[str]]:
     """Experiment directories at or below ``roots`` (``depth`` folder levels deep).
 
     Returns ``(directories, problems, notes)``: problems are roots that are missing or
@@ -284,8 +305,10 @@ def find_experiments(roots: Sequence[str],
                 continue
             for entry in entries:
                 if ".purging-" in entry.name and entry.name.startswith("."):
-                    notes.append(f"{os.path.join(folder, entry.name)} is left over from an "
-                                 "interrupted purge; check it and delete it yourself")
+                    notes.append(
+                        f"{os.path.join(folder, entry.name)} is left over from an "
+                        "interrupted purge; check it and delete it yourself"
+                    )
                     continue
                 if entry.name.startswith("."):
                     continue
@@ -328,8 +351,12 @@ def git_of(record: dict[str, Any] | None, config: dict[str, Any] | None) -> dict
     if isinstance(git, dict):
         return git
     config = config or {}
-    return {"revision": config.get("git_rev"), "branch": None, "dirty": config.get("git_dirty"),
-            "patch": None}
+    return {
+        "revision": config.get("git_rev"),
+        "branch": None,
+        "dirty": config.get("git_dirty"),
+        "patch": None,
+    }
 
 
 def summarize(directory: str) -> dict[str, Any]:
@@ -398,8 +425,9 @@ def summarize(directory: str) -> dict[str, Any]:
 
 def _same(a: Any, b: Any) -> bool:
     """Equal and of the same kind (``1`` and ``1.0``, ``1`` and ``true`` differ)."""
-    if type(a) is not type(b) and not (isinstance(a, (list, tuple))
-                                       and isinstance(b, (list, tuple))):
+    if type(a) is not type(b) and not (
+        isinstance(a, (list, tuple)) and isinstance(b, (list, tuple))
+    ):
         return False
     return bool(a == b)
 
@@ -431,11 +459,11 @@ def diff_configs(a: Any, b: Any, path: str = "") -> list[dict[str, Any]]:
             for index in range(shorter):
                 changes.extend(diff_configs(a[index], b[index], at(index)))
             for index in range(shorter, len(a)):
-                changes.append({"change": "removed", "path": at(index), "old": a[index],
-                                "new": None})
+                changes.append(
+                    {"change": "removed", "path": at(index), "old": a[index], "new": None}
+                )
             for index in range(shorter, len(b)):
-                changes.append({"change": "added", "path": at(index), "old": None,
-                                "new": b[index]})
+                changes.append({"change": "added", "path": at(index), "old": None, "new": b[index]})
             return changes
     if not _same(a, b):
         changes.append({"change": "changed", "path": path or "(top level)", "old": a, "new": b})
@@ -458,7 +486,8 @@ class Run:
             if not os.path.isfile(self.config_file):
                 raise ExperimentDirectoryError(
                     f"{target} has no {CONFIG_FILE}: the run was never set up with "
-                    "auto_setup() (or its configuration was removed)")
+                    "auto_setup() (or its configuration was removed)"
+                )
         self.config = load_config(self.config_file)
 
     @property
@@ -533,8 +562,14 @@ def lineage(run: Run, limit: int = 100) -> list[dict[str, Any]]:
     record = run.record
     while path is not None and len(chain) < limit:
         real = os.path.realpath(path)
-        entry: dict[str, Any] = {"path": path, "kind": "directory" if os.path.isdir(path)
-                                 else "file" if os.path.isfile(path) else "missing"}
+        entry: dict[str, Any] = {
+            "path": path,
+            "kind": "directory"
+            if os.path.isdir(path)
+            else "file"
+            if os.path.isfile(path)
+            else "missing",
+        }
         if real in seen:
             entry["kind"] = "cycle"
             chain.append(entry)
@@ -552,7 +587,10 @@ def lineage(run: Run, limit: int = 100) -> list[dict[str, Any]]:
             entry["started_at"] = (record or {}).get("started_at")
         chain.append(entry)
         inherit = (record or {}).get("inherit")
-        path = inherit.get("path") if isinstance(inherit, dict) and entry["kind"] == \
-            "directory" else None
+        path = (
+            inherit.get("path")
+            if isinstance(inherit, dict) and entry["kind"] == "directory"
+            else None
+        )
         record = None
     return chain

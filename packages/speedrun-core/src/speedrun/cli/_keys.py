@@ -39,8 +39,14 @@ def _fingerprint() -> list[str]:
 
 
 def _row(key: Any, owner: str, source: str) -> dict[str, Any]:
-    return {"path": key.path, "default": repr(key.default), "kinds": key.kind_names,
-            "doc": key.doc, "owner": owner, "source": source}
+    return {
+        "path": key.path,
+        "default": repr(key.default),
+        "kinds": key.kind_names,
+        "doc": key.doc,
+        "owner": owner,
+        "source": source,
+    }
 
 
 def _collect() -> tuple[list[dict[str, Any]], list[str]]:
@@ -52,7 +58,7 @@ def _collect() -> tuple[list[dict[str, Any]], list[str]]:
         try:
             cls = entry_point.load()
             keys = declared_keys(cls)
-        except Exception as error:  # noqa: BLE001 - one broken mixin must not hide the others
+        except Exception as error:
             problems.append(f"{entry_point.name}: {type(error).__name__}: {error}")
             continue
         dist = getattr(entry_point, "dist", None)
@@ -71,9 +77,12 @@ def installed_config_keys(*, refresh: bool = False) -> tuple[list[dict[str, Any]
         try:
             with open(path, encoding="utf-8") as handle:
                 cached = json.load(handle)
-            if (isinstance(cached, dict) and cached.get("format") == _CACHE_FORMAT
-                    and cached.get("fingerprint") == fingerprint
-                    and isinstance(cached.get("keys"), list)):
+            if (
+                isinstance(cached, dict)
+                and cached.get("format") == _CACHE_FORMAT
+                and cached.get("fingerprint") == fingerprint
+                and isinstance(cached.get("keys"), list)
+            ):
                 return cached["keys"], []
         except (OSError, ValueError):
             pass
@@ -83,9 +92,11 @@ def installed_config_keys(*, refresh: bool = False) -> tuple[list[dict[str, Any]
 
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            atomic_write_text(path, json.dumps({"format": _CACHE_FORMAT,
-                                                "fingerprint": fingerprint, "keys": rows}),
-                              durable=False)
+            atomic_write_text(
+                path,
+                json.dumps({"format": _CACHE_FORMAT, "fingerprint": fingerprint, "keys": rows}),
+                durable=False,
+            )
         except OSError:  # a read-only home: no cache, still correct
             pass
     return rows, problems

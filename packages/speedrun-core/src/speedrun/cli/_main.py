@@ -49,8 +49,16 @@ __all__ = ["main"]
 
 _GIT_KEYS = ("git_rev", "git_dirty")  # in the config, but compared in the git section
 # What odd (hand-edited, planted, damaged) files can raise while they are read and formatted.
-_ODD_CONTENT = (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError,
-                RecursionError, UnicodeError)
+_ODD_CONTENT = (
+    ValueError,
+    TypeError,
+    AttributeError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    RecursionError,
+    UnicodeError,
+)
 
 
 class _CleanStream:
@@ -66,8 +74,9 @@ class _CleanStream:
             return int(self._stream.write(text))
         except UnicodeEncodeError:
             encoding = getattr(self._stream, "encoding", None) or "utf-8"
-            return int(self._stream.write(
-                text.encode(encoding, "backslashreplace").decode(encoding)))
+            return int(
+                self._stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
+            )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -97,28 +106,37 @@ def command_ls(args: Any) -> int:
         except Problem as problem:
             skipped.append(f"skipped {directory}: {problem}")
         except _ODD_CONTENT as error:  # a value no speedrun wrote: skip the run, go on
-            skipped.append(f"skipped {directory}: unexpected content in its files "
-                           f"({type(error).__name__}: {one_line(error)[:200]})")
-    rows.sort(key=lambda row: (row["started_at"] is not None, row["started_at"] or 0.0,
-                               row["directory"]), reverse=args.reverse)
+            skipped.append(
+                f"skipped {directory}: unexpected content in its files "
+                f"({type(error).__name__}: {one_line(error)[:200]})"
+            )
+    rows.sort(
+        key=lambda row: (row["started_at"] is not None, row["started_at"] or 0.0, row["directory"]),
+        reverse=args.reverse,
+    )
     if args.json:
         print_json(rows)
     elif rows:
         cells = []
         for row in rows:
             exception = str(row["exception"] or "").rpartition(".")[2]  # no module path
-            status = shorten(row["status"] + (f" ({exception})" if exception else ""),
-                             _STATUS_WIDTH)
+            status = shorten(
+                row["status"] + (f" ({exception})" if exception else ""), _STATUS_WIDTH
+            )
             duration = format_duration(row["duration_seconds"])
             if row["duration_estimated"] and row["duration_seconds"] is not None:
                 duration = "~" + duration
-            cells.append([
-                display_path(row["directory"]), status,
-                "-" if row["step"] is None else str(row["step"]),
-                display_path(row["parent"]) if row["parent"] else "-",
-                _short_revision(row["git_revision"], row["git_dirty"]),
-                format_time(row["started_at"]), duration,
-            ])
+            cells.append(
+                [
+                    display_path(row["directory"]),
+                    status,
+                    "-" if row["step"] is None else str(row["step"]),
+                    display_path(row["parent"]) if row["parent"] else "-",
+                    _short_revision(row["git_revision"], row["git_dirty"]),
+                    format_time(row["started_at"]),
+                    duration,
+                ]
+            )
         print(table(["NAME", "STATUS", "STEP", "PARENT", "GIT", "STARTED", "DURATION"], cells))
     for line in problems + notes + skipped:
         print(f"speedrun ls: {line}", file=sys.stderr)
@@ -134,12 +152,18 @@ def _git_changes(a: Run, b: Run) -> list[dict[str, Any]]:
     changes = []
     for key in ("revision", "dirty"):
         if git_a.get(key) != git_b.get(key):
-            changes.append({"change": "changed", "path": key, "old": git_a.get(key),
-                            "new": git_b.get(key)})
+            changes.append(
+                {"change": "changed", "path": key, "old": git_a.get(key), "new": git_b.get(key)}
+            )
     if git_a.get("dirty") and git_b.get("dirty") and not changes and a.patch() != b.patch():
-        changes.append({"change": "changed", "path": "uncommitted changes",
-                        "old": f"{a.target}/Configurations/{PATCH_NAME}",
-                        "new": f"{b.target}/Configurations/{PATCH_NAME}"})
+        changes.append(
+            {
+                "change": "changed",
+                "path": "uncommitted changes",
+                "old": f"{a.target}/Configurations/{PATCH_NAME}",
+                "new": f"{b.target}/Configurations/{PATCH_NAME}",
+            }
+        )
     return changes
 
 
@@ -162,8 +186,10 @@ def _print_changes(title: str, changes: list[dict[str, Any]]) -> None:
             return f"{text[: _VALUE_WIDTH - 1]}… ({len(text)} characters; --json shows all)"
         return text
 
-    counts = {kind: sum(1 for c in changes if c["change"] == kind)
-              for kind in ("changed", "added", "removed")}
+    counts = {
+        kind: sum(1 for c in changes if c["change"] == kind)
+        for kind in ("changed", "added", "removed")
+    }
     summary = ", ".join(f"{count} {kind}" for kind, count in counts.items() if count)
     print(f"{title} ({summary}):")
     for change in changes:
@@ -192,9 +218,14 @@ def command_diff(args: Any) -> int:
         sections["command line"] = _command_changes(a, b)
     different = any(sections.values())
     if args.json:
-        print_json({"a": args.a, "b": args.b, "identical": not different,
-                     **{name.replace(" ", "_"): jsonable(changes)
-                        for name, changes in sections.items()}})
+        print_json(
+            {
+                "a": args.a,
+                "b": args.b,
+                "identical": not different,
+                **{name.replace(" ", "_"): jsonable(changes) for name, changes in sections.items()},
+            }
+        )
     elif different:
         print(f"--- {args.a}\n+++ {args.b}")
         for title, changes in sections.items():
@@ -213,16 +244,21 @@ def _provenance_lines(run: Run) -> list[tuple[str, str]]:
     import shlex
 
     command = record.get("command") or {}
-    argv = command.get("orig_argv") or [command.get("executable", "python"),
-                                        *command.get("argv", [])]
+    argv = command.get("orig_argv") or [
+        command.get("executable", "python"),
+        *command.get("argv", []),
+    ]
     git = git_of(record, None)
     git_text = str(git.get("revision") or "not a git checkout")
     if git.get("branch"):
         git_text += f" on {git['branch']}"
     if git.get("dirty"):
         patch = git.get("patch")
-        where = (display_path(os.path.join(run.directory or "", "Configurations", patch))
-                 if isinstance(patch, str) else str(patch))
+        where = (
+            display_path(os.path.join(run.directory or "", "Configurations", patch))
+            if isinstance(patch, str)
+            else str(patch)
+        )
         git_text += f", uncommitted changes: {where}"
     inherit = record.get("inherit")
     status = resolve_status(run.directory or ".", record)
@@ -230,57 +266,92 @@ def _provenance_lines(run: Run) -> list[tuple[str, str]]:
     started = record.get("started_at")
     status_text = status
     if record.get("exception"):
-        status_text += f" ({record['exception']}: {record.get('message') or ''})".replace(": )",
-                                                                                       ")")
+        status_text += f" ({record['exception']}: {record.get('message') or ''})".replace(
+            ": )", ")"
+        )
     elif status == "preempted" and record.get("message"):
         status_text += f" ({record['message']})"
     lines = [
         ("status", status_text),
-        ("command", f"cd {shlex.quote(command.get('cwd', '.'))} && "
-                    + " ".join(shlex.quote(str(part)) for part in argv)),
-        ("inherit", f"{inherit.get('argument')} ({inherit.get('config_file')})"
-         if isinstance(inherit, dict) else "-"),
+        (
+            "command",
+            f"cd {shlex.quote(command.get('cwd', '.'))} && "
+            + " ".join(shlex.quote(str(part)) for part in argv),
+        ),
+        (
+            "inherit",
+            f"{inherit.get('argument')} ({inherit.get('config_file')})"
+            if isinstance(inherit, dict)
+            else "-",
+        ),
         ("macros", ", ".join(record.get("macros") or []) or "-"),
         ("git", git_text),
         ("python", f"{record.get('python')} ({command.get('executable', '?')})"),
-        ("speedrun", ", ".join(f"{name} {version}" for name, version in
-                               (record.get("speedrun") or {}).items()) or "-"),
-        ("host", f"{record.get('host')}, pid {record.get('pid')}"
-                 + (f", user {record['user']}" if record.get("user") else "")
-                 + (f", SLURM job {record['slurm_job_id']}" if record.get("slurm_job_id")
-                    else "")),
+        (
+            "speedrun",
+            ", ".join(
+                f"{name} {version}" for name, version in (record.get("speedrun") or {}).items()
+            )
+            or "-",
+        ),
+        (
+            "host",
+            f"{record.get('host')}, pid {record.get('pid')}"
+            + (f", user {record['user']}" if record.get("user") else "")
+            + (f", SLURM job {record['slurm_job_id']}" if record.get("slurm_job_id") else ""),
+        ),
         ("class", str(record.get("experiment_class"))),
         ("started", f"{record.get('started')}"),
-        ("ended", f"{record.get('ended')} (this attempt ran "
-                  f"{format_duration(ended - started)})"
-         if isinstance(ended, (int, float)) and isinstance(started, (int, float)) else "-"),
+        (
+            "ended",
+            f"{record.get('ended')} (this attempt ran {format_duration(ended - started)})"
+            if isinstance(ended, (int, float)) and isinstance(started, (int, float))
+            else "-",
+        ),
         ("final step", _final_step(run, record, status)),
     ]
     if run.directory:
         summary = summarize(run.directory)
         if summary["duration_seconds"] is not None:
             total = ("~" if summary["duration_estimated"] else "") + format_duration(
-                summary["duration_seconds"])
+                summary["duration_seconds"]
+            )
             attempts = summary["attempts"]
-            lines.append(("run time", total + (f" over {attempts} attempts"
-                                                   if attempts > 1 else "")))
+            lines.append(
+                ("run time", total + (f" over {attempts} attempts" if attempts > 1 else ""))
+            )
     resume_overrides = record.get("resume_overrides")
     if resume_overrides:
-        lines.append(("on resume", ", ".join(
-            f"{path}={shorten(format_value(value), 40)}"
-            for path, value in resume_overrides.items())
-            + " (config only: restored objects keep saved values unless a post_load hook "
-              "re-applies them)"))
+        lines.append(
+            (
+                "on resume",
+                ", ".join(
+                    f"{path}={shorten(format_value(value), 40)}"
+                    for path, value in resume_overrides.items()
+                )
+                + " (config only: restored objects keep saved values unless a post_load hook "
+                "re-applies them)",
+            )
+        )
     evaluations = [entry for entry in record.get("evaluations") or [] if isinstance(entry, dict)]
     if evaluations:
-        lines.append(("evaluated", "; ".join(
-            f"{entry.get('method')}: {entry.get('status')} at step {entry.get('final_step')} "
-            f"({entry.get('started')})" for entry in evaluations[-5:])
-            + (f" (and {len(evaluations) - 5} earlier)" if len(evaluations) > 5 else "")))
+        lines.append(
+            (
+                "evaluated",
+                "; ".join(
+                    f"{entry.get('method')}: {entry.get('status')} at step {entry.get('final_step')} "
+                    f"({entry.get('started')})"
+                    for entry in evaluations[-5:]
+                )
+                + (f" (and {len(evaluations) - 5} earlier)" if len(evaluations) > 5 else ""),
+            )
+        )
     history = [entry for entry in record.get("history") or [] if isinstance(entry, dict)]
     if history:
-        parts = [f"{entry.get('attempt')}: {entry.get('status')} ({entry.get('started')})"
-                 for entry in history]
+        parts = [
+            f"{entry.get('attempt')}: {entry.get('status')} ({entry.get('started')})"
+            for entry in history
+        ]
         parts.append(f"{record.get('attempt')}: {status} ({record.get('started')})")
         lines.append(("attempts", "; ".join(parts)))
     return lines
@@ -294,8 +365,11 @@ def _final_step(run: Run, record: dict[str, Any], status: str) -> str:
         latest = latest_valid_checkpoint(run.directory)
         where = "latest valid checkpoint" if latest else "no checkpoint"
         if status == "killed":
-            return (f"{latest[0]} ({where}; the process died without recording its end)"
-                    if latest else f"- ({where}; the process died without recording its end)")
+            return (
+                f"{latest[0]} ({where}; the process died without recording its end)"
+                if latest
+                else f"- ({where}; the process died without recording its end)"
+            )
         return f"{latest[0]} so far ({where})" if latest else "- (running, no checkpoint yet)"
     return "-"
 
@@ -305,12 +379,17 @@ def command_show(args: Any) -> int:
     chain = lineage(run)
     latest = latest_valid_checkpoint(run.directory) if run.directory else None
     if args.json:
-        print_json({
-            "directory": run.directory, "config_file": run.config_file,
-            "config": jsonable(run.config), "lineage": chain,
-            "status": resolve_status(run.directory, run.record) if run.directory else None,
-            "latest_checkpoint_step": latest[0] if latest else None, "record": run.record,
-        })
+        print_json(
+            {
+                "directory": run.directory,
+                "config_file": run.config_file,
+                "config": jsonable(run.config),
+                "lineage": chain,
+                "status": resolve_status(run.directory, run.record) if run.directory else None,
+                "latest_checkpoint_step": latest[0] if latest else None,
+                "record": run.record,
+            }
+        )
         return EXIT_OK
     with open(run.config_file, encoding="utf-8", errors="replace") as handle:
         text = handle.read()
@@ -319,11 +398,15 @@ def command_show(args: Any) -> int:
     print("\nlineage:")
     for depth, entry in enumerate(chain):
         prefix = "  <- " if depth else "  "
-        details = [entry["kind"]] if entry["kind"] != "directory" else [
-            entry.get("status", "?"),
-            "git " + _short_revision(entry.get("git_revision"), entry.get("git_dirty")),
-            "started " + format_time(entry.get("started_at")),
-        ]
+        details = (
+            [entry["kind"]]
+            if entry["kind"] != "directory"
+            else [
+                entry.get("status", "?"),
+                "git " + _short_revision(entry.get("git_revision"), entry.get("git_dirty")),
+                "started " + format_time(entry.get("started_at")),
+            ]
+        )
         if entry.get("problem"):
             details.append(entry["problem"])
         print(f"{prefix}{display_path(entry['path'])}  ({', '.join(details)})")
@@ -351,18 +434,22 @@ def command_mixins(args: Any) -> int:
     mixins: list[dict[str, Any]] = []
     for entry_point in sorted(entry_points(group="speedrun.mixins"), key=lambda e: e.name):
         dist = getattr(entry_point, "dist", None)
-        mixins.append({
-            "name": entry_point.name,
-            "class": entry_point.value.rpartition(":")[2],
-            "entry_point": entry_point.value,
-            "distribution": dist.name if dist is not None else None,
-            "version": dist.version if dist is not None else None,
-        })
+        mixins.append(
+            {
+                "name": entry_point.name,
+                "class": entry_point.value.rpartition(":")[2],
+                "entry_point": entry_point.value,
+                "distribution": dist.name if dist is not None else None,
+                "version": dist.version if dist is not None else None,
+            }
+        )
     installed = {mixin["class"].rpartition(".")[2] for mixin in mixins}
     entry_point_names = {mixin["name"] for mixin in mixins}  # a distribution's other names
-    missing = [{"class": name, "install": f"pip install speedrun-{suffix}"}
-               for name, suffix in LEGACY_MIXINS.items()
-               if name not in installed and suffix not in entry_point_names]
+    missing = [
+        {"class": name, "install": f"pip install speedrun-{suffix}"}
+        for name, suffix in LEGACY_MIXINS.items()
+        if name not in installed and suffix not in entry_point_names
+    ]
     if args.keys:
         from ._keys import installed_config_keys
 
@@ -372,23 +459,39 @@ def command_mixins(args: Any) -> int:
         if args.json:
             print_json({"config_keys": keys})
         else:
-            print(table(["KEY", "DEFAULT", "TYPE", "READ BY", "MEANING"],
-                         [[k["path"], k["default"], k["kinds"], k["owner"], k["doc"]]
-                          for k in keys]))
+            print(
+                table(
+                    ["KEY", "DEFAULT", "TYPE", "READ BY", "MEANING"],
+                    [[k["path"], k["default"], k["kinds"], k["owner"], k["doc"]] for k in keys],
+                )
+            )
         return EXIT_ERROR if problems else EXIT_OK
     if args.json:
         print_json({"distributions": distributions, "mixins": mixins, "not_installed": missing})
         return EXIT_OK
     print("distributions:")
-    print("\n".join("  " + line for line in table(
-        ["NAME", "VERSION"], [[name, version] for name, version in distributions.items()]
-    ).splitlines()))
+    print(
+        "\n".join(
+            "  " + line
+            for line in table(
+                ["NAME", "VERSION"], [[name, version] for name, version in distributions.items()]
+            ).splitlines()
+        )
+    )
     print("\nmixins (entry points in group speedrun.mixins):")
     if mixins:
-        print("\n".join("  " + line for line in table(
-            ["NAME", "CLASS", "DISTRIBUTION"],
-            [[m["name"], m["entry_point"], f"{m['distribution']} {m['version']}"]
-             for m in mixins]).splitlines()))
+        print(
+            "\n".join(
+                "  " + line
+                for line in table(
+                    ["NAME", "CLASS", "DISTRIBUTION"],
+                    [
+                        [m["name"], m["entry_point"], f"{m['distribution']} {m['version']}"]
+                        for m in mixins
+                    ],
+                ).splitlines()
+            )
+        )
     else:
         print("  none")
     if missing:
@@ -415,53 +518,84 @@ def _parser() -> Any:
     from importlib.metadata import version
 
     parser = argparse.ArgumentParser(
-        prog="speedrun", description="List, compare and explain speedrun experiment directories.")
-    parser.add_argument("--version", action="version", version=f"speedrun-core {version('speedrun-core')}")
+        prog="speedrun", description="List, compare and explain speedrun experiment directories."
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"speedrun-core {version('speedrun-core')}"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    ls = commands.add_parser("ls", help="one row per experiment directory, oldest first",
-                             description="List the experiment directories under the folders.")
-    ls.add_argument("directories", nargs="*", metavar="DIR",
-                    help="experiment directories or folders holding them (default: .)")
+    ls = commands.add_parser(
+        "ls",
+        help="one row per experiment directory, oldest first",
+        description="List the experiment directories under the folders.",
+    )
+    ls.add_argument(
+        "directories",
+        nargs="*",
+        metavar="DIR",
+        help="experiment directories or folders holding them (default: .)",
+    )
     ls.add_argument("--json", action="store_true", help="print a JSON list for scripts")
     ls.add_argument("-r", "--reverse", action="store_true", help="newest first")
-    ls.add_argument("--depth", type=int, default=3, metavar="N",
-                    help="folder levels searched below each DIR (default: 3)")
+    ls.add_argument(
+        "--depth",
+        type=int,
+        default=3,
+        metavar="N",
+        help="folder levels searched below each DIR (default: 3)",
+    )
     ls.set_defaults(handler=command_ls)
 
     diff = commands.add_parser(
-        "diff", help="what differs between two runs",
+        "diff",
+        help="what differs between two runs",
         description="Config differences as slash paths, then git revision and command-line "
-                    "differences. Exit status 0 when identical, 1 when different, 2 on error.")
+        "differences. Exit status 0 when identical, 1 when different, 2 on error.",
+    )
     diff.add_argument("a", metavar="A", help="experiment directory or .yml file")
     diff.add_argument("b", metavar="B", help="experiment directory or .yml file")
     diff.add_argument("--json", action="store_true", help="print the differences as JSON")
-    diff.add_argument("--config-only", action="store_true",
-                      help="compare the configurations only")
+    diff.add_argument("--config-only", action="store_true", help="compare the configurations only")
     diff.set_defaults(handler=command_diff)
 
-    show = commands.add_parser("show", help="config, lineage and provenance of a run",
-                               description="The resolved config, the chain of --inherit "
-                                           "parents and the provenance of a run.")
+    show = commands.add_parser(
+        "show",
+        help="config, lineage and provenance of a run",
+        description="The resolved config, the chain of --inherit "
+        "parents and the provenance of a run.",
+    )
     show.add_argument("directory", metavar="DIR", help="experiment directory (or .yml file)")
     show.add_argument("--json", action="store_true", help="print everything as JSON")
     show.set_defaults(handler=command_show)
 
-    mixins = commands.add_parser("mixins", help="installed speedrun distributions and mixins",
-                                 description="Read from entry points; no mixin is imported.")
+    mixins = commands.add_parser(
+        "mixins",
+        help="installed speedrun distributions and mixins",
+        description="Read from entry points; no mixin is imported.",
+    )
     mixins.add_argument("--json", action="store_true", help="print JSON")
-    mixins.add_argument("--keys", action="store_true",
-                        help="list the config keys that core and the installed mixins read")
+    mixins.add_argument(
+        "--keys",
+        action="store_true",
+        help="list the config keys that core and the installed mixins read",
+    )
     mixins.set_defaults(handler=command_mixins)
 
     completion = commands.add_parser(
-        "completion", help="print a shell completion script",
+        "completion",
+        help="print a shell completion script",
         description="Print a completion script; load it with `source <(speedrun completion "
-                    "bash)` (add that line to ~/.bashrc yourself to keep it).")
+        "bash)` (add that line to ~/.bashrc yourself to keep it).",
+    )
     completion.add_argument("shell", choices=["bash", "zsh"])
-    completion.add_argument("--python", action="append", metavar="COMMAND",
-                            help="commands that start experiments, whose --config.<TAB> is "
-                                 "completed (repeatable; default: python and python3)")
+    completion.add_argument(
+        "--python",
+        action="append",
+        metavar="COMMAND",
+        help="commands that start experiments, whose --config.<TAB> is "
+        "completed (repeatable; default: python and python3)",
+    )
     completion.set_defaults(handler=command_completion)
     return parser
 
@@ -495,8 +629,11 @@ def _run(args: Any) -> int:
         print(f"speedrun {args.command}: error: {one_line(error)}", file=sys.stderr)
         return EXIT_ERROR
     except _ODD_CONTENT as error:  # never a traceback, never "they differ" (exit 1)
-        print(f"speedrun {args.command}: error: unexpected content in a run's files "
-              f"({type(error).__name__}: {one_line(error)[:300]})", file=sys.stderr)
+        print(
+            f"speedrun {args.command}: error: unexpected content in a run's files "
+            f"({type(error).__name__}: {one_line(error)[:300]})",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
 
 

@@ -56,8 +56,10 @@ class Arguments:
         self.overrides: list[tuple[str, str]] = []
 
     def __repr__(self) -> str:
-        return (f"Arguments(positionals={self.positionals!r}, flags={self.flags!r}, "
-                f"overrides={self.overrides!r})")
+        return (
+            f"Arguments(positionals={self.positionals!r}, flags={self.flags!r}, "
+            f"overrides={self.overrides!r})"
+        )
 
     def get(self, name: str, default: Any = None) -> Any:
         """``--name``'s value parsed as a Python literal, ``True`` if bare, else ``default``."""
@@ -125,10 +127,10 @@ def _not_round_trippable(value: Any, depth: int = 0) -> str | None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not (key is None or isinstance(key, (str, bool, int, float))):
-                return f"the key {key!r} is a {type(key).__name__}, which YAML reads back " \
-                       "differently"
-            problem = _not_round_trippable(key, depth + 1) or \
-                _not_round_trippable(item, depth + 1)
+                return (
+                    f"the key {key!r} is a {type(key).__name__}, which YAML reads back differently"
+                )
+            problem = _not_round_trippable(key, depth + 1) or _not_round_trippable(item, depth + 1)
             if problem:
                 return problem
         return None
@@ -182,15 +184,11 @@ def parse_arguments(argv: Sequence[str]) -> Arguments:
         else:
             raw = True
         if name in BOOLEAN_FLAGS and isinstance(raw, str) and raw.lower() not in _BOOLEAN_WORDS:
-            raise ArgumentError(
-                f"--{name} takes True or False (or nothing), got {raw!r}."
-            )
+            raise ArgumentError(f"--{name} takes True or False (or nothing), got {raw!r}.")
         if name.startswith("config."):
-            path = name[len("config."):].replace(".", "/")
+            path = name[len("config.") :].replace(".", "/")
             if not path or "//" in path or path.endswith("/"):
-                raise ArgumentError(
-                    f"expected --config.<key>[.<subkey>...] VALUE, got {token!r}."
-                )
+                raise ArgumentError(f"expected --config.<key>[.<subkey>...] VALUE, got {token!r}.")
             if raw is True:
                 raise ArgumentError(f"--{name} expects a value, got nothing.")
             args.overrides.append((path, str(raw)))
@@ -270,8 +268,9 @@ def suggest_flag(name: str) -> str | None:
 
 
 def _declared(name: str, declared: Collection[str]) -> bool:
-    return any(name == entry or (entry.endswith(".") and name.startswith(entry))
-               for entry in declared)
+    return any(
+        name == entry or (entry.endswith(".") and name.startswith(entry)) for entry in declared
+    )
 
 
 def parse_setup(args: Arguments, declared: Collection[str] = ()) -> SetupRequest:
@@ -302,8 +301,9 @@ def parse_setup(args: Arguments, declared: Collection[str] = ()) -> SetupRequest
         unknown.append(name)
     resume = bool(args.get("resume", False))
     purge = bool(args.get("purge", False))
-    raw_inherit, raw_macro, raw_dispatch = (args.flags.get(name)
-                                            for name in ("inherit", "macro", "dispatch"))
+    raw_inherit, raw_macro, raw_dispatch = (
+        args.flags.get(name) for name in ("inherit", "macro", "dispatch")
+    )
     inherit = raw_inherit if isinstance(raw_inherit, str) else None
     if resume and purge:
         raise ArgumentError("--resume continues a run and --purge deletes it: pass one")

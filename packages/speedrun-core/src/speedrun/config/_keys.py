@@ -43,9 +43,15 @@ class ConfigKey:
 
     __slots__ = ("check", "default", "doc", "kinds", "path")
 
-    def __init__(self, path: str, default: Any = None, doc: str = "", *,
-                 kinds: tuple[type, ...] | None = None,
-                 check: Callable[[Any], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        default: Any = None,
+        doc: str = "",
+        *,
+        kinds: tuple[type, ...] | None = None,
+        check: Callable[[Any], str | None] | None = None,
+    ) -> None:
         if not path or path.startswith("/") or path.endswith("/") or "//" in path:
             raise ValueError(f"Expected a slash path such as 'training/lr', got {path!r}.")
         self.path = path

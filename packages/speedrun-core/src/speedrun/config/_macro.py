@@ -80,9 +80,7 @@ def _clean(value: Any, keys: tuple[Any, ...]) -> Any:
     if isinstance(value, Mapping):
         if WAKE_KEY in value:
             _parse(value[WAKE_KEY], keys, _MAPPING_COMMANDS, "in a mapping")
-        return {
-            key: _clean(item, (*keys, key)) for key, item in value.items() if key != WAKE_KEY
-        }
+        return {key: _clean(item, (*keys, key)) for key, item in value.items() if key != WAKE_KEY}
     if isinstance(value, (list, tuple)):
         items = _list_items(value, keys)[1]
         return items if isinstance(value, list) else tuple(items)

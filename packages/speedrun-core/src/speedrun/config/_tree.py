@@ -41,8 +41,12 @@ class ConfigNode(dict):  # type: ignore[type-arg]
     __slots__ = ("_memo",)
     _memo: dict[str, Any]
 
-    def __init__(self, data: Mapping[Any, Any] | Iterable[tuple[Any, Any]] = (), *,
-                 memo: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        data: Mapping[Any, Any] | Iterable[tuple[Any, Any]] = (),
+        *,
+        memo: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         self._memo = {} if memo is None else memo
         dict.update(self, ((k, self._adopt(v)) for k, v in dict(data).items()))
@@ -149,8 +153,11 @@ class Config(ConfigNode):
                     continue
             if ensure_exists:
                 where = "/".join(parts[:depth]) or "the top level"
-                have = (sorted(map(str, node))[:12] if isinstance(node, Mapping)
-                        else f"a {type(node).__name__}")
+                have = (
+                    sorted(map(str, node))[:12]
+                    if isinstance(node, Mapping)
+                    else f"a {type(node).__name__}"
+                )
                 raise ConfigError(
                     f"config path '{tag}' does not exist: expected key '{part}' under {where}, "
                     f"which has {have}. Set it in train_config.yml or pass "
@@ -172,7 +179,7 @@ class Config(ConfigNode):
                 child = dict.__getitem__(node, part)
             elif not isinstance(child, Mapping):
                 raise ConfigError(
-                    f"cannot set '{tag}': '{'/'.join(parts[:depth + 1])}' holds "
+                    f"cannot set '{tag}': '{'/'.join(parts[: depth + 1])}' holds "
                     f"{type(child).__name__} {child!r}, not a mapping. Set the parent to a "
                     f"mapping first or choose another path."
                 )

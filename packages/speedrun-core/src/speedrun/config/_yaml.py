@@ -58,9 +58,7 @@ __all__ = [
 SPEEDRUN_TAGS: tuple[str, ...] = ("!Add", "!Mul", "!Sub", "!Div", "!NumpyArray", "!TorchTensor")
 
 _PYTHON_TAG_PREFIX = "tag:yaml.org,2002:python/"
-_ALLOWED = (
-    "speedrun configs may only use plain YAML and the tags " + ", ".join(SPEEDRUN_TAGS)
-)
+_ALLOWED = "speedrun configs may only use plain YAML and the tags " + ", ".join(SPEEDRUN_TAGS)
 _MISSING_FILE_HINT = (
     "check the path; if this is an experiment's configuration, create "
     "Configurations/train_config.yml in the experiment directory"
@@ -147,9 +145,7 @@ class _SpeedrunConstructorMixin:
         )
 
 
-def _construct_operands(
-    loader: Any, node: Node, tag: str, minimum: int, example: str
-) -> list[Any]:
+def _construct_operands(loader: Any, node: Node, tag: str, minimum: int, example: str) -> list[Any]:
     expected = (
         f"{tag} expects a sequence of {'one' if minimum == 1 else 'two'} or more numbers, "
         f"e.g. `{example}`"
@@ -448,8 +444,7 @@ def _load(text: str | bytes, source: str, loader_class: type) -> Any:
         return loader.construct_document(node)
     except RecursionError:
         raise ConfigError(
-            f"{source}: refusing this configuration: it is nested too deeply to read. "
-            "Flatten it."
+            f"{source}: refusing this configuration: it is nested too deeply to read. Flatten it."
         ) from None
     except ValueError as error:  # e.g. an integer with more digits than Python converts
         if isinstance(error, ConfigError):

@@ -69,8 +69,9 @@ def _create_temp(folder: str, name: str) -> tuple[int, str]:
     for _ in range(100):
         tmp = os.path.join(folder, f".{name}.{os.urandom(6).hex()}.tmp")
         try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
-                           0o666), tmp
+            return os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666
+            ), tmp
         except FileExistsError:  # pragma: no cover - 48 random bits collided
             continue
     raise FileExistsError(f"could not create a temporary file for {name} in {folder}")
@@ -158,8 +159,11 @@ def replace_keeping_previous(path: PathLike, text: str) -> None:
     except OSError as error:
         import errno
 
-        hint = ("free some disk space" if error.errno in (errno.ENOSPC, errno.EDQUOT)
-                else "check the folder's permissions and free space")
+        hint = (
+            "free some disk space"
+            if error.errno in (errno.ENOSPC, errno.EDQUOT)
+            else "check the folder's permissions and free space"
+        )
         raise ExperimentDirectoryError(
             f"Cannot write {target}: {error.strerror or error}. The file was left as it was "
             f"({'the previous version is intact' if existing is not None else 'no file'}); "

@@ -130,7 +130,8 @@ def is_run_directory(path: PathLike) -> bool:
     (:func:`is_experiment_directory`).
     """
     return is_experiment_directory(path) or os.path.isfile(
-        os.path.join(_clean_path(path), CONFIGURATIONS, CONFIG_FILE_NAME))
+        os.path.join(_clean_path(path), CONFIGURATIONS, CONFIG_FILE_NAME)
+    )
 
 
 def _write_marker(path: str, *, adopted: bool, foreign: list[str] | None = None) -> None:
@@ -155,12 +156,23 @@ def _write_marker(path: str, *, adopted: bool, foreign: list[str] | None = None)
 def _empty_manifest() -> str:
     import json
 
-    return json.dumps({"format": MANIFEST_FORMAT, "version": 1, "run_id": os.urandom(8).hex(),
-                       "files": {}}, indent=1) + "\n"
+    return (
+        json.dumps(
+            {"format": MANIFEST_FORMAT, "version": 1, "run_id": os.urandom(8).hex(), "files": {}},
+            indent=1,
+        )
+        + "\n"
+    )
 
 
-def _create_layout(path: str, *, mark: bool, adopted: bool = False, new: bool = False,
-                   foreign: list[str] | None = None) -> None:
+def _create_layout(
+    path: str,
+    *,
+    mark: bool,
+    adopted: bool = False,
+    new: bool = False,
+    foreign: list[str] | None = None,
+) -> None:
     try:
         os.makedirs(path, exist_ok=True)
         for name in SUBDIRECTORIES:
@@ -281,20 +293,29 @@ def inherit_source(source: str, file_name: str) -> str:
     """The configuration file that ``--inherit source`` refers to."""
     if source.endswith((".yml", ".yaml")):
         if not os.path.isfile(source):
-            raise ConfigError(f"--inherit {source}: no such file. Expected an existing .yml "
-                              f"file or experiment directory.")
+            raise ConfigError(
+                f"--inherit {source}: no such file. Expected an existing .yml "
+                f"file or experiment directory."
+            )
         return source
     if not os.path.isdir(source):
-        raise ConfigError(f"--inherit {source}: no such experiment directory. Expected a folder "
-                          f"with {CONFIGURATIONS}/{file_name}, or a .yml file.")
+        raise ConfigError(
+            f"--inherit {source}: no such experiment directory. Expected a folder "
+            f"with {CONFIGURATIONS}/{file_name}, or a .yml file."
+        )
     folder = os.path.join(source, CONFIGURATIONS)
     candidate = os.path.join(folder, file_name)
     if os.path.isfile(candidate):
         return candidate
-    found = sorted(name for name in os.listdir(folder) if name.endswith((".yml", ".yaml"))) \
-        if os.path.isdir(folder) else []
+    found = (
+        sorted(name for name in os.listdir(folder) if name.endswith((".yml", ".yaml")))
+        if os.path.isdir(folder)
+        else []
+    )
     if len(found) == 1:
         return os.path.join(folder, found[0])
-    raise ConfigError(f"--inherit {source}: expected {candidate}, which does not exist; "
-                      f"Configurations/ holds {found or 'no .yml files'}. Inherit from a run that "
-                      f"was set up, or name the .yml file directly.")
+    raise ConfigError(
+        f"--inherit {source}: expected {candidate}, which does not exist; "
+        f"Configurations/ holds {found or 'no .yml files'}. Inherit from a run that "
+        f"was set up, or name the .yml file directly."
+    )

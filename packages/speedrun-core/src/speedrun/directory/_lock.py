@@ -162,8 +162,9 @@ class _FlockRefused(OSError):
     """The file system refused ``flock`` itself (not a busy lock)."""
 
 
-def _open_and_flock(path: str, *, create: bool, write: bool = True,
-                    grace: bool = True) -> tuple[int | None, bool]:
+def _open_and_flock(
+    path: str, *, create: bool, write: bool = True, grace: bool = True
+) -> tuple[int | None, bool]:
     """Open the lock file at ``path`` and take its lock: ``(fd, True)``, or ``(fd, False)`` busy.
 
     Retries when the file it locked was unlinked or replaced meanwhile (see

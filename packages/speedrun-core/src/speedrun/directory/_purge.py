@@ -76,9 +76,7 @@ def _protected_reason(real: str) -> str | None:
     return None
 
 
-def _refuse(
-    path: str, why: str, fix: str = "Fix: delete it yourself if you are sure."
-) -> NoReturn:
+def _refuse(path: str, why: str, fix: str = "Fix: delete it yourself if you are sure.") -> NoReturn:
     raise ExperimentDirectoryError(f"Refusing to purge {path}: {why}. It was left untouched. {fix}")
 
 
@@ -95,8 +93,11 @@ def _check_purgeable_content(directory: str) -> None:
     foreign = _foreign_entries(directory, entries)
     if foreign and marker is not None:
         before = [name for name in marker.get("entries_before_adoption") or [] if name in foreign]
-        why = (f"{_listing(before)} were there before speedrun adopted it" if before else
-               "they may have been there before speedrun adopted it")
+        why = (
+            f"{_listing(before)} were there before speedrun adopted it"
+            if before
+            else "they may have been there before speedrun adopted it"
+        )
         _refuse(
             directory,
             "speedrun adopted this folder rather than creating it, and it holds entries other "
@@ -279,8 +280,11 @@ def leftover_purges(path: PathLike) -> list[str]:
         names = os.listdir(parent)
     except OSError:
         return []
-    return sorted(os.path.join(os.path.dirname(directory), entry) for entry in names
-                  if entry.startswith(prefix))
+    return sorted(
+        os.path.join(os.path.dirname(directory), entry)
+        for entry in names
+        if entry.startswith(prefix)
+    )
 
 
 def _hidden_sibling(real: str, tag: str = "") -> str:
@@ -351,8 +355,7 @@ def _exchange(first: str, second: str) -> bool:
     except (OSError, AttributeError):
         return False
     at_fdcwd, rename_exchange = -100, 2
-    result = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second),
-                       rename_exchange)
+    result = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
     if result == 0:
         return True
     code = ctypes.get_errno()
@@ -387,7 +390,8 @@ def purge_and_recreate(path: PathLike, lock: Any, files: dict[str, bytes] | None
     if not lock.held:
         raise ExperimentDirectoryError(
             f"purge_and_recreate({directory!r}) needs this process to hold the directory's "
-            "writer lock; acquire a WriterLock first.")
+            "writer lock; acquire a WriterLock first."
+        )
     real = _check_purge_target(directory)
     if real is None:
         raise ExperimentDirectoryError(f"Cannot purge {directory}: it does not exist.")

@@ -90,9 +90,16 @@ def launch_id() -> str:
         return f"SPEEDRUN_LAUNCH_ID={explicit}"
     parts = [
         f"{name}={os.environ[name]}"
-        for name in ("TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT", "SLURM_JOB_ID",
-                     "SLURM_STEP_ID", "SLURM_RESTART_COUNT", "SUBMITIT_LOCAL_JOB_ID",
-                     "MASTER_ADDR", "MASTER_PORT")
+        for name in (
+            "TORCHELASTIC_RUN_ID",
+            "TORCHELASTIC_RESTART_COUNT",
+            "SLURM_JOB_ID",
+            "SLURM_STEP_ID",
+            "SLURM_RESTART_COUNT",
+            "SUBMITIT_LOCAL_JOB_ID",
+            "MASTER_ADDR",
+            "MASTER_PORT",
+        )
         if os.environ.get(name, "").strip()
     ]
     if _single_node():
@@ -147,8 +154,11 @@ def announce_setup(directory: str, *, checkpoints: list[int], config_dumped: boo
     }
     # Atomic (readers never see half a file) but not fsynced: it only matters while this launch
     # runs, and a rename is visible to the other processes at once.
-    atomic_write_text(os.path.join(directory, LAUNCH_FILE_NAME),
-                      json.dumps(record, indent=2) + "\n", durable=False)
+    atomic_write_text(
+        os.path.join(directory, LAUNCH_FILE_NAME),
+        json.dumps(record, indent=2) + "\n",
+        durable=False,
+    )
     _announced.add(os.path.abspath(directory))
 
 
@@ -185,9 +195,12 @@ def _announce_failure(directory: str) -> None:
             "failed": True,
             "error": f"{type(error).__name__}: {error}" if error is not None else None,
         }
-        atomic_write_text(os.path.join(directory, LAUNCH_FILE_NAME),
-                          json.dumps(record, indent=2) + "\n", durable=False)
-    except Exception:  # noqa: BLE001 - at exit, nothing more to do: the others time out
+        atomic_write_text(
+            os.path.join(directory, LAUNCH_FILE_NAME),
+            json.dumps(record, indent=2) + "\n",
+            durable=False,
+        )
+    except Exception:
         return
 
 
@@ -228,10 +241,13 @@ def wait_for_main_setup(directory: str, timeout: float | None = None) -> dict[st
 
     def announced() -> dict[str, Any] | None:
         record = _read_json(path)
-        if (record is not None and record.get("format") == _LAUNCH_FORMAT
-                and record.get("launch") == token
-                and isinstance(record.get("written"), (int, float))
-                and record["written"] >= oldest):
+        if (
+            record is not None
+            and record.get("format") == _LAUNCH_FORMAT
+            and record.get("launch") == token
+            and isinstance(record.get("written"), (int, float))
+            and record["written"] >= oldest
+        ):
             return record
         return None
 
@@ -281,9 +297,13 @@ def remember_resume_steps(checkpoint_directory: str, steps: list[int]) -> None:
         _resume_steps[os.path.abspath(checkpoint_directory)] = sorted(steps)
 
 
-def load_announced_checkpoint(checkpoint_directory: str,
-                              experiment_class: str | Sequence[str] | None,
-                              strict_class: bool = True, *, trust: bool = False) -> Any:
+def load_announced_checkpoint(
+    checkpoint_directory: str,
+    experiment_class: str | Sequence[str] | None,
+    strict_class: bool = True,
+    *,
+    trust: bool = False,
+) -> Any:
     """Other ranks on ``--resume``: the newest valid checkpoint among those rank 0 found at
     set-up (the one it resumes from), never a newer one it may have saved since. None in the
     main process, or when this process did not follow a set-up of this directory."""
@@ -300,9 +320,13 @@ def load_announced_checkpoint(checkpoint_directory: str,
             failures.append(f"step {step}: deleted since set-up")
             continue
         try:
-            return load_checkpoint(files[step], experiment_class=experiment_class,
-                                   strict_class=strict_class,
-                                   map_location=checkpoint_map_location(), trust=trust)
+            return load_checkpoint(
+                files[step],
+                experiment_class=experiment_class,
+                strict_class=strict_class,
+                map_location=checkpoint_map_location(),
+                trust=trust,
+            )
         except _CorruptCheckpointError as error:  # rank 0 skipped it too
             failures.append(f"step {step}: {error}")
     raise CheckpointError(

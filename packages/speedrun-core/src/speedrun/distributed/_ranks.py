@@ -86,7 +86,7 @@ def _initialized_distributed() -> Any:
     try:
         if distributed.is_available() and distributed.is_initialized():
             return distributed
-    except Exception:  # noqa: BLE001 - a half-imported or stubbed torch: fall back to the env
+    except Exception:
         return None
     return None
 
@@ -194,14 +194,20 @@ def _rank_state_steps(folder: str, rank: int) -> list[int]:
     steps = []
     for name in names:
         if name.startswith(prefix) and name.endswith(suffix):
-            middle = name[len(prefix):-len(suffix)]
+            middle = name[len(prefix) : -len(suffix)]
             if middle.isdigit():
                 steps.append(int(middle))
     return sorted(steps)
 
 
-def save_rank_random_state(checkpoint_directory: str, step: int, state: dict[str, Any], *,
-                           rank: int | None = None, keep: int | None = None) -> str:
+def save_rank_random_state(
+    checkpoint_directory: str,
+    step: int,
+    state: dict[str, Any],
+    *,
+    rank: int | None = None,
+    keep: int | None = None,
+) -> str:
     """Write this rank's random ``state`` for the checkpoint of ``step`` (atomic, durable).
 
     With ``keep`` (``training/checkpoint_keep``), only this rank's newest ``keep + 1`` files
@@ -215,8 +221,14 @@ def save_rank_random_state(checkpoint_directory: str, step: int, state: dict[str
     path = rank_state_path(checkpoint_directory, step, rank)
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    payload = {"format": _RANK_STATE_FORMAT, "version": 1, "rank": rank, "step": step,
-               "world_size": get_world_size(), "state": state}
+    payload = {
+        "format": _RANK_STATE_FORMAT,
+        "version": 1,
+        "rank": rank,
+        "step": step,
+        "world_size": get_world_size(),
+        "state": state,
+    }
     try:
         atomic_write_bytes(path, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
     except OSError as error:
@@ -235,8 +247,9 @@ def save_rank_random_state(checkpoint_directory: str, step: int, state: dict[str
     return path
 
 
-def load_rank_random_state(checkpoint_directory: str, step: int,
-                           rank: int | None = None) -> dict[str, Any] | None:
+def load_rank_random_state(
+    checkpoint_directory: str, step: int, rank: int | None = None
+) -> dict[str, Any] | None:
     """This rank's random state saved with the checkpoint of ``step``; None (and a warning) if
     it is missing or unreadable, in which case the rank's generators keep their current state."""
     import pickle
@@ -245,13 +258,17 @@ def load_rank_random_state(checkpoint_directory: str, step: int,
     path = rank_state_path(checkpoint_directory, step, rank)
     try:
         with open(path, "rb") as handle:
-            payload = pickle.load(handle)  # noqa: S301 - written by this experiment's ranks
-        if (not isinstance(payload, dict) or payload.get("format") != _RANK_STATE_FORMAT
-                or payload.get("step") != step or not isinstance(payload.get("state"), dict)):
+            payload = pickle.load(handle)
+        if (
+            not isinstance(payload, dict)
+            or payload.get("format") != _RANK_STATE_FORMAT
+            or payload.get("step") != step
+            or not isinstance(payload.get("state"), dict)
+        ):
             raise ValueError("not a speedrun rank random-state file for this step")
     except FileNotFoundError:
         reason = "it was not saved (was checkpoint() called on this rank too?)"
-    except Exception as error:  # noqa: BLE001 - a truncated or foreign file: warn, go on
+    except Exception as error:
         reason = f"it cannot be read ({type(error).__name__}: {error})"
     else:
         return payload["state"]  # type: ignore[no-any-return]
@@ -279,7 +296,7 @@ def checkpoint_map_location() -> Any:
             return None
         current = f"cuda:{cuda.current_device()}"
         return {f"cuda:{index}": current for index in range(cuda.device_count())}
-    except Exception:  # noqa: BLE001 - no usable CUDA: load as saved
+    except Exception:
         return None
 
 

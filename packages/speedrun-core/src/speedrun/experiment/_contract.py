@@ -34,8 +34,10 @@ def not_checkpointed(cls: type) -> frozenset[str]:
     for klass in cls.__mro__:
         declared = vars(klass).get("NOT_CHECKPOINTED", ())
         if isinstance(declared, str):
-            raise TypeError(f"{klass.__name__}.NOT_CHECKPOINTED must be a collection of "
-                            f"attribute names, got the string {declared!r}")
+            raise TypeError(
+                f"{klass.__name__}.NOT_CHECKPOINTED must be a collection of "
+                f"attribute names, got the string {declared!r}"
+            )
         names.update(declared)
     result = _EXCLUDED_CACHE[cls] = frozenset(names)
     return result
@@ -88,25 +90,43 @@ def _positive_whole(value: Any) -> str | None:
 
 
 CORE_CONFIG_KEYS: tuple[ConfigKey, ...] = (
-    ConfigKey("training/checkpoint_every", None,
-              "checkpoint(force=False) saves when step % checkpoint_every == 0; unset: never.",
-              kinds=(int, float, type(None)), check=_positive_whole),
-    ConfigKey("training/checkpoint_keep", None,
-              "Keep only the newest N checkpoints; unset: keep all.",
-              kinds=(int, float, type(None)), check=_positive_whole),
-    ConfigKey("speedrun/preemption_signals", [signal.name for signal in DEFAULT_SIGNALS],
-              "Signals that checkpoint and exit with status 75 at the next step.",
-              kinds=(list, tuple)),
+    ConfigKey(
+        "training/checkpoint_every",
+        None,
+        "checkpoint(force=False) saves when step % checkpoint_every == 0; unset: never.",
+        kinds=(int, float, type(None)),
+        check=_positive_whole,
+    ),
+    ConfigKey(
+        "training/checkpoint_keep",
+        None,
+        "Keep only the newest N checkpoints; unset: keep all.",
+        kinds=(int, float, type(None)),
+        check=_positive_whole,
+    ),
+    ConfigKey(
+        "speedrun/preemption_signals",
+        [signal.name for signal in DEFAULT_SIGNALS],
+        "Signals that checkpoint and exit with status 75 at the next step.",
+        kinds=(list, tuple),
+    ),
 )
 """The config keys BaseExperiment itself reads."""
 
 CORE_CONFIG_KEYS += (
-    ConfigKey("training/checkpoint_sharded", None,
-              "Sharded checkpoints through torch.distributed.checkpoint: true always, false "
-              "never, unset when the state holds DTensors (FSDP2).",
-              kinds=(bool, type(None))),
-    ConfigKey("training/checkpoint_async", False,
-              "Save checkpoints in the background: checkpoint() only takes a snapshot "
-              "(single files: a writer thread; sharded: dcp.async_save).",
-              kinds=(bool, str, type(None)), check=_boolean_word),
+    ConfigKey(
+        "training/checkpoint_sharded",
+        None,
+        "Sharded checkpoints through torch.distributed.checkpoint: true always, false "
+        "never, unset when the state holds DTensors (FSDP2).",
+        kinds=(bool, type(None)),
+    ),
+    ConfigKey(
+        "training/checkpoint_async",
+        False,
+        "Save checkpoints in the background: checkpoint() only takes a snapshot "
+        "(single files: a writer thread; sharded: dcp.async_save).",
+        kinds=(bool, str, type(None)),
+        check=_boolean_word,
+    ),
 )

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from .._errors import DispatchError
 
 if TYPE_CHECKING:
-    from typing import Any, Callable, TypeVar
+    from collections.abc import Callable
+    from typing import Any, TypeVar
 
     F = TypeVar("F", bound=Callable[..., Any])
 
@@ -164,10 +165,19 @@ class Dispatcher:
 
     def _dispatchable(self) -> list[str]:
         """Public methods defined outside speedrun's own classes (the user's)."""
-        ours = {name for klass in type(self).__mro__
-                if klass.__module__.startswith("speedrun.") for name in vars(klass)}
-        return sorted(name for name in dir(type(self)) if not name.startswith("_")
-                      and name not in ours and callable(getattr(type(self), name, None)))
+        ours = {
+            name
+            for klass in type(self).__mro__
+            if klass.__module__.startswith("speedrun.")
+            for name in vars(klass)
+        }
+        return sorted(
+            name
+            for name in dir(type(self))
+            if not name.startswith("_")
+            and name not in ours
+            and callable(getattr(type(self), name, None))
+        )
 
     def get_dispatch_key(self) -> str:
         """The method to dispatch: ``--dispatch``, else the decorated default, else the

@@ -48,8 +48,13 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
         super().__init__(experiment_directory)
 
     @classmethod
-    def open(cls: type[E], directory: str | os.PathLike[str], step: int | None = None, *,
-             strict_class: bool = False) -> E:
+    def open(
+        cls: type[E],
+        directory: str | os.PathLike[str],
+        step: int | None = None,
+        *,
+        strict_class: bool = False,
+    ) -> E:
         """Open a run read-only, for analysis: its config and the checkpoint at ``step``
         (default: the latest valid one; none is fine when the run saved none).
 
@@ -97,7 +102,8 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
 
     def _after_dispatch(self, key: str) -> None:
         trains = key == self._training_method() or (
-            self._request is not None and key == self._request.dispatch)
+            self._request is not None and key == self._request.dispatch
+        )
         if trains and not self._evaluation:  # the method that trains returned normally
             self._checkpoint_at_end()
 
@@ -116,18 +122,27 @@ class BaseExperiment(CommandLineSetup, Dispatcher):
             record.finish_run(error or failure, self.step)
         if isinstance(error, KeyboardInterrupt) and self._experiment_directory is not None:
             saved = self._last_saved_step
-            print(f"speedrun: interrupted at step {self.step}; "
-                  + (f"the last checkpoint is from step {saved} (continue with --resume)."
-                     if saved is not None else "no checkpoint was written in this run."),
-                  file=sys.stderr, flush=True)
+            print(
+                f"speedrun: interrupted at step {self.step}; "
+                + (
+                    f"the last checkpoint is from step {saved} (continue with --resume)."
+                    if saved is not None
+                    else "no checkpoint was written in this run."
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
         _preemption.uninstall()
         if self._writer_lock is not None:
             self._writer_lock.release()
         if failure is not None:
             if error is None:
                 raise failure
-            warnings.warn(f"{failure} (reported here because the run is already ending with "
-                          f"{type(error).__name__}: {error})", stacklevel=2)
+            warnings.warn(
+                f"{failure} (reported here because the run is already ending with "
+                f"{type(error).__name__}: {error})",
+                stacklevel=2,
+            )
 
 
 def _not_a_run(path: str) -> Exception:

@@ -30,12 +30,31 @@ __all__ = ["Checkpointing", "PROCESS_ATTRIBUTES"]
 _RANDOM_STATE_KEY = "__speedrun_random_state__"
 #: Attributes that describe this process, not the experiment's progress: never checkpointed
 #: and never overwritten by a load.
-PROCESS_ATTRIBUTES = frozenset({
-    "_experiment_directory", "_tree", "_config_memo", "_configured", "_meta_config", "_argv",
-    "_args", "_request", "_default_dispatch", "_writer_lock", "_resume_pending", "_world_size",
-    "_run_record", "_read_only", "_last_saved_step", "_picklable_checked", "_flags_read",
-    "_flags_reported", "_resume_overrides", "_evaluation", "_checkpoint_saver",
-})
+PROCESS_ATTRIBUTES = frozenset(
+    {
+        "_experiment_directory",
+        "_tree",
+        "_config_memo",
+        "_configured",
+        "_meta_config",
+        "_argv",
+        "_args",
+        "_request",
+        "_default_dispatch",
+        "_writer_lock",
+        "_resume_pending",
+        "_world_size",
+        "_run_record",
+        "_read_only",
+        "_last_saved_step",
+        "_picklable_checked",
+        "_flags_read",
+        "_flags_reported",
+        "_resume_overrides",
+        "_evaluation",
+        "_checkpoint_saver",
+    }
+)
 
 
 class Checkpointing(ExperimentState, Dispatcher):
@@ -130,8 +149,11 @@ class Checkpointing(ExperimentState, Dispatcher):
             every = self.config_value("training/checkpoint_every")
             if not every:
                 if not self._cache.get("__speedrun_warned_checkpoint_every__"):
-                    warnings.warn("checkpoint(force=False) saves nothing: set "
-                                  "training/checkpoint_every in the config", stacklevel=2)
+                    warnings.warn(
+                        "checkpoint(force=False) saves nothing: set "
+                        "training/checkpoint_every in the config",
+                        stacklevel=2,
+                    )
                     self._cache["__speedrun_warned_checkpoint_every__"] = True
                 return self
             if self.step % int(every):
@@ -159,20 +181,34 @@ class Checkpointing(ExperimentState, Dispatcher):
         if not _distributed.is_main_process():  # one checkpoint per save, from rank 0
             random_state, rank = capture_random_state(), _distributed.get_rank()
             if blocking or saver is None:
-                _distributed.save_rank_random_state(directory, step, random_state, rank=rank,
-                                                    keep=keep)
+                _distributed.save_rank_random_state(
+                    directory, step, random_state, rank=rank, keep=keep
+                )
             else:  # captured above; written behind, with no collective
-                saver.submit(f"rank {rank}'s random state for step {step}",
-                             lambda: _distributed.save_rank_random_state(
-                                 directory, step, random_state, rank=rank, keep=keep))
+                saver.submit(
+                    f"rank {rank}'s random state for step {step}",
+                    lambda: _distributed.save_rank_random_state(
+                        directory, step, random_state, rank=rank, keep=keep
+                    ),
+                )
         elif blocking or saver is None:
             from ..checkpoint._io import save_checkpoint
 
-            save_checkpoint(directory, step, self._checkpoint_state(),
-                            experiment_class=class_path(self), keep=keep)
+            save_checkpoint(
+                directory,
+                step,
+                self._checkpoint_state(),
+                experiment_class=class_path(self),
+                keep=keep,
+            )
         else:
-            saver.save(directory, step, self._checkpoint_state(),
-                       experiment_class=class_path(self), keep=keep)
+            saver.save(
+                directory,
+                step,
+                self._checkpoint_state(),
+                experiment_class=class_path(self),
+                keep=keep,
+            )
         self._last_saved_step = step
         return self
 
@@ -200,11 +236,15 @@ class Checkpointing(ExperimentState, Dispatcher):
         (a subclass continues its base's run); None (any class) without ``strict_class``."""
         if not strict_class:
             return None
-        return [class_path(klass) for klass in type(self).__mro__
-                if isinstance(klass, type) and issubclass(klass, Checkpointing)]
+        return [
+            class_path(klass)
+            for klass in type(self).__mro__
+            if isinstance(klass, type) and issubclass(klass, Checkpointing)
+        ]
 
-    def load_from_checkpoint(self: S, step: int | None = None,
-                             strict_class: bool = True, trust: bool | None = None) -> S:
+    def load_from_checkpoint(
+        self: S, step: int | None = None, strict_class: bool = True, trust: bool | None = None
+    ) -> S:
         """Restore the state saved at ``step`` (default: the latest valid checkpoint).
 
         A checkpoint written by this class or one of its base classes loads; with
@@ -224,23 +264,29 @@ class Checkpointing(ExperimentState, Dispatcher):
         directory = os.path.join(self._require_directory("load_from_checkpoint"), "Weights")
         accepted = self._accepted_classes(strict_class)
         if step is None:  # other ranks: the checkpoint rank 0 resumes from (not a newer one)
-            loaded = (_launch.load_announced_checkpoint(directory, accepted, strict_class,
-                                                        trust=trust)
-                      or load_latest_valid(directory, experiment_class=accepted,
-                                           strict_class=strict_class,
-                                           map_location=_distributed.checkpoint_map_location(),
-                                           trust=trust, set_aside=self._writer_lock is not None
-                                           and self._writer_lock.held))
+            loaded = _launch.load_announced_checkpoint(
+                directory, accepted, strict_class, trust=trust
+            ) or load_latest_valid(
+                directory,
+                experiment_class=accepted,
+                strict_class=strict_class,
+                map_location=_distributed.checkpoint_map_location(),
+                trust=trust,
+                set_aside=self._writer_lock is not None and self._writer_lock.held,
+            )
             if loaded is None:
                 raise CheckpointError(
                     f"no checkpoint in {directory} to load: save one with checkpoint() first, "
                     f"or start without --resume"
                 )
         else:
-            loaded = load_checkpoint(find_checkpoint(directory, step),
-                                     experiment_class=accepted, strict_class=strict_class,
-                                     map_location=_distributed.checkpoint_map_location(),
-                                     trust=trust)
+            loaded = load_checkpoint(
+                find_checkpoint(directory, step),
+                experiment_class=accepted,
+                strict_class=strict_class,
+                map_location=_distributed.checkpoint_map_location(),
+                trust=trust,
+            )
             newer = [found for found, _ in list_checkpoints(directory) if found > loaded.step]
             if newer and not self._read_only:
                 warnings.warn(
@@ -271,9 +317,13 @@ class Checkpointing(ExperimentState, Dispatcher):
         """After the default dispatch returned normally: save the last steps, unless the last
         save (or load) was at this step, the run never checkpoints, or
         ``training/checkpoint_at_end`` is false."""
-        if (self._experiment_directory is None or self._read_only or self.step == 0
-                or self._last_saved_step == self.step
-                or not self.get("training/checkpoint_at_end", True)):
+        if (
+            self._experiment_directory is None
+            or self._read_only
+            or self.step == 0
+            or self._last_saved_step == self.step
+            or not self.get("training/checkpoint_at_end", True)
+        ):
             return
         if self._last_saved_step is None and not self.config_value("training/checkpoint_every"):
             return  # this run never asked for checkpoints
@@ -286,15 +336,23 @@ class Checkpointing(ExperimentState, Dispatcher):
         _distributed.wait_after_preemption_checkpoint(self._experiment_directory)
         error = _preemption.Preempted(self.step, _preemption.received_signal())
         if _distributed.is_main_process():  # one line in the job's output says why it stopped
-            saved = ("checkpoint saved" if self._experiment_directory is not None
-                     else "no experiment directory, nothing saved")
+            saved = (
+                "checkpoint saved"
+                if self._experiment_directory is not None
+                else "no experiment directory, nothing saved"
+            )
             import shlex
 
-            again = shlex.join([sys.argv[0] or "train.py",
-                                self._experiment_directory or "DIR", "--resume"])
-            print(f"speedrun: preempted by {_signal_text(error.signum)} at step {self.step}: "
-                  f"{saved}; exiting with status {_preemption.PREEMPTION_EXIT_CODE}. Continue "
-                  f"with: python {again}", file=sys.stderr, flush=True)
+            again = shlex.join(
+                [sys.argv[0] or "train.py", self._experiment_directory or "DIR", "--resume"]
+            )
+            print(
+                f"speedrun: preempted by {_signal_text(error.signum)} at step {self.step}: "
+                f"{saved}; exiting with status {_preemption.PREEMPTION_EXIT_CODE}. Continue "
+                f"with: python {again}",
+                file=sys.stderr,
+                flush=True,
+            )
         raise error
 
 

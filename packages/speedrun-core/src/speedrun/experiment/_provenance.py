@@ -59,8 +59,9 @@ def git_state(folder: str | None = None) -> GitState:
     process = _pending.pop(where, None)
     try:
         if process is None:
-            process = subprocess.Popen(_STATUS, cwd=where, stdout=subprocess.PIPE,
-                                       stderr=subprocess.DEVNULL, text=True)
+            process = subprocess.Popen(
+                _STATUS, cwd=where, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            )
         output, _ = process.communicate(timeout=30)
     except (OSError, subprocess.SubprocessError):
         if process is not None:
@@ -85,8 +86,9 @@ def prefetch_git_state(folder: str | None = None) -> None:
     if where in _pending:
         return
     try:
-        _pending[where] = subprocess.Popen(_STATUS, cwd=where, stdout=subprocess.PIPE,
-                                           stderr=subprocess.DEVNULL, text=True)
+        _pending[where] = subprocess.Popen(
+            _STATUS, cwd=where, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
     except OSError:
         return  # no git: git_state() will say so
     if len(_pending) == 1:
@@ -101,7 +103,7 @@ def _reap_pending() -> None:
         _, process = _pending.popitem()
         try:
             process.communicate(timeout=5)
-        except Exception:  # noqa: BLE001 - exiting: never let this mask the real error
+        except Exception:
             process.kill()
             process.communicate()
 

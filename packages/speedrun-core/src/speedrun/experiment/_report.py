@@ -49,16 +49,22 @@ def install_error_hook() -> None:
     if getattr(previous, "_speedrun_hook", False):
         return
 
-    def hook(kind: type[BaseException], error: BaseException,
-             traceback: TracebackType | None) -> None:
-        if (not isinstance(error, SpeedrunError)
-                or os.environ.get(TRACEBACK_VARIABLE, "").strip() not in ("", "0")):
+    def hook(
+        kind: type[BaseException], error: BaseException, traceback: TracebackType | None
+    ) -> None:
+        if not isinstance(error, SpeedrunError) or os.environ.get(
+            TRACEBACK_VARIABLE, ""
+        ).strip() not in ("", "0"):
             previous(kind, error, traceback)
             return
         where = _user_frame(traceback)
         print(f"speedrun: error: {error}", file=sys.stderr)
-        print(f"({type(error).__name__}{f' raised from {where}' if where else ''}; set "
-              f"{TRACEBACK_VARIABLE}=1 for the full traceback)", file=sys.stderr, flush=True)
+        print(
+            f"({type(error).__name__}{f' raised from {where}' if where else ''}; set "
+            f"{TRACEBACK_VARIABLE}=1 for the full traceback)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     hook._speedrun_hook = True  # type: ignore[attr-defined]  # marks the hook as installed
     sys.excepthook = hook
@@ -73,37 +79,54 @@ def nothing_to_resume(directory: str) -> ExperimentDirectoryError:
 
     parent = os.path.dirname(os.path.abspath(directory))
     try:
-        siblings = sorted(name for name in os.listdir(parent)
-                          if is_experiment_directory(os.path.join(parent, name)))
+        siblings = sorted(
+            name
+            for name in os.listdir(parent)
+            if is_experiment_directory(os.path.join(parent, name))
+        )
     except OSError:
         siblings = []
-    close = difflib.get_close_matches(os.path.basename(os.path.normpath(directory)), siblings,
-                                      n=3, cutoff=0.6)
+    close = difflib.get_close_matches(
+        os.path.basename(os.path.normpath(directory)), siblings, n=3, cutoff=0.6
+    )
     prefix = os.path.dirname(os.path.normpath(directory))
-    hint = (f" Did you mean {' or '.join(os.path.join(prefix, name) for name in close)}?"
-            if close else "")
-    what = ("no such folder" if not os.path.exists(directory)
-            else "the folder is not a speedrun experiment directory")
+    hint = (
+        f" Did you mean {' or '.join(os.path.join(prefix, name) for name in close)}?"
+        if close
+        else ""
+    )
+    what = (
+        "no such folder"
+        if not os.path.exists(directory)
+        else "the folder is not a speedrun experiment directory"
+    )
     return ExperimentDirectoryError(
         f"nothing to resume at {directory}: {what}.{hint} Start a new run without --resume."
     )
 
 
-def report_resume_overrides(overrides: dict[str, Any], step: int,
-                            hooks: Sequence[str] = ()) -> None:
+def report_resume_overrides(
+    overrides: dict[str, Any], step: int, hooks: Sequence[str] = ()
+) -> None:
     """Say, once, which overrides the objects restored from step ``step`` may not follow;
     ``hooks`` names the experiment's ``post_load`` hooks (they may re-apply them)."""
     from ..config._tree import short_repr
 
     listing = "\n".join(f"  {path} = {short_repr(value)}" for path, value in overrides.items())
-    after = (f"the post_load hook(s) {', '.join(hooks)} run after loading and decide which "
-             "values win" if hooks else
-             "re-apply them in a post_load hook (experiment.resume_overrides lists them)")
-    print(f"speedrun: --resume from step {step} with {len(overrides)} changed config value(s):\n"
-          f"{listing}\nThe config now holds them, but attributes restored from the checkpoint "
-          "(an optimizer's learning rate, a model built from the config) keep their saved "
-          f"values unless code sets them again: {after}. The run record keeps them under "
-          "'resume_overrides'.", file=sys.stderr, flush=True)
+    after = (
+        f"the post_load hook(s) {', '.join(hooks)} run after loading and decide which values win"
+        if hooks
+        else "re-apply them in a post_load hook (experiment.resume_overrides lists them)"
+    )
+    print(
+        f"speedrun: --resume from step {step} with {len(overrides)} changed config value(s):\n"
+        f"{listing}\nThe config now holds them, but attributes restored from the checkpoint "
+        "(an optimizer's learning rate, a model built from the config) keep their saved "
+        f"values unless code sets them again: {after}. The run record keeps them under "
+        "'resume_overrides'.",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def report_unknown_flags(names: Sequence[str]) -> None:
@@ -111,7 +134,10 @@ def report_unknown_flags(names: Sequence[str]) -> None:
     if not names:
         return
     flags = ", ".join(f"--{name}" for name in names)
-    print(f"speedrun: ignored {flags}: not one of speedrun's flags, not declared in the "
-          "experiment's COMMAND_LINE_FLAGS and not read with get_arg() before run() started. "
-          "Declare your own flags (COMMAND_LINE_FLAGS = ('lr',)) or remove them.",
-          file=sys.stderr, flush=True)
+    print(
+        f"speedrun: ignored {flags}: not one of speedrun's flags, not declared in the "
+        "experiment's COMMAND_LINE_FLAGS and not read with get_arg() before run() started. "
+        "Declare your own flags (COMMAND_LINE_FLAGS = ('lr',)) or remove them.",
+        file=sys.stderr,
+        flush=True,
+    )

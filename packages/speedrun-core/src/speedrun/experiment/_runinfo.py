@@ -82,9 +82,23 @@ __all__ = [
 _MAX_PATCH_BYTES = 20 * 1024 * 1024
 _MAX_MESSAGE = 500
 # Fields of an earlier attempt kept in the record's history when a run is resumed.
-_HISTORY_FIELDS = ("attempt", "status", "exception", "message", "exit_code", "started",
-                   "started_at", "ended", "ended_at", "final_step", "host", "pid", "git",
-                   "command", "resume_overrides")
+_HISTORY_FIELDS = (
+    "attempt",
+    "status",
+    "exception",
+    "message",
+    "exit_code",
+    "started",
+    "started_at",
+    "ended",
+    "ended_at",
+    "final_step",
+    "host",
+    "pid",
+    "git",
+    "command",
+    "resume_overrides",
+)
 
 
 def _is_main_process() -> bool:
@@ -112,7 +126,7 @@ def describe_exception(error: BaseException) -> str:
 def _short_message(error: BaseException) -> str | None:
     try:
         text = str(error).strip()
-    except Exception:  # noqa: BLE001 - a broken __str__ must not break the record
+    except Exception:
         return None
     if not text:
         return None
@@ -150,8 +164,9 @@ class RunRecord:
     itself for an attempt, its entry in ``data['evaluations']`` for an evaluation.
     """
 
-    def __init__(self, directory: str, data: dict[str, Any],
-                 entry: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, directory: str, data: dict[str, Any], entry: dict[str, Any] | None = None
+    ) -> None:
         self.directory = directory
         self.data = data
         self.entry = data if entry is None else entry
@@ -179,8 +194,14 @@ class RunRecord:
             error = None
         self.finish(*classify_exit(error), error=error, step=step)
 
-    def finish(self, status: str, exit_code: int | None = None, *,
-               error: BaseException | None = None, step: int | None = None) -> None:
+    def finish(
+        self,
+        status: str,
+        exit_code: int | None = None,
+        *,
+        error: BaseException | None = None,
+        step: int | None = None,
+    ) -> None:
         """Write the end time and ``status``; later calls do nothing."""
         if self.finished:
             return
@@ -206,8 +227,11 @@ class RunRecord:
         except OSError as failure:
             import warnings
 
-            warnings.warn(f"speedrun could not write the end of the run record {self.path}: "
-                          f"{failure}", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"speedrun could not write the end of the run record {self.path}: {failure}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def _still_ours(self) -> bool:
         """Whether the record on disk still holds this launch's entry (no later run took over)."""
@@ -218,9 +242,12 @@ class RunRecord:
         if current is None:
             return False
         entries = [current] if self.entry is self.data else current.get("evaluations") or []
-        return any(isinstance(entry, dict) and entry.get("pid") == self.entry.get("pid")
-                   and entry.get("started_at") == self.entry.get("started_at")
-                   for entry in entries)
+        return any(
+            isinstance(entry, dict)
+            and entry.get("pid") == self.entry.get("pid")
+            and entry.get("started_at") == self.entry.get("started_at")
+            for entry in entries
+        )
 
     def _at_exit(self) -> None:
         # The experiment may be long gone (and its lock with it): write only over our own record.
@@ -280,8 +307,10 @@ def _write_patch(directory: str, patch: str | None, history: list[dict[str, Any]
     if data is None:
         return None
     if len(data) > _MAX_PATCH_BYTES:
-        return {"skipped": f"the uncommitted changes are {len(data)} bytes, more than the "
-                           f"{_MAX_PATCH_BYTES} kept"}
+        return {
+            "skipped": f"the uncommitted changes are {len(data)} bytes, more than the "
+            f"{_MAX_PATCH_BYTES} kept"
+        }
     if existing != data:
         from ..directory._fs import atomic_write_bytes
 
@@ -306,8 +335,12 @@ def _register(record: RunRecord, current_step: Callable[[], int | None]) -> RunR
     return record
 
 
-def _start_evaluation(directory: str, old: dict[str, Any], request: SetupRequest,
-                      current_step: Callable[[], int | None]) -> RunRecord | None:
+def _start_evaluation(
+    directory: str,
+    old: dict[str, Any],
+    request: SetupRequest,
+    current_step: Callable[[], int | None],
+) -> RunRecord | None:
     """Append this launch to ``old['evaluations']``; the rest of the record stays as it is."""
     started, started_at = _now()
     state = recent_git_state()
@@ -338,16 +371,24 @@ def _start_evaluation(directory: str, old: dict[str, Any], request: SetupRequest
     except OSError as failure:
         import warnings
 
-        warnings.warn(f"speedrun could not write the run record {record.path}: {failure}.",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"speedrun could not write the run record {record.path}: {failure}.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return None
     return _register(record, current_step)
 
 
-def start_run_record(directory: str, *, experiment_class: str, request: SetupRequest,
-                     current_step: Callable[[], int | None],
-                     resume_overrides: dict[str, Any] | None = None,
-                     evaluation: bool = False) -> RunRecord | None:
+def start_run_record(
+    directory: str,
+    *,
+    experiment_class: str,
+    request: SetupRequest,
+    current_step: Callable[[], int | None],
+    resume_overrides: dict[str, Any] | None = None,
+    evaluation: bool = False,
+) -> RunRecord | None:
     """Write the start of a run to ``<directory>/Configurations/run.json``.
 
     Called by ``auto_setup()`` once the configuration is dumped and the writer lock is held,
@@ -377,8 +418,12 @@ def start_run_record(directory: str, *, experiment_class: str, request: SetupReq
     history = _previous_attempts(directory, old)
     started, started_at = _now()
     state = recent_git_state()
-    git: dict[str, Any] = {"revision": state.revision, "branch": state.branch,
-                           "dirty": state.dirty, "patch": None}
+    git: dict[str, Any] = {
+        "revision": state.revision,
+        "branch": state.branch,
+        "dirty": state.dirty,
+        "patch": None,
+    }
     data: dict[str, Any] = {
         "format": RECORD_FORMAT,
         "version": RECORD_VERSION,
@@ -397,7 +442,8 @@ def start_run_record(directory: str, *, experiment_class: str, request: SetupReq
         "experiment_class": experiment_class,
         "command": _command(argv),
         # A resumed (or re-run) directory keeps the parent its configuration came from.
-        "inherit": _describe_inherit(inherit) if inherit is not None or not old
+        "inherit": _describe_inherit(inherit)
+        if inherit is not None or not old
         else old.get("inherit"),
         "macros": _macro_paths(macro),
         "git": git,
@@ -418,9 +464,12 @@ def start_run_record(directory: str, *, experiment_class: str, request: SetupReq
     except OSError as failure:
         import warnings
 
-        warnings.warn(f"speedrun could not write the run record {record.path}: {failure}. "
-                      "The run goes on; `speedrun ls` will not know how it was started.",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"speedrun could not write the run record {record.path}: {failure}. "
+            "The run goes on; `speedrun ls` will not know how it was started.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return None
     return _register(record, current_step)
 
@@ -440,10 +489,12 @@ def _describe_inherit(inherit: str | None) -> dict[str, Any] | None:
 
     try:
         source: str | None = os.path.abspath(inherit_source(inherit, CONFIG_FILE_NAME))
-    except Exception:  # noqa: BLE001 - auto_setup already reported a bad --inherit
+    except Exception:
         source = None
     path = os.path.abspath(inherit)
-    return {"argument": inherit, "path": path, "config_file": source,
-            "kind": "file" if os.path.isfile(path) else "directory"}
-
-
+    return {
+        "argument": inherit,
+        "path": path,
+        "config_file": source,
+        "kind": "file" if os.path.isfile(path) else "directory",
+    }

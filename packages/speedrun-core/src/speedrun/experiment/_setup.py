@@ -120,8 +120,7 @@ class CommandLineSetup(Checkpointing):
 
     @classmethod
     def _declared_flags(cls) -> set[str]:
-        return {flag for klass in cls.__mro__
-                for flag in vars(klass).get("COMMAND_LINE_FLAGS", ())}
+        return {flag for klass in cls.__mro__ for flag in vars(klass).get("COMMAND_LINE_FLAGS", ())}
 
     def setup_request(self) -> SetupRequest:
         """The recorded command line as a checked, plain :class:`SetupRequest` (flags one edit
@@ -153,8 +152,11 @@ class CommandLineSetup(Checkpointing):
                     f"--strict: {len(findings)} --config override(s) do not match the base "
                     f"config:\n{listing}\nFix the key names or types, or drop --strict."
                 )
-            print(f"speedrun: {len(findings)} --config override(s) do not match the base "
-                  f"config (use --strict to make this an error):\n{listing}", file=sys.stderr)
+            print(
+                f"speedrun: {len(findings)} --config override(s) do not match the base "
+                f"config (use --strict to make this an error):\n{listing}",
+                file=sys.stderr,
+            )
         for path, value in overrides:
             self._tree.assign(path, value)
         if overrides:
@@ -169,8 +171,7 @@ class CommandLineSetup(Checkpointing):
         self.experiment_directory = args.positionals[0]
         return self
 
-    def purge_existing_experiment_directory(
-            self: S, experiment_directory: str | None = None) -> S:
+    def purge_existing_experiment_directory(self: S, experiment_directory: str | None = None) -> S:
         """Delete a speedrun experiment directory (refused for anything else)."""
         if experiment_directory is None:
             args = self._require_args()
@@ -201,8 +202,11 @@ class CommandLineSetup(Checkpointing):
             return False
         check_purge_allowed(args.positionals[0])
         for leftover in leftover_purges(args.positionals[0]):
-            warnings.warn(f"{leftover} is left over from a purge that was interrupted; "
-                          f"delete it yourself once you have checked it", stacklevel=3)
+            warnings.warn(
+                f"{leftover} is left over from a purge that was interrupted; "
+                f"delete it yourself once you have checked it",
+                stacklevel=3,
+            )
         return os.path.lexists(args.positionals[0])
 
     def _purge_keeping_configuration(self, dump_configuration: bool) -> None:
@@ -220,8 +224,9 @@ class CommandLineSetup(Checkpointing):
             files = {relative: dumps_yaml(self._tree).encode("utf-8")}
         else:
             try:
-                with open(os.path.join(self._require_directory("--purge"), relative),
-                          "rb") as handle:
+                with open(
+                    os.path.join(self._require_directory("--purge"), relative), "rb"
+                ) as handle:
                     files = {relative: handle.read()}
             except FileNotFoundError:
                 files = {}
@@ -259,8 +264,11 @@ class CommandLineSetup(Checkpointing):
         self._configured = True
         self.read_macro()
         if request.resume:
-            self._resume_overrides = {path: value for path, value in request.overrides
-                                      if self._tree.lookup(path, None) != value}
+            self._resume_overrides = {
+                path: value
+                for path, value in request.overrides
+                if self._tree.lookup(path, None) != value
+            }
         self.update_configuration_from_args(strict=request.strict)
         self._validate_config_keys()
         if update_git_revision:
@@ -294,8 +302,7 @@ class CommandLineSetup(Checkpointing):
             trained_with = None
         return request.dispatch != trained_with
 
-    def auto_setup(self: S, update_git_revision: bool = True,
-                   dump_configuration: bool = True) -> S:
+    def auto_setup(self: S, update_git_revision: bool = True, dump_configuration: bool = True) -> S:
         """Set the run up from the command line.
 
         ``python exp.py DIR [--inherit DIR_OR_YML] [--macro a.yml:b.yml]
@@ -349,24 +356,31 @@ class CommandLineSetup(Checkpointing):
         if dump_configuration and not evaluation:
             self.dump_configuration()
         if existing and self._resume_overrides:
-            report_resume_overrides(self._resume_overrides, existing[-1][0],
-                                    find_marked(type(self), POST_LOAD))
+            report_resume_overrides(
+                self._resume_overrides, existing[-1][0], find_marked(type(self), POST_LOAD)
+            )
         self._run_record = self._start_run_record(evaluation)  # Configurations/run.json
         _preemption.install(self.config_value("speedrun/preemption_signals"))
         if request.resume:
             if existing:
                 self._resume_pending = True
             else:
-                warnings.warn(f"--resume: no checkpoint in {self.checkpoint_directory} yet; "
-                              f"starting from step 0", stacklevel=2)
+                warnings.warn(
+                    f"--resume: no checkpoint in {self.checkpoint_directory} yet; "
+                    f"starting from step 0",
+                    stacklevel=2,
+                )
         if self._world_size > 1:  # the other ranks wait in _follow_main_setup() for this
-            _launch.announce_setup(self._require_directory("auto_setup"),
-                                   checkpoints=[step for step, _ in existing],
-                                   config_dumped=dump_configuration and not evaluation)
+            _launch.announce_setup(
+                self._require_directory("auto_setup"),
+                checkpoints=[step for step, _ in existing],
+                config_dumped=dump_configuration and not evaluation,
+            )
         return self
 
-    def _follow_main_setup(self: S, request: SetupRequest, update_git_revision: bool,
-                           dump_configuration: bool) -> S:
+    def _follow_main_setup(
+        self: S, request: SetupRequest, update_git_revision: bool, dump_configuration: bool
+    ) -> S:
         """``auto_setup()`` of a process other than the main one: wait, then read what it resolved.
 
         Nothing is written: the directory, the configuration dump and the writer lock belong to
@@ -404,10 +418,14 @@ class CommandLineSetup(Checkpointing):
             return None if alive is None else alive.step
 
         request = self._request if self._request is not None else self.setup_request()
-        return start_run_record(self._require_directory("auto_setup"),
-                                experiment_class=class_path(self), request=request,
-                                resume_overrides=self._resume_overrides,
-                                evaluation=evaluation, current_step=current_step)
+        return start_run_record(
+            self._require_directory("auto_setup"),
+            experiment_class=class_path(self),
+            request=request,
+            resume_overrides=self._resume_overrides,
+            evaluation=evaluation,
+            current_step=current_step,
+        )
 
 
 def _no_directory(args: Arguments) -> ArgumentError:

@@ -55,7 +55,9 @@ def save_sharded(experiment: Any, directory: str, random_state_key: str) -> bool
     if not wants_sharded_save(state, setting):
         return False
     result = save_shards(
-        directory, experiment.step, state,
+        directory,
+        experiment.step,
+        state,
         experiment_class=class_path(experiment),
         random_state_key=random_state_key,
         force=setting is True,
@@ -84,8 +86,7 @@ def wait(experiment: Any, *, failing: bool = False) -> None:
         warnings.warn(str(error), stacklevel=2)
 
 
-def load_sharded(experiment: Any, loaded: Checkpoint, descriptor: Any,
-                 random_state: Any) -> Any:
+def load_sharded(experiment: Any, loaded: Checkpoint, descriptor: Any, random_state: Any) -> Any:
     """Load the shards of the sharded checkpoint ``loaded`` into the experiment's live objects;
     return the random state this process restores (its own, saved in the directory)."""
     from ..checkpoint._sharded import load_rank_random_state, load_shards

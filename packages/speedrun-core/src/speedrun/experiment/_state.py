@@ -56,7 +56,6 @@ class ExperimentState:
     #: The config keys this class reads (see ``config_value``); mixins add their own.
     CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = CORE_CONFIG_KEYS
 
-
     def __init__(self, experiment_directory: str | os.PathLike[str] | None = None) -> None:
         self._experiment_directory: str | None = None
         self._step: int | None = None
@@ -67,7 +66,9 @@ class ExperimentState:
         # get() of a missing key without a default is an error rather than a silent None.
         self._configured = False
         self._meta_config: dict[str, list[str]] = {
-            "exclude_attrs_from_save": [], "stateless_attributes": [], "stateful_attributes": [],
+            "exclude_attrs_from_save": [],
+            "stateless_attributes": [],
+            "stateful_attributes": [],
         }
         self._cache: dict[str, Any] = {}
         self._read_only = False
@@ -88,8 +89,10 @@ class ExperimentState:
             )
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(experiment_directory={self._experiment_directory!r}, "
-                f"step={self.step}, epoch={self.epoch})")
+        return (
+            f"{type(self).__name__}(experiment_directory={self._experiment_directory!r}, "
+            f"step={self.step}, epoch={self.epoch})"
+        )
 
     # -- counters ------------------------------------------------------------------------------
     @property
@@ -98,7 +101,6 @@ class ExperimentState:
         if self._step is None:
             self._step = 0
         return self._step
-
 
     @property
     def epoch(self) -> int:
@@ -111,7 +113,6 @@ class ExperimentState:
         """Increment the epoch counter."""
         self._epoch = (self._epoch or 0) + 1
         return self
-
 
     # -- directories ---------------------------------------------------------------------------
     @property
@@ -219,8 +220,10 @@ class ExperimentState:
         declared = declared_keys(type(self)).get(path)
         if declared is None:
             known = ", ".join(sorted(declared_keys(type(self)))) or "none"
-            raise KeyError(f"config key {path!r} is not declared in the CONFIG_KEYS of "
-                           f"{type(self).__name__} or its bases (declared: {known})")
+            raise KeyError(
+                f"config key {path!r} is not declared in the CONFIG_KEYS of "
+                f"{type(self).__name__} or its bases (declared: {known})"
+            )
         key, owner = declared
         value = self._tree.lookup(path, _MISSING, False)
         return key.default if value is _MISSING else key.validate(value, owner=owner)
@@ -238,15 +241,15 @@ class ExperimentState:
         self._configured = True
         return self
 
-    def read_config_file(self: S, file_name: str = CONFIG_FILE_NAME,
-                         path: str | None = None) -> S:
+    def read_config_file(self: S, file_name: str = CONFIG_FILE_NAME, path: str | None = None) -> S:
         """Replace the config with the YAML file ``path`` (default: this run's config file).
 
         Raises ``FileNotFoundError`` when the file does not exist.
         """
         if path is None:
-            path = os.path.join(self._require_directory("read_config_file"), "Configurations",
-                                file_name)
+            path = os.path.join(
+                self._require_directory("read_config_file"), "Configurations", file_name
+            )
         if not os.path.isfile(path):
             raise FileNotFoundError(
                 f"no configuration file at {path}: create it, pass --inherit with another "
@@ -256,9 +259,12 @@ class ExperimentState:
         self._configured = True
         return self
 
-    def inherit_configuration(self: S, from_experiment_directory: str,
-                              file_name: str = CONFIG_FILE_NAME,
-                              read: bool = True) -> S:
+    def inherit_configuration(
+        self: S,
+        from_experiment_directory: str,
+        file_name: str = CONFIG_FILE_NAME,
+        read: bool = True,
+    ) -> S:
         """Take the configuration of another experiment directory (or a ``.yml`` file).
 
         With ``read=True`` the config is loaded from there; with ``read=False`` the file is
@@ -318,9 +324,9 @@ class ExperimentState:
         self._cache[tag] = value
         return self
 
-    def accumulate_in_cache(self: S, tag: str, value: Any,
-                            accumulate_fn: Callable[[Any, Any], Any] | None = None
-                            ) -> S:
+    def accumulate_in_cache(
+        self: S, tag: str, value: Any, accumulate_fn: Callable[[Any, Any], Any] | None = None
+    ) -> S:
         """Add ``value`` to the cached ``tag`` (``+=``, or ``accumulate_fn(old, value)``)."""
         if tag not in self._cache:
             self._cache[tag] = value
@@ -345,4 +351,3 @@ class ExperimentState:
     def bundle(self, **kwargs: Any) -> Namespace:
         """Pack ``kwargs`` into a :class:`~speedrun.Namespace`."""
         return Namespace(**kwargs)
-

@@ -115,12 +115,14 @@ def _layout(shape: tuple[int, ...], dataformats: str | None, what: str) -> str:
             f"the last axis has 1, 3 or 4 channels. Fix: log one channel (value[0]) or a grid."
         )
     hint = " Fix: pick one image of the batch, e.g. value[0]." if len(shape) == 4 else ""
-    raise ImageError(f"{what} expects {ACCEPTED_IMAGES}; got {len(shape)} dimensions, shape "
-                     f"{shape}.{hint}")
+    raise ImageError(
+        f"{what} expects {ACCEPTED_IMAGES}; got {len(shape)} dimensions, shape {shape}.{hint}"
+    )
 
 
-def to_image_array(value: Any, dataformats: str | None = None, *, what: str = "image"
-                   ) -> np.ndarray:
+def to_image_array(
+    value: Any, dataformats: str | None = None, *, what: str = "image"
+) -> np.ndarray:
     """Convert ``value`` to a new C-contiguous uint8 array shaped ``(H, W, C)``, C in 1, 3, 4.
 
     Parameters
@@ -147,9 +149,11 @@ def to_image_array(value: Any, dataformats: str | None = None, *, what: str = "i
         array = np.moveaxis(array, 0, -1)
     height, width, channels = array.shape
     if channels not in _CHANNELS:
-        raise ImageError(f"{what} expects {ACCEPTED_IMAGES}; got shape {shape} read as {layout}, "
-                         f"which has {channels} channels. Fix: pass dataformats= with the "
-                         f"layout the array has.")
+        raise ImageError(
+            f"{what} expects {ACCEPTED_IMAGES}; got shape {shape} read as {layout}, "
+            f"which has {channels} channels. Fix: pass dataformats= with the "
+            f"layout the array has."
+        )
     if height == 0 or width == 0:
         raise ImageError(f"{what} needs a non-empty image, got shape {shape}.")
     if array.dtype == np.uint8:
@@ -161,19 +165,25 @@ def to_image_array(value: Any, dataformats: str | None = None, *, what: str = "i
         if low < 0 or high > 255:
             raise ImageError(
                 f"{what} expects integer pixels in 0..255, got values in [{low}, {high}] "
-                f"(dtype {array.dtype}). Fix: rescale to 0..255, or pass floats in 0..1.")
+                f"(dtype {array.dtype}). Fix: rescale to 0..255, or pass floats in 0..1."
+            )
         return np.ascontiguousarray(array.astype(np.uint8))
     if np.issubdtype(array.dtype, np.floating):
         scaled = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
         return np.ascontiguousarray((np.clip(scaled, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
-    raise ImageError(f"{what} expects {ACCEPTED_IMAGES}; got dtype {array.dtype}. Fix: convert "
-                     f"it, e.g. value.astype(numpy.float32) / value.max().")
+    raise ImageError(
+        f"{what} expects {ACCEPTED_IMAGES}; got dtype {array.dtype}. Fix: convert "
+        f"it, e.g. value.astype(numpy.float32) / value.max()."
+    )
 
 
 def encode_png(image: np.ndarray) -> bytes:
     """PNG bytes of an ``(H, W, C)`` uint8 array from :func:`to_image_array` (needs Pillow)."""
-    pil = require("PIL.Image", feature="writing PNG images",
-                  install="pip install Pillow (speedrun-io and speedrun-tensorboard bring it)")
+    pil = require(
+        "PIL.Image",
+        feature="writing PNG images",
+        install="pip install Pillow (speedrun-io and speedrun-tensorboard bring it)",
+    )
     pixels = image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
     buffer = io.BytesIO()
     pil.fromarray(pixels).save(buffer, format="PNG")
@@ -185,8 +195,9 @@ def write_png(path: str | os.PathLike[str], image: np.ndarray) -> None:
     atomic_write_bytes(os.fspath(path), encode_png(image), durable=False)
 
 
-def plot_file(plot_directory: str | None, tag: str, step: int, extension: str, *,
-              what: str = "plot") -> str:
+def plot_file(
+    plot_directory: str | None, tag: str, step: int, extension: str, *, what: str = "plot"
+) -> str:
     """The one ``Plots/`` naming rule: ``Plots/<tag folders>/<name>_step_<step>.<extension>``.
 
     ``plot_file("exp/Plots", "val/pred", 3, "png")`` returns ``exp/Plots/val/pred_step_3.png``
@@ -206,5 +217,6 @@ def plot_file(plot_directory: str | None, tag: str, step: int, extension: str, *
             f"directory. Fix: pass one on the command line (python train.py experiments/RUN-0) "
             f"or set experiment.experiment_directory first."
         )
-    return tagged_file(plot_directory, tag, suffix=f"_step_{step}.{extension.lstrip('.')}",
-                       what=f"{what} tag")
+    return tagged_file(
+        plot_directory, tag, suffix=f"_step_{step}.{extension.lstrip('.')}", what=f"{what} tag"
+    )

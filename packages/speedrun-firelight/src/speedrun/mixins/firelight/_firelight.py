@@ -42,10 +42,11 @@ def import_firelight() -> Any:
     handlers, level = list(root.handlers), root.level
     try:
         import firelight
-        import firelight.config_parsing  # noqa: F401
+        import firelight.config_parsing
     except ImportError as exc:
-        raise ImportError(f"FirelightMixin needs firelight (and its scikit-learn): "
-                          f"{_INSTALL_HINT}") from exc
+        raise ImportError(
+            f"FirelightMixin needs firelight (and its scikit-learn): {_INSTALL_HINT}"
+        ) from exc
     finally:
         for handler in root.handlers[:]:
             if handler not in handlers:
@@ -74,8 +75,10 @@ def _resolve_dotted_visualizers(config: Any, firelight: Any, source: str) -> Any
                 namespace = vars(firelight.config_parsing)
                 known = namespace.get(located.__name__)
                 if known is not None and known is not located:
-                    raise ConfigError(f"{source}: {key!r} has the class name of firelight's "
-                                      f"own {located.__name__}; rename the class")
+                    raise ConfigError(
+                        f"{source}: {key!r} has the class name of firelight's "
+                        f"own {located.__name__}; rename the class"
+                    )
                 setattr(firelight.config_parsing, located.__name__, located)
                 key = located.__name__
         resolved[key] = value
@@ -92,15 +95,17 @@ def _build_visualizer(config: Any, source: str) -> Any:
         raise ConfigError(
             f"{source}: expected a firelight visualizer config, a mapping with one entry "
             f"{{VisualizerName: {{...}}}} (e.g. {{ImageGridVisualizer: {{visualizers: [...]}}}}), "
-            f"got {config!r}")
+            f"got {config!r}"
+        )
     config = _resolve_dotted_visualizers(copy.deepcopy(dict(config)), firelight, source)
     try:
         # firelight replaces nested configs by visualizers in place: give it a copy.
         return firelight.get_visualizer(config)
     except Exception as exc:
         detail = str(exc) or repr(exc)
-        raise ConfigError(f"{source}: firelight could not build the visualizer: "
-                          f"{type(exc).__name__}: {detail}") from exc
+        raise ConfigError(
+            f"{source}: firelight could not build the visualizer: {type(exc).__name__}: {detail}"
+        ) from exc
 
 
 def _visualizer_from_file(file_name: str | os.PathLike[str]) -> Any:
@@ -108,15 +113,16 @@ def _visualizer_from_file(file_name: str | os.PathLike[str]) -> Any:
 
     path = os.fspath(file_name)
     if not os.path.isfile(path):
-        raise ConfigError(f"firelight config file {path!r} does not exist: expected a YAML "
-                          f"file holding a visualizer config")
+        raise ConfigError(
+            f"firelight config file {path!r} does not exist: expected a YAML "
+            f"file holding a visualizer config"
+        )
     # firelight's own reader calls yaml.load without a Loader, which PyYAML 6 refuses.
     with open(path, encoding="utf-8") as handle:
         try:
             config = yaml.safe_load(handle)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"firelight config file {path!r} is not valid YAML: {exc}"
-                              ) from exc
+            raise ConfigError(f"firelight config file {path!r} is not valid YAML: {exc}") from exc
     return _build_visualizer(config, f"firelight config file {path!r}")
 
 
@@ -145,14 +151,21 @@ class FirelightMixin(TagScopeMixin, _Base):
     """
 
     #: Visualizers hold colormaps and functions: rebuilt from the config, never checkpointed.
-    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({
-        "_firelight_visualizer", "_firelight_grid",
-    })
+    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset(
+        {
+            "_firelight_visualizer",
+            "_firelight_grid",
+        }
+    )
     #: ``firelight`` is read by speedrun-inferno's InfernoMixin too: same default and kinds.
     CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = (
-        ConfigKey("firelight", None, "The firelight visualizer config ({ImageGridVisualizer: "
-                  "{visualizers: [...]}}), or the path of a YAML file holding one.",
-                  kinds=(dict, str, type(None))),
+        ConfigKey(
+            "firelight",
+            None,
+            "The firelight visualizer config ({ImageGridVisualizer: "
+            "{visualizers: [...]}}), or the path of a YAML file holding one.",
+            kinds=(dict, str, type(None)),
+        ),
     )
 
     @property
@@ -201,14 +214,16 @@ class FirelightMixin(TagScopeMixin, _Base):
                 raise ConfigError(
                     f"config key 'firelight': expected a firelight visualizer config, a mapping "
                     f"with one entry {{VisualizerName: {{...}}}}, or the path of a YAML file "
-                    f"holding one; got {config!r}, which is not a file")
+                    f"holding one; got {config!r}, which is not a file"
+                )
             return _visualizer_from_file(config)
         if config is None:
             raise ConfigError(
                 "no firelight visualizer configured: expected a 'firelight' key in the "
                 "configuration (e.g. firelight: {ImageGridVisualizer: {visualizers: "
                 "[{IdentityVisualizer: {input: prediction}}]}}), or call "
-                "load_visualizer('path/to/visualizer.yml')")
+                "load_visualizer('path/to/visualizer.yml')"
+            )
         return _build_visualizer(config, "config key 'firelight'")
 
     def _firelight_grid_visualizer(self) -> Any:
@@ -220,8 +235,11 @@ class FirelightMixin(TagScopeMixin, _Base):
         import_firelight()
         from firelight.visualizers.container_visualizers import ImageGridVisualizer
 
-        grid = visualizer if isinstance(visualizer, ImageGridVisualizer) else \
-            ImageGridVisualizer(visualizers=[visualizer])
+        grid = (
+            visualizer
+            if isinstance(visualizer, ImageGridVisualizer)
+            else ImageGridVisualizer(visualizers=[visualizer])
+        )
         self._firelight_grid = (visualizer, grid)
         return grid
 
@@ -241,8 +259,10 @@ class FirelightMixin(TagScopeMixin, _Base):
         import torch
 
         if not isinstance(states, Mapping):
-            raise TypeError(f"get_image_grid expects a mapping of state names to tensors "
-                            f"(e.g. {{'prediction': tensor}}), got {type(states).__name__}")
+            raise TypeError(
+                f"get_image_grid expects a mapping of state names to tensors "
+                f"(e.g. {{'prediction': tensor}}), got {type(states).__name__}"
+            )
         visualizer = self._firelight_grid_visualizer()
         with torch.no_grad():
             image = visualizer(**_as_tensors(states))
@@ -259,16 +279,17 @@ class FirelightMixin(TagScopeMixin, _Base):
         Like every ``save_*`` method, it returns the list of files written.
         """
         full_tag = self.get_full_tag(plot_name)
-        path = plot_file(self.plot_directory, full_tag, self.step, "png",
-                         what="save_image_grid")
-        image = to_image_array(self.get_image_grid(states), "HWC",
-                               what=f"save_image_grid({plot_name!r})")
+        path = plot_file(self.plot_directory, full_tag, self.step, "png", what="save_image_grid")
+        image = to_image_array(
+            self.get_image_grid(states), "HWC", what=f"save_image_grid({plot_name!r})"
+        )
         if is_main_process():
             write_png(path, image)
         return [path]
 
-    def log_image_grid(self, states: Mapping[str, Any], tag: str = "image_grid",
-                       step: int | None = None) -> FirelightMixin:
+    def log_image_grid(
+        self, states: Mapping[str, Any], tag: str = "image_grid", step: int | None = None
+    ) -> FirelightMixin:
         """Log the image grid to TensorBoard (needs ``TensorboardMixin``); returns ``self``.
 
         Transparency is composited onto white, as firelight's inferno callback does.
@@ -277,7 +298,8 @@ class FirelightMixin(TagScopeMixin, _Base):
             raise AttributeError(
                 f"log_image_grid logs through TensorboardMixin, which {type(self).__name__} "
                 f"does not have: install it (pip install speedrun-tensorboard) and add "
-                f"TensorboardMixin to the experiment's bases, or use save_image_grid()")
+                f"TensorboardMixin to the experiment's bases, or use save_image_grid()"
+            )
         image = self.get_image_grid(states)
         if image.ndim == 3 and image.shape[-1] == 4:
             alpha = image[..., 3:4]

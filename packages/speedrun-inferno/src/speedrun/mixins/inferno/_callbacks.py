@@ -50,10 +50,16 @@ class TensorboardXLogger(TensorboardLogger):
         As for inferno's ``TensorboardLogger``.
     """
 
-    def __init__(self, log_directory: str | None = None, log_scalars_every: Any = None,
-                 log_images_every: Any = None, send_image_at_batch_indices: Any = "all",
-                 send_image_at_channel_indices: Any = "all",
-                 send_volume_at_z_indices: Any = "mid", writer: Any = None) -> None:
+    def __init__(
+        self,
+        log_directory: str | None = None,
+        log_scalars_every: Any = None,
+        log_images_every: Any = None,
+        send_image_at_batch_indices: Any = "all",
+        send_image_at_channel_indices: Any = "all",
+        send_volume_at_z_indices: Any = "mid",
+        writer: Any = None,
+    ) -> None:
         # inferno's __init__ asserts TensorFlow is importable: set up its attributes here.
         Logger.__init__(self, log_directory=log_directory)
         self._log_scalars_every = None
@@ -65,14 +71,23 @@ class TensorboardXLogger(TensorboardLogger):
             self._writer_source = writer
         else:
             self._writer = writer
-        self._config = {"image_batch_indices": send_image_at_batch_indices,
-                        "image_channel_indices": send_image_at_channel_indices,
-                        "volume_z_indices": send_volume_at_z_indices}
+        self._config = {
+            "image_batch_indices": send_image_at_batch_indices,
+            "image_channel_indices": send_image_at_channel_indices,
+            "volume_z_indices": send_volume_at_z_indices,
+        }
         self._trainer_states_being_observed_while_training = {
-            "training_loss", "training_error", "training_prediction", "training_inputs",
-            "training_target", "learning_rate"}
+            "training_loss",
+            "training_error",
+            "training_prediction",
+            "training_inputs",
+            "training_target",
+            "learning_rate",
+        }
         self._trainer_states_being_observed_while_validating = {
-            "validation_error_averaged", "validation_loss_averaged"}
+            "validation_error_averaged",
+            "validation_loss_averaged",
+        }
         if log_scalars_every is not None:
             self.log_scalars_every = log_scalars_every
         if log_images_every is not None:
@@ -88,12 +103,14 @@ class TensorboardXLogger(TensorboardLogger):
             try:
                 from tensorboardX import SummaryWriter
             except ImportError as exc:  # pragma: no cover - a declared dependency
-                raise ImportError("TensorBoard logging needs tensorboardX: "
-                                  "pip install tensorboardX") from exc
+                raise ImportError(
+                    "TensorBoard logging needs tensorboardX: pip install tensorboardX"
+                ) from exc
             # tensorboardX names event files by the second: a unique, increasing suffix keeps
             # a writer opened in the same second (a resumed run) from truncating this one.
-            self._writer = SummaryWriter(logdir=self.log_directory,
-                                         filename_suffix=f".{time.time_ns():020d}.{os.getpid()}")
+            self._writer = SummaryWriter(
+                logdir=self.log_directory, filename_suffix=f".{time.time_ns():020d}.{os.getpid()}"
+            )
             self._owns_writer = True
         return self._writer
 
@@ -129,12 +146,16 @@ class TensorboardXLogger(TensorboardLogger):
         self._owns_writer = False
 
     # -- what gets logged ---------------------------------------------------------------------
-    def log_object(self, tag: str, object_: Any, allow_scalar_logging: bool = True,
-                   allow_image_logging: bool = True) -> None:
+    def log_object(
+        self,
+        tag: str,
+        object_: Any,
+        allow_scalar_logging: bool = True,
+        allow_image_logging: bool = True,
+    ) -> None:
         if isinstance(object_, (list, tuple)):
             for index, item in enumerate(object_):
-                self.log_object(f"{tag}_{index}", item, allow_scalar_logging,
-                                allow_image_logging)
+                self.log_object(f"{tag}_{index}", item, allow_scalar_logging, allow_image_logging)
             return
         step = self.trainer.iteration_count
         if torch.is_tensor(object_) and object_.numel() == 1 and object_.dim() <= 1:
@@ -166,8 +187,9 @@ class TensorboardXLogger(TensorboardLogger):
             array = np.asarray(image, dtype=np.float32)
             low, high = float(np.nanmin(array)), float(np.nanmax(array))
             scaled = (array - low) / (high - low) if high > low else np.zeros_like(array)
-            self.writer.add_image(f"{tag}/{number}", np.nan_to_num(scaled),
-                                  global_step=int(step), dataformats="HW")
+            self.writer.add_image(
+                f"{tag}/{number}", np.nan_to_num(scaled), global_step=int(step), dataformats="HW"
+            )
 
     def log_histogram(self, tag: str, values: Any, step: int, bins: Any = "tensorflow") -> None:
         """Write a histogram of ``values``."""

@@ -70,9 +70,16 @@ def _bytescale(data: Any, cmin: float | None, cmax: float | None, high: int, low
     return np.clip(np.nan_to_num(scaled, nan=low), low, high).round().astype(np.uint8)
 
 
-def toimage(arr: Any, high: int = 255, low: int = 0, cmin: float | None = None,
-            cmax: float | None = None, pal: Any = None, mode: str | None = None,
-            channel_axis: int | None = None) -> Any:
+def toimage(
+    arr: Any,
+    high: int = 255,
+    low: int = 0,
+    cmin: float | None = None,
+    cmax: float | None = None,
+    pal: Any = None,
+    mode: str | None = None,
+    channel_axis: int | None = None,
+) -> Any:
     """Turn an array into a ``PIL.Image`` (the contract of SciPy's removed ``toimage``).
 
     A 2-D array becomes a grey image, an array with an axis of length 3 or 4 an RGB or RGBA
@@ -98,8 +105,10 @@ def toimage(arr: Any, high: int = 255, low: int = 0, cmin: float | None = None,
 
     data = np.asarray(arr)
     if pal is not None:
-        raise ValueError("toimage: palettes (pal=...) are not supported by speedrun's shim; "
-                         "convert the image to RGB first")
+        raise ValueError(
+            "toimage: palettes (pal=...) are not supported by speedrun's shim; "
+            "convert the image to RGB first"
+        )
     if np.iscomplexobj(data):
         raise ValueError("toimage: expected a real-valued array, got a complex one")
     if data.ndim == 2:
@@ -112,13 +121,16 @@ def toimage(arr: Any, high: int = 255, low: int = 0, cmin: float | None = None,
         if channel_axis is None:
             candidates = [axis for axis in (2, 0, 1) if data.shape[axis] in (3, 4)]
             if not candidates:
-                raise ValueError(f"toimage: expected a 3-D array with an axis of length 3 or 4, "
-                                 f"got shape {data.shape}")
+                raise ValueError(
+                    f"toimage: expected a 3-D array with an axis of length 3 or 4, "
+                    f"got shape {data.shape}"
+                )
             channel_axis = candidates[0]
         data = np.moveaxis(data, channel_axis, -1)
         if data.shape[-1] not in (3, 4):
-            raise ValueError(f"toimage: the channel axis must have length 3 or 4, "
-                             f"got {data.shape[-1]}")
+            raise ValueError(
+                f"toimage: the channel axis must have length 3 or 4, got {data.shape[-1]}"
+            )
         scaled = np.ascontiguousarray(_bytescale(data, cmin, cmax, high, low))
         return Image.fromarray(scaled, mode="RGB" if scaled.shape[-1] == 3 else "RGBA")
     raise ValueError(f"toimage: expected a 2-D or 3-D array, got shape {data.shape}")
@@ -166,8 +178,7 @@ def ensure_scipy_misc_toimage() -> str:
         scipy.misc = misc
         record_fix("scipy-misc-toimage", "this SciPy has no scipy.misc module")
         return "created"
-    record_fix("scipy-misc-toimage",
-               f"this SciPy's scipy.misc has no {' or '.join(missing)}")
+    record_fix("scipy-misc-toimage", f"this SciPy's scipy.misc has no {' or '.join(missing)}")
     return "added"
 
 

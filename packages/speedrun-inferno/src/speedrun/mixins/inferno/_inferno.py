@@ -85,39 +85,85 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
     """
 
     TRANSFORM_LOCATIONS: list[Any] = [
-        "inferno.io.transform.generic", "inferno.io.transform.image",
-        "inferno.io.transform.volume", "inferno.io.transform",
+        "inferno.io.transform.generic",
+        "inferno.io.transform.image",
+        "inferno.io.transform.volume",
+        "inferno.io.transform",
     ]
     #: Built-in steps, in the order they run; other ``inferno_build_*`` methods run after.
     INFERNO_BUILD_ORDER: tuple[str, ...] = (
-        "criterion", "metric", "optimizer", "intervals", "limits", "loaders", "tensorboard",
+        "criterion",
+        "metric",
+        "optimizer",
+        "intervals",
+        "limits",
+        "loaders",
+        "tensorboard",
         "callbacks",
     )
     _INTERVAL_KEYS = ("validate_every", "save_every", "evaluate_metric_every")
 
     #: The trainer and the loaders are rebuilt from the config; the resume flag is this run's.
-    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({
-        "_trainer", "_train_loader", "_val_loader", "_inferno_resume_pending",
-    })
+    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset(
+        {
+            "_trainer",
+            "_train_loader",
+            "_val_loader",
+            "_inferno_resume_pending",
+        }
+    )
     CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = (
-        ConfigKey("device", "cpu", "The torch device to train on: cpu, cuda or cuda:1.",
-                  kinds=(str, int)),
-        ConfigKey("trainer/optimizer", None, "{Adam: {lr: 0.001}} (torch.optim or inferno name, "
-                  "or a dotted path), or the original's Adam with trainer/optimizer_kwargs.",
-                  kinds=(dict, str, type(None))),
-        ConfigKey("trainer/optimizer_kwargs", None, "Keyword arguments of a trainer/optimizer "
-                  "given as a name.", kinds=(dict, type(None))),
-        ConfigKey("trainer/intervals", None, "validate_every, save_every and "
-                  "evaluate_metric_every as inferno frequencies ('100 iterations', '1 epochs', "
-                  "'never').", kinds=(dict, type(None))),
-        ConfigKey("trainer/max_epochs", None, "Stop after this many epochs (wins over "
-                  "max_iterations).", kinds=(int, float, str, type(None)), check=_limit_problem),
-        ConfigKey("trainer/max_iterations", None, "Stop after this many iterations.",
-                  kinds=(int, float, str, type(None)), check=_limit_problem),
-        ConfigKey("trainer/num_targets", 1, "How many trailing tensors of a batch are targets.",
-                  kinds=(int,)),
-        ConfigKey("trainer/callbacks", None, "Callbacks as {module: {Class: kwargs}}, modules "
-                  "of inferno.trainers.callbacks or dotted paths.", kinds=(dict, type(None))),
+        ConfigKey(
+            "device", "cpu", "The torch device to train on: cpu, cuda or cuda:1.", kinds=(str, int)
+        ),
+        ConfigKey(
+            "trainer/optimizer",
+            None,
+            "{Adam: {lr: 0.001}} (torch.optim or inferno name, "
+            "or a dotted path), or the original's Adam with trainer/optimizer_kwargs.",
+            kinds=(dict, str, type(None)),
+        ),
+        ConfigKey(
+            "trainer/optimizer_kwargs",
+            None,
+            "Keyword arguments of a trainer/optimizer given as a name.",
+            kinds=(dict, type(None)),
+        ),
+        ConfigKey(
+            "trainer/intervals",
+            None,
+            "validate_every, save_every and "
+            "evaluate_metric_every as inferno frequencies ('100 iterations', '1 epochs', "
+            "'never').",
+            kinds=(dict, type(None)),
+        ),
+        ConfigKey(
+            "trainer/max_epochs",
+            None,
+            "Stop after this many epochs (wins over max_iterations).",
+            kinds=(int, float, str, type(None)),
+            check=_limit_problem,
+        ),
+        ConfigKey(
+            "trainer/max_iterations",
+            None,
+            "Stop after this many iterations.",
+            kinds=(int, float, str, type(None)),
+            check=_limit_problem,
+        ),
+        ConfigKey(
+            "trainer/num_targets",
+            1,
+            "How many trailing tensors of a batch are targets.",
+            kinds=(int,),
+        ),
+        ConfigKey(
+            "trainer/callbacks",
+            None,
+            "Callbacks as {module: {Class: kwargs}}, modules "
+            "of inferno.trainers.callbacks or dotted paths.",
+            kinds=(dict, type(None)),
+        ),
     )
 
     # -- device --------------------------------------------------------------------------------
@@ -131,11 +177,15 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
             try:
                 device = torch.device(value)
             except (RuntimeError, TypeError) as exc:
-                raise ConfigError(f"device: expected a torch device such as 'cpu', 'cuda' or "
-                                  f"'cuda:1', got {value!r}") from exc
+                raise ConfigError(
+                    f"device: expected a torch device such as 'cpu', 'cuda' or "
+                    f"'cuda:1', got {value!r}"
+                ) from exc
             if device.type == "cuda" and not torch.cuda.is_available():
-                raise ConfigError(f"device: {value!r} asks for CUDA, but torch sees no GPU on "
-                                  f"this machine; set device: cpu")
+                raise ConfigError(
+                    f"device: {value!r} asks for CUDA, but torch sees no GPU on "
+                    f"this machine; set device: cpu"
+                )
             self._inferno_device = device
         return self._inferno_device
 
@@ -151,8 +201,11 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
     def get_inferno_build_steps(self) -> list[str]:
         """Names ``<step>`` of the ``inferno_build_<step>`` methods, in the order they run."""
         cls = type(self)
-        names = {name[len(_PREFIX):] for name in dir(cls)
-                 if name.startswith(_PREFIX) and callable(getattr(cls, name, None))}
+        names = {
+            name[len(_PREFIX) :]
+            for name in dir(cls)
+            if name.startswith(_PREFIX) and callable(getattr(cls, name, None))
+        }
         ordered = [name for name in self.INFERNO_BUILD_ORDER if name in names]
         return ordered + sorted(names.difference(ordered))
 
@@ -165,7 +218,8 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
         if directory is None:
             raise ExperimentDirectoryError(
                 "InfernoMixin.trainer needs an experiment directory (checkpoints go to its "
-                "Weights/ folder), but none is set: set experiment.experiment_directory")
+                "Weights/ folder), but none is set: set experiment.experiment_directory"
+            )
         trainer = SpeedrunTrainer(self.model).save_to_directory(directory)
         self._trainer = trainer
         try:
@@ -197,8 +251,9 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
                 torch.cuda.set_device(device.index)
             trainer.cuda()
         else:
-            raise ConfigError(f"device: this inferno trains on 'cpu' or 'cuda' only, got "
-                              f"{str(device)!r}")
+            raise ConfigError(
+                f"device: this inferno trains on 'cpu' or 'cuda' only, got {str(device)!r}"
+            )
 
     def _inferno_check_trainer(self, trainer: Any) -> None:
         every = trainer.validating_every
@@ -207,7 +262,8 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
             raise ConfigError(
                 "trainer/intervals/validate_every is set, but there is no validation data: "
                 "expected a 'val_loader' config (or build_val_loader() returning a DataLoader); "
-                "add one, or remove validate_every")
+                "add one, or remove validate_every"
+            )
 
     # -- the build steps -----------------------------------------------------------------------
     def inferno_build_criterion(self) -> None:
@@ -225,22 +281,27 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
         both carry keyword arguments, those inside ``optimizer`` win, with a warning)."""
         config = self.config_value("trainer/optimizer")
         if config is None:
-            raise ConfigError("no optimizer configured: expected 'trainer/optimizer: {Adam: "
-                              "{lr: 0.001}}' or 'trainer/optimizer: Adam' with "
-                              "'trainer/optimizer_kwargs: {lr: 0.001}' (any torch.optim or "
-                              "inferno optimizer, or a dotted path), or override "
-                              "inferno_build_optimizer()")
-        config = _name_and_kwargs(config, self.config_value("trainer/optimizer_kwargs"),
-                                  "trainer/optimizer")
+            raise ConfigError(
+                "no optimizer configured: expected 'trainer/optimizer: {Adam: "
+                "{lr: 0.001}}' or 'trainer/optimizer: Adam' with "
+                "'trainer/optimizer_kwargs: {lr: 0.001}' (any torch.optim or "
+                "inferno optimizer, or a dotted path), or override "
+                "inferno_build_optimizer()"
+            )
+        config = _name_and_kwargs(
+            config, self.config_value("trainer/optimizer_kwargs"), "trainer/optimizer"
+        )
         name, kwargs = get_single_key_value_pair(config, "trainer/optimizer")
         kwargs = dict(copy.deepcopy(kwargs) or {})
         method: Any = locate(name) if "." in name else name
         try:
             self.trainer.build_optimizer(method, **kwargs)
         except (AssertionError, TypeError, ValueError, NotImplementedError) as exc:
-            raise ConfigError(f"trainer/optimizer: could not build {name} with {kwargs!r}: "
-                              f"{exc or type(exc).__name__}. Expected the name of a torch.optim "
-                              f"optimizer (e.g. Adam) and its keyword arguments") from exc
+            raise ConfigError(
+                f"trainer/optimizer: could not build {name} with {kwargs!r}: "
+                f"{exc or type(exc).__name__}. Expected the name of a torch.optim "
+                f"optimizer (e.g. Adam) and its keyword arguments"
+            ) from exc
 
     def inferno_build_intervals(self) -> None:
         """Set ``validate_every``, ``save_every`` and ``evaluate_metric_every``."""
@@ -248,12 +309,16 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
         if intervals is None:
             return
         if not isinstance(intervals, Mapping):
-            raise ConfigError(f"trainer/intervals: expected a mapping of "
-                              f"{list(self._INTERVAL_KEYS)} to frequencies, got {intervals!r}")
+            raise ConfigError(
+                f"trainer/intervals: expected a mapping of "
+                f"{list(self._INTERVAL_KEYS)} to frequencies, got {intervals!r}"
+            )
         for key, arguments in intervals.items():
             if key not in self._INTERVAL_KEYS:
-                raise ConfigError(f"trainer/intervals/{key}: unknown interval; expected one of "
-                                  f"{list(self._INTERVAL_KEYS)}")
+                raise ConfigError(
+                    f"trainer/intervals/{key}: unknown interval; expected one of "
+                    f"{list(self._INTERVAL_KEYS)}"
+                )
             setter = getattr(self.trainer, key)
             try:
                 if isinstance(arguments, Mapping):
@@ -264,27 +329,32 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
                 raise ConfigError(
                     f"trainer/intervals/{key}: expected a frequency such as '10 iterations', "
                     f"'1 epochs', [10, iterations], 10 or 'never', got {arguments!r} "
-                    f"({type(exc).__name__}: {exc})") from exc
+                    f"({type(exc).__name__}: {exc})"
+                ) from exc
 
     def inferno_build_limits(self) -> None:
         """Stop after ``trainer/max_epochs`` or ``trainer/max_iterations``."""
         max_epochs = self.config_value("trainer/max_epochs")
         max_iterations = self.config_value("trainer/max_iterations")
         if max_epochs is not None and max_iterations is not None:
-            warnings.warn("trainer/max_epochs and trainer/max_iterations are both set: "
-                          "training stops after max_epochs, max_iterations is ignored",
-                          stacklevel=2)
+            warnings.warn(
+                "trainer/max_epochs and trainer/max_iterations are both set: "
+                "training stops after max_epochs, max_iterations is ignored",
+                stacklevel=2,
+            )
         key, value, setter = (
             ("max_epochs", max_epochs, self.trainer.set_max_num_epochs)
-            if max_epochs is not None else
-            ("max_iterations", max_iterations, self.trainer.set_max_num_iterations))
+            if max_epochs is not None
+            else ("max_iterations", max_iterations, self.trainer.set_max_num_iterations)
+        )
         if value is None:
             return  # train() refuses to start without a limit
         try:
             setter(value)
         except (TypeError, AssertionError) as exc:
-            raise ConfigError(f"trainer/{key}: expected an integer or 'inf', got {value!r}"
-                              ) from exc
+            raise ConfigError(
+                f"trainer/{key}: expected an integer or 'inf', got {value!r}"
+            ) from exc
 
     @property
     def train_loader(self) -> Any:
@@ -318,17 +388,19 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
             import inferno.trainers.callbacks as inferno_callbacks
 
             if not isinstance(callbacks, Mapping):
-                raise ConfigError(f"trainer/callbacks: expected a mapping module -> {{Class: "
-                                  f"kwargs}}, got {callbacks!r}")
+                raise ConfigError(
+                    f"trainer/callbacks: expected a mapping module -> {{Class: "
+                    f"kwargs}}, got {callbacks!r}"
+                )
             for module_name, classes in callbacks.items():
                 where = f"trainer/callbacks/{module_name}"
                 module = locate(module_name, [inferno_callbacks])
                 if not isinstance(classes, Mapping):
-                    raise ConfigError(f"{where}: expected a mapping Class -> kwargs, got "
-                                      f"{classes!r}")
+                    raise ConfigError(
+                        f"{where}: expected a mapping Class -> kwargs, got {classes!r}"
+                    )
                 for class_name, arguments in classes.items():
-                    callback = create_instance({class_name: arguments}, [module],
-                                               f"{where}")
+                    callback = create_instance({class_name: arguments}, [module], f"{where}")
                     self.trainer.register_callback(callback)
         if self.config_value("firelight") is not None:
             self._inferno_register_firelight()
@@ -340,8 +412,12 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
         import_inferno_trainers()
         from inferno.io.transform import Compose
 
-        return Compose(*[create_instance(spec, self.TRANSFORM_LOCATIONS, "transforms")
-                         for spec in list_of_transforms])
+        return Compose(
+            *[
+                create_instance(spec, self.TRANSFORM_LOCATIONS, "transforms")
+                for spec in list_of_transforms
+            ]
+        )
 
     def load_trainer_checkpoint(self, best: bool = False) -> Any:
         """Continue from the trainer's checkpoint in ``Weights/``: weights, optimizer state and
@@ -365,23 +441,35 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
         name = trainer._best_checkpoint_filename if best else trainer._checkpoint_filename
         path = os.path.join(trainer.save_directory, name)
         if not os.path.isfile(path):
-            raise CheckpointError(f"no trainer checkpoint to load: expected {path!r} (written "
-                                  f"by trainer/intervals/save_every), but it does not exist")
+            raise CheckpointError(
+                f"no trainer checkpoint to load: expected {path!r} (written "
+                f"by trainer/intervals/save_every), but it does not exist"
+            )
         try:
-            saved = torch.load(path, map_location=self.device, pickle_module=dill,
-                               weights_only=False)
+            saved = torch.load(
+                path, map_location=self.device, pickle_module=dill, weights_only=False
+            )
         except Exception as exc:
-            raise CheckpointError(f"could not read the trainer checkpoint {path!r}: "
-                                  f"{type(exc).__name__}: {exc}") from exc
+            raise CheckpointError(
+                f"could not read the trainer checkpoint {path!r}: {type(exc).__name__}: {exc}"
+            ) from exc
         if not isinstance(saved, Mapping) or "_model" not in saved:
-            raise CheckpointError(f"{path!r} is not an inferno trainer checkpoint (expected the "
-                                  f"trainer's saved attributes, got {type(saved).__name__})")
+            raise CheckpointError(
+                f"{path!r} is not an inferno trainer checkpoint (expected the "
+                f"trainer's saved attributes, got {type(saved).__name__})"
+            )
         trainer.model.load_state_dict(saved["_model"].state_dict())
         if saved.get("_optimizer") is not None and trainer.optimizer_is_defined:
             trainer.optimizer.load_state_dict(saved["_optimizer"].state_dict())
-        for counter in ("_iteration_count", "_epoch_count", "_batch_count",
-                        "_best_validation_score", "_last_validated_at_epoch",
-                        "_last_saved_at_epoch", "_last_metric_evaluated_at_epoch"):
+        for counter in (
+            "_iteration_count",
+            "_epoch_count",
+            "_batch_count",
+            "_best_validation_score",
+            "_last_validated_at_epoch",
+            "_last_saved_at_epoch",
+            "_last_metric_evaluated_at_epoch",
+        ):
             if counter in saved:
                 setattr(trainer, counter, saved[counter])
         return trainer
@@ -391,8 +479,10 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
         """Fit the model (returns the trainer)."""
         trainer = self.trainer
         if trainer._max_num_iterations is None and trainer._max_num_epochs is None:
-            raise ConfigError("training has no end: expected 'trainer/max_epochs' or "
-                              "'trainer/max_iterations' in the configuration")
+            raise ConfigError(
+                "training has no end: expected 'trainer/max_epochs' or "
+                "'trainer/max_iterations' in the configuration"
+            )
         try:
             return trainer.fit()
         finally:

@@ -26,6 +26,7 @@ else:
 
 __all__ = ["ParsingMixin", "create_instance", "get_single_key_value_pair", "locate"]
 
+
 def _module_name(location: str | types.ModuleType) -> str:
     return location.__name__ if isinstance(location, types.ModuleType) else str(location)
 
@@ -54,11 +55,16 @@ def locate(path: str, import_from: Any = None, ensure_exist: bool = True) -> Any
         Raise :class:`~speedrun.ConfigError` if nothing is found (else return ``None``).
     """
     if not isinstance(path, str) or not path:
-        raise ConfigError(f"expected a class or function name (a non-empty string), "
-                          f"got {path!r}")
-    modules = [import_from] if isinstance(import_from, types.ModuleType) else (
-        [item for item in import_from if isinstance(item, types.ModuleType)]
-        if isinstance(import_from, (list, tuple)) else [])
+        raise ConfigError(f"expected a class or function name (a non-empty string), got {path!r}")
+    modules = (
+        [import_from]
+        if isinstance(import_from, types.ModuleType)
+        else (
+            [item for item in import_from if isinstance(item, types.ModuleType)]
+            if isinstance(import_from, (list, tuple))
+            else []
+        )
+    )
     for module in modules:  # module objects: look inside them without re-importing by name
         found: Any = module
         for part in path.split("."):
@@ -75,17 +81,21 @@ def locate(path: str, import_from: Any = None, ensure_exist: bool = True) -> Any
             return found
     if ensure_exist:
         where = f" in {', '.join(bases)} or" if bases else ""
-        raise ConfigError(f"could not locate {path!r}{where} as a dotted path: expected an "
-                          f"importable name such as 'torch.nn.MSELoss'. Fix the name, or add the "
-                          f"module that defines it to import_from")
+        raise ConfigError(
+            f"could not locate {path!r}{where} as a dotted path: expected an "
+            f"importable name such as 'torch.nn.MSELoss'. Fix the name, or add the "
+            f"module that defines it to import_from"
+        )
     return None
 
 
 def get_single_key_value_pair(mapping: Any, where: str = "config") -> tuple[Any, Any]:
     """Key and value of a one-entry mapping (``{ClassName: kwargs}``)."""
     if not isinstance(mapping, Mapping) or len(mapping) != 1:
-        raise ConfigError(f"{where}: expected a mapping with exactly one entry "
-                          f"{{ClassName: {{keyword: value}}}}, got {mapping!r}")
+        raise ConfigError(
+            f"{where}: expected a mapping with exactly one entry "
+            f"{{ClassName: {{keyword: value}}}}, got {mapping!r}"
+        )
     return next(iter(mapping.items()))
 
 
@@ -99,26 +109,31 @@ def create_instance(class_dict: Any, import_from: Any = None, where: str = "conf
     name, kwargs = get_single_key_value_pair(class_dict, where)
     kwargs = {} if kwargs is None else copy.deepcopy(kwargs)
     if not isinstance(kwargs, Mapping):
-        raise ConfigError(f"{where}/{name}: expected a mapping of keyword arguments, "
-                          f"got {kwargs!r}")
+        raise ConfigError(
+            f"{where}/{name}: expected a mapping of keyword arguments, got {kwargs!r}"
+        )
     kwargs = dict(kwargs)
     extra = kwargs.pop("import_from", None)
     locations = [*_as_list(extra), *_as_list(import_from)]
     args = kwargs.pop("args", [])
     if not isinstance(args, (list, tuple)):
-        raise ConfigError(f"{where}/{name}/args: expected a list of positional arguments, "
-                          f"got {args!r}")
+        raise ConfigError(
+            f"{where}/{name}/args: expected a list of positional arguments, got {args!r}"
+        )
     target = locate(name, locations)
     if not callable(target):
-        raise ConfigError(f"{where}: {name!r} is a {type(target).__name__}, expected a class "
-                          f"or function to call")
+        raise ConfigError(
+            f"{where}: {name!r} is a {type(target).__name__}, expected a class or function to call"
+        )
     if "noargs" in kwargs:
         return target()
     try:
         return target(*args, **kwargs)
     except TypeError as exc:
-        raise ConfigError(f"{where}: calling {name}(*{list(args)!r}, **{kwargs!r}) failed: "
-                          f"{exc}. Fix the arguments in the configuration") from exc
+        raise ConfigError(
+            f"{where}: calling {name}(*{list(args)!r}, **{kwargs!r}) failed: "
+            f"{exc}. Fix the arguments in the configuration"
+        ) from exc
 
 
 def _name_and_kwargs(value: Any, kwargs: Any, where: str) -> dict[str, Any]:
@@ -128,15 +143,18 @@ def _name_and_kwargs(value: Any, kwargs: Any, where: str) -> dict[str, Any]:
     (a warning names the ignored key).
     """
     if kwargs is not None and not isinstance(kwargs, Mapping):
-        raise ConfigError(f"{where}_kwargs: expected a mapping of keyword arguments, got "
-                          f"{kwargs!r}")
+        raise ConfigError(
+            f"{where}_kwargs: expected a mapping of keyword arguments, got {kwargs!r}"
+        )
     if isinstance(value, str):
         return {value: dict(kwargs or {})}
     name, own = get_single_key_value_pair(value, where)
     if kwargs is not None:
-        warnings.warn(f"{where} is given as {{{name}: ...}} and {where}_kwargs is set too: the "
-                      f"keyword arguments inside {where} are used, {where}_kwargs is ignored",
-                      stacklevel=4)
+        warnings.warn(
+            f"{where} is given as {{{name}: ...}} and {where}_kwargs is set too: the "
+            f"keyword arguments inside {where} are used, {where}_kwargs is ignored",
+            stacklevel=4,
+        )
     return {name: own}
 
 
@@ -151,26 +169,63 @@ class ParsingMixin(_Base):
     """
 
     CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = (
-        ConfigKey("model", None, "The model as {ModelClass: kwargs}; loadfrom in the kwargs "
-                  "loads saved weights.", kinds=(dict, type(None))),
-        ConfigKey("criterion", None, "The loss as {LossClass: kwargs}; wins over "
-                  "trainer/criterion.", kinds=(dict, type(None))),
-        ConfigKey("metric", None, "The metric as {MetricClass: kwargs} (optional); wins over "
-                  "trainer/metric.", kinds=(dict, type(None))),
-        ConfigKey("trainer/criterion", None, "The original speedrun's form of the loss: a class "
-                  "name (with trainer/criterion_kwargs) or {LossClass: kwargs}.",
-                  kinds=(str, dict, type(None))),
-        ConfigKey("trainer/criterion_kwargs", None, "Keyword arguments of trainer/criterion.",
-                  kinds=(dict, type(None))),
-        ConfigKey("trainer/metric", None, "The original speedrun's form of the metric: a class "
-                  "name (with trainer/metric_kwargs) or {MetricClass: kwargs}.",
-                  kinds=(str, dict, type(None))),
-        ConfigKey("trainer/metric_kwargs", None, "Keyword arguments of trainer/metric.",
-                  kinds=(dict, type(None))),
-        ConfigKey("loader", None, "DataLoader keywords of the training data, with dataset: "
-                  "{DatasetClass: kwargs}.", kinds=(dict, type(None))),
-        ConfigKey("val_loader", None, "DataLoader keywords of the validation data (optional), "
-                  "with dataset: {DatasetClass: kwargs}.", kinds=(dict, type(None))),
+        ConfigKey(
+            "model",
+            None,
+            "The model as {ModelClass: kwargs}; loadfrom in the kwargs loads saved weights.",
+            kinds=(dict, type(None)),
+        ),
+        ConfigKey(
+            "criterion",
+            None,
+            "The loss as {LossClass: kwargs}; wins over trainer/criterion.",
+            kinds=(dict, type(None)),
+        ),
+        ConfigKey(
+            "metric",
+            None,
+            "The metric as {MetricClass: kwargs} (optional); wins over trainer/metric.",
+            kinds=(dict, type(None)),
+        ),
+        ConfigKey(
+            "trainer/criterion",
+            None,
+            "The original speedrun's form of the loss: a class "
+            "name (with trainer/criterion_kwargs) or {LossClass: kwargs}.",
+            kinds=(str, dict, type(None)),
+        ),
+        ConfigKey(
+            "trainer/criterion_kwargs",
+            None,
+            "Keyword arguments of trainer/criterion.",
+            kinds=(dict, type(None)),
+        ),
+        ConfigKey(
+            "trainer/metric",
+            None,
+            "The original speedrun's form of the metric: a class "
+            "name (with trainer/metric_kwargs) or {MetricClass: kwargs}.",
+            kinds=(str, dict, type(None)),
+        ),
+        ConfigKey(
+            "trainer/metric_kwargs",
+            None,
+            "Keyword arguments of trainer/metric.",
+            kinds=(dict, type(None)),
+        ),
+        ConfigKey(
+            "loader",
+            None,
+            "DataLoader keywords of the training data, with dataset: {DatasetClass: kwargs}.",
+            kinds=(dict, type(None)),
+        ),
+        ConfigKey(
+            "val_loader",
+            None,
+            "DataLoader keywords of the validation data (optional), "
+            "with dataset: {DatasetClass: kwargs}.",
+            kinds=(dict, type(None)),
+        ),
     )
 
     MODEL_LOCATIONS: list[Any] = []
@@ -188,16 +243,20 @@ class ParsingMixin(_Base):
         elif isinstance(model_dict, str):
             where, model_dict = model_dict, self.get(model_dict)
         if model_dict is None:
-            raise ConfigError(f"no model configured: expected '{where}: {{ModelClass: "
-                              f"{{kwargs}}}}' in the configuration, or override build_model()")
+            raise ConfigError(
+                f"no model configured: expected '{where}: {{ModelClass: "
+                f"{{kwargs}}}}' in the configuration, or override build_model()"
+            )
         name, kwargs = get_single_key_value_pair(model_dict, where)
         kwargs = dict(kwargs or {})
         load_from = kwargs.pop("loadfrom", None)
         model = create_instance({name: kwargs}, self.MODEL_LOCATIONS, where)
         if load_from is not None:
             if not os.path.isfile(load_from):
-                raise ConfigError(f"{where}/{name}/loadfrom: expected a saved model or inferno "
-                                  f"checkpoint file, got {load_from!r}, which does not exist")
+                raise ConfigError(
+                    f"{where}/{name}/loadfrom: expected a saved model or inferno "
+                    f"checkpoint file, got {load_from!r}, which does not exist"
+                )
             loaded = torch.load(load_from, map_location="cpu", weights_only=False)
             if isinstance(loaded, Mapping) and "_model" in loaded:
                 loaded = loaded["_model"]
@@ -222,24 +281,31 @@ class ParsingMixin(_Base):
         if config is None:
             return None
         if not isinstance(config, Mapping) or "dataset" not in config:
-            raise ConfigError(f"{key}: expected DataLoader keywords with a 'dataset: "
-                              f"{{DatasetClass: {{kwargs}}}}' entry, got {config!r}")
+            raise ConfigError(
+                f"{key}: expected DataLoader keywords with a 'dataset: "
+                f"{{DatasetClass: {{kwargs}}}}' entry, got {config!r}"
+            )
         kwargs = copy.deepcopy(dict(config))
-        kwargs["dataset"] = create_instance(kwargs["dataset"], self.DATASET_LOCATIONS,
-                                            f"{key}/dataset")
+        kwargs["dataset"] = create_instance(
+            kwargs["dataset"], self.DATASET_LOCATIONS, f"{key}/dataset"
+        )
         try:
             return DataLoader(**kwargs)
         except TypeError as exc:
-            raise ConfigError(f"{key}: DataLoader refused the keywords "
-                              f"{sorted(k for k in kwargs if k != 'dataset')}: {exc}") from exc
+            raise ConfigError(
+                f"{key}: DataLoader refused the keywords "
+                f"{sorted(k for k in kwargs if k != 'dataset')}: {exc}"
+            ) from exc
 
     def build_train_loader(self) -> Any:
         """The training ``DataLoader`` from the ``loader`` config (override for custom data)."""
         loader = self._build_loader("loader")
         if loader is None:
-            raise ConfigError("no training data configured: expected 'loader: {dataset: "
-                              "{DatasetClass: {...}}, batch_size: ...}' in the configuration, "
-                              "or override build_train_loader()")
+            raise ConfigError(
+                "no training data configured: expected 'loader: {dataset: "
+                "{DatasetClass: {...}}, batch_size: ...}' in the configuration, "
+                "or override build_train_loader()"
+            )
         return loader
 
     def build_val_loader(self) -> Any:
@@ -255,9 +321,11 @@ class ParsingMixin(_Base):
         """
         config = self._named_object_config("criterion")
         if config is None:
-            raise ConfigError("no criterion configured: expected 'criterion: {LossClass: "
-                              "{kwargs}}' (e.g. {MSELoss: {}}) or 'trainer/criterion: "
-                              "LossClass', or override build_criterion()")
+            raise ConfigError(
+                "no criterion configured: expected 'criterion: {LossClass: "
+                "{kwargs}}' (e.g. {MSELoss: {}}) or 'trainer/criterion: "
+                "LossClass', or override build_criterion()"
+            )
         return create_instance(config, self.CRITERION_LOCATIONS, "criterion")
 
     def build_metric(self) -> Any:
@@ -275,13 +343,18 @@ class ParsingMixin(_Base):
         legacy_kwargs = self.config_value(f"trainer/{key}_kwargs")
         if config is not None:
             if legacy is not None or legacy_kwargs is not None:
-                warnings.warn(f"both '{key}' and 'trainer/{key}' are configured: '{key}' is used, "
-                              f"'trainer/{key}' (and '{key}_kwargs') ignored", stacklevel=3)
+                warnings.warn(
+                    f"both '{key}' and 'trainer/{key}' are configured: '{key}' is used, "
+                    f"'trainer/{key}' (and '{key}_kwargs') ignored",
+                    stacklevel=3,
+                )
             return config
         if legacy is None:
             if legacy_kwargs is not None:
-                raise ConfigError(f"trainer/{key}_kwargs is set but trainer/{key} is not: "
-                                  f"expected 'trainer/{key}: ClassName' next to it")
+                raise ConfigError(
+                    f"trainer/{key}_kwargs is set but trainer/{key} is not: "
+                    f"expected 'trainer/{key}: ClassName' next to it"
+                )
             return None
         return _name_and_kwargs(legacy, legacy_kwargs, f"trainer/{key}")
 

@@ -1,5 +1,4 @@
-"""TensorBoard for ``InfernoMixin``: the logger step, the configuration as text, and firelight visualizations (the part of the mixin that writes events).
-"""
+"""TensorBoard for ``InfernoMixin``: the logger step, the configuration as text, and firelight visualizations (the part of the mixin that writes events)."""
 
 from __future__ import annotations
 
@@ -23,14 +22,20 @@ __all__ = ["FIRELIGHT_KEY", "InfernoTensorboardSteps"]
 #: ``firelight``, read by InfernoMixin and by speedrun-firelight's FirelightMixin alike: the
 #: same declaration (one default) in both.
 FIRELIGHT_KEY = ConfigKey(
-    "firelight", None, "firelight visualizers: {tag: {Visualizer: ...}}, one visualizer config, "
-    "or the path of a YAML file holding either.", kinds=(dict, str, type(None)))
+    "firelight",
+    None,
+    "firelight visualizers: {tag: {Visualizer: ...}}, one visualizer config, "
+    "or the path of a YAML file holding either.",
+    kinds=(dict, str, type(None)),
+)
 
 
 def _tensorboard_problem(value: Any) -> str | None:
     if value is False:
-        return ("a mapping of logger options (log_scalars_every, log_images_every, ...), true "
-                "for the defaults, or null for no logger")
+        return (
+            "a mapping of logger options (log_scalars_every, log_images_every, ...), true "
+            "for the defaults, or null for no logger"
+        )
     return None
 
 
@@ -42,10 +47,15 @@ class InfernoTensorboardSteps(TagScopeMixin, _Base):
     trainer: Any
 
     CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = (
-        ConfigKey("trainer/tensorboard", None, "Options of the trainer's TensorBoard logger "
-                  "(log_scalars_every, log_images_every, log_config, split_config_keys, ...); "
-                  "true for the defaults, unset for no logger.",
-                  kinds=(dict, bool, type(None)), check=_tensorboard_problem),
+        ConfigKey(
+            "trainer/tensorboard",
+            None,
+            "Options of the trainer's TensorBoard logger "
+            "(log_scalars_every, log_images_every, log_config, split_config_keys, ...); "
+            "true for the defaults, unset for no logger.",
+            kinds=(dict, bool, type(None)),
+            check=_tensorboard_problem,
+        ),
         FIRELIGHT_KEY,
     )
 
@@ -62,18 +72,24 @@ class InfernoTensorboardSteps(TagScopeMixin, _Base):
         if config is True:
             config = {}
         if not isinstance(config, Mapping):
-            raise ConfigError(f"trainer/tensorboard: expected a mapping of logger options "
-                              f"(log_scalars_every, log_images_every, ...), got {config!r}")
+            raise ConfigError(
+                f"trainer/tensorboard: expected a mapping of logger options "
+                f"(log_scalars_every, log_images_every, ...), got {config!r}"
+            )
         options = dict(copy.deepcopy(config))
         log_config = options.pop("log_config", True)
         split_keys = options.pop("split_config_keys", True)
         if options.pop("log_anywhere", None) is not None:
-            warnings.warn("trainer/tensorboard/log_anywhere is not supported by speedrun and "
-                          "is ignored", stacklevel=2)
+            warnings.warn(
+                "trainer/tensorboard/log_anywhere is not supported by speedrun and is ignored",
+                stacklevel=2,
+            )
         log_directory = options.pop("log_directory", None) or self.log_directory
         shared = None
-        if os.path.abspath(log_directory) == os.path.abspath(self.log_directory or "") \
-                and self._inferno_has_tensorboard_mixin():
+        if (
+            os.path.abspath(log_directory) == os.path.abspath(self.log_directory or "")
+            and self._inferno_has_tensorboard_mixin()
+        ):
             # read the mixin's logger on each use: it reopens its writer after a load
             shared = self._inferno_tensorboard_mixin_writer
         try:
@@ -106,8 +122,10 @@ class InfernoTensorboardSteps(TagScopeMixin, _Base):
             return logger.writer
         writer = self._inferno_tensorboard_mixin_writer()
         if writer is None:
-            raise ConfigError("no TensorBoard writer: expected 'trainer/tensorboard' in the "
-                              "configuration (or TensorboardMixin among the experiment's bases)")
+            raise ConfigError(
+                "no TensorBoard writer: expected 'trainer/tensorboard' in the "
+                "configuration (or TensorboardMixin among the experiment's bases)"
+            )
         return writer
 
     def log_configuration(self, split_keys: bool = True) -> None:
@@ -144,17 +162,20 @@ class InfernoTensorboardSteps(TagScopeMixin, _Base):
         from ._callbacks import TensorboardXLogger
 
         if not isinstance(self.trainer.logger, TensorboardXLogger):
-            raise ConfigError("firelight: visualizations are logged to TensorBoard, but no "
-                              "logger is configured: add 'trainer/tensorboard: {}' (and "
-                              "log_images_every) to the configuration")
+            raise ConfigError(
+                "firelight: visualizations are logged to TensorBoard, but no "
+                "logger is configured: add 'trainer/tensorboard: {}' (and "
+                "log_images_every) to the configuration"
+            )
         root = logging.getLogger()
         handlers, level = list(root.handlers), root.level
         try:
             from firelight import config_parsing
             from firelight.inferno_callback import get_visualization_callback
         except ImportError as exc:
-            raise ImportError("the 'firelight' config needs firelight: pip install "
-                              "'speedrun-inferno[firelight]'") from exc
+            raise ImportError(
+                "the 'firelight' config needs firelight: pip install 'speedrun-inferno[firelight]'"
+            ) from exc
         finally:  # firelight calls logging.basicConfig on import: undo that
             for handler in root.handlers[:]:
                 if handler not in handlers:
@@ -164,13 +185,16 @@ class InfernoTensorboardSteps(TagScopeMixin, _Base):
         if isinstance(config, (str, os.PathLike)):  # the original's form: a YAML file
             path = os.fspath(config)
             if not os.path.isfile(path):
-                raise ConfigError(f"firelight: expected a visualizer config mapping or the path "
-                                  f"of a YAML file holding one, got {path!r}, which does not "
-                                  f"exist")
+                raise ConfigError(
+                    f"firelight: expected a visualizer config mapping or the path "
+                    f"of a YAML file holding one, got {path!r}, which does not "
+                    f"exist"
+                )
             config = load_yaml(path)
         if not isinstance(config, Mapping):
-            raise ConfigError(f"firelight: expected a mapping tag -> visualizer config, got "
-                              f"{config!r}")
+            raise ConfigError(
+                f"firelight: expected a mapping tag -> visualizer config, got {config!r}"
+            )
         config = dict(config)
         config.pop("log_anywhere", None)
         if len(config) == 1 and isinstance(vars(config_parsing).get(next(iter(config))), type):
@@ -178,6 +202,7 @@ class InfernoTensorboardSteps(TagScopeMixin, _Base):
         try:
             callback = get_visualization_callback(config)
         except Exception as exc:
-            raise ConfigError(f"firelight: could not build the visualizers: "
-                              f"{type(exc).__name__}: {exc}") from exc
+            raise ConfigError(
+                f"firelight: could not build the visualizers: {type(exc).__name__}: {exc}"
+            ) from exc
         self.trainer.register_callback(callback)

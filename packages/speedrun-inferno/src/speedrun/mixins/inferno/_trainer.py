@@ -57,8 +57,10 @@ __all__ = ["SpeedrunTrainer", "InfernoTrainer", "checkpoint_pickle_module"]
 def _tensor_to_float(value: Any, what: str) -> Any:
     if torch.is_tensor(value):
         if value.numel() != 1:
-            raise ValueError(f"expected the {what} to be a single number, got a tensor of shape "
-                             f"{tuple(value.shape)}; reduce it (e.g. reduction='mean')")
+            raise ValueError(
+                f"expected the {what} to be a single number, got a tensor of shape "
+                f"{tuple(value.shape)}; reduce it (e.g. reduction='mean')"
+            )
         return value.detach().reshape(()).item()
     return value
 
@@ -76,8 +78,11 @@ class ValidationFix:
         trainer.model.eval()
         trainer._last_validated_at_epoch = trainer._epoch_count
         callbacks = trainer.callbacks
-        callbacks.call(callbacks.BEGIN_OF_VALIDATION_RUN, num_iterations=num_iterations,
-                       last_validated_at_epoch=trainer._last_validated_at_epoch)
+        callbacks.call(
+            callbacks.BEGIN_OF_VALIDATION_RUN,
+            num_iterations=num_iterations,
+            last_validated_at_epoch=trainer._last_validated_at_epoch,
+        )
         if num_iterations is None:
             trainer.restart_generators("validate")
         iteration_num = 0
@@ -86,8 +91,11 @@ class ValidationFix:
             callbacks.call(callbacks.BEGIN_OF_VALIDATION_ITERATION, iteration_num=iteration_num)
             try:
                 batch = trainer.fetch_next_batch(
-                    "validate", restart_exhausted_generators=num_iterations is not None,
-                    update_batch_count=False, update_epoch_count_if_generator_exhausted=False)
+                    "validate",
+                    restart_exhausted_generators=num_iterations is not None,
+                    update_batch_count=False,
+                    update_epoch_count_if_generator_exhausted=False,
+                )
             except StopIteration:
                 break
             with _pyu.delayed_keyboard_interrupt(), torch.no_grad():
@@ -99,8 +107,9 @@ class ValidationFix:
             loss_meter.update(_tensor_to_float(loss, "validation loss"), n=batch_size)
             if trainer.metric_is_defined:
                 with torch.no_grad():
-                    error = trainer.metric(_thu.unwrap(output, to_cpu=False),
-                                           _thu.unwrap(target, to_cpu=False))
+                    error = trainer.metric(
+                        _thu.unwrap(output, to_cpu=False), _thu.unwrap(target, to_cpu=False)
+                    )
                 error = _tensor_to_float(error, "metric value")
                 trainer.update_state("validation_error", error)
                 error_meter.update(error, n=batch_size)
@@ -114,9 +123,13 @@ class ValidationFix:
             iteration_num += 1
         trainer.record_validation_results(
             validation_loss=loss_meter.avg,
-            validation_error=error_meter.avg if trainer.metric_is_defined else None)
-        callbacks.call(callbacks.END_OF_VALIDATION_RUN, validation_loss_meter=loss_meter,
-                       validation_error_meter=error_meter if trainer.metric_is_defined else None)
+            validation_error=error_meter.avg if trainer.metric_is_defined else None,
+        )
+        callbacks.call(
+            callbacks.END_OF_VALIDATION_RUN,
+            validation_loss_meter=loss_meter,
+            validation_error_meter=error_meter if trainer.metric_is_defined else None,
+        )
         return self
 
 
@@ -130,7 +143,7 @@ def _validation_is_broken() -> str | None:
         warnings.simplefilter("ignore")
         try:
             trainer.validate_for()
-        except Exception as exc:  # noqa: BLE001 - any failure means inferno's own is unusable
+        except Exception as exc:
             return f"inferno's validate_for fails on a 0-dim loss: {type(exc).__name__}: {exc}"
     return None
 
@@ -145,8 +158,10 @@ class SaveAfterBestValidationFix:
         if trainer._save_externally_triggered:
             trainer._save_externally_triggered = False
             return True
-        if trainer._is_iteration_with_best_validation_score and \
-                trainer._save_at_best_validation_score:
+        if (
+            trainer._is_iteration_with_best_validation_score
+            and trainer._save_at_best_validation_score
+        ):
             return True
         every = trainer._save_every
         if every is None:
@@ -169,8 +184,7 @@ def _save_schedule_is_broken() -> str | None:
     trainer._iteration_count = 1
     trainer._is_iteration_with_best_validation_score = True
     if not trainer.save_now:
-        return ("inferno's save_now skips the save_every schedule after an improved "
-                "validation score")
+        return "inferno's save_now skips the save_every schedule after an improved validation score"
     return None
 
 
@@ -220,7 +234,7 @@ def _dill_fails_on_optimizers() -> str | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             dill.dumps(optimizer)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"dill cannot pickle a torch optimizer: {type(exc).__name__}: {exc}"
     return None
 
@@ -253,15 +267,20 @@ class AtomicSave:
             raise CheckpointError(
                 "cannot save the inferno trainer: expected a checkpoint folder, got none. "
                 "Call trainer.save_to_directory(path) (InfernoMixin does this with the "
-                "experiment's Weights/ folder)")
+                "experiment's Weights/ folder)"
+            )
         trainer._last_saved_at_epoch = trainer._epoch_count
         is_best = trainer._is_iteration_with_best_validation_score
-        counters = dict(epoch_count=trainer._epoch_count, batch_count=trainer._batch_count,
-                        iteration_count=trainer._iteration_count,
-                        is_iteration_with_best_validation_score=is_best)
+        counters = dict(
+            epoch_count=trainer._epoch_count,
+            batch_count=trainer._batch_count,
+            iteration_count=trainer._iteration_count,
+            is_iteration_with_best_validation_score=is_best,
+        )
         callbacks = trainer.callbacks
-        callbacks.call(callbacks.BEGIN_OF_SAVE, save_to_directory=trainer._save_to_directory,
-                       **counters)
+        callbacks.call(
+            callbacks.BEGIN_OF_SAVE, save_to_directory=trainer._save_to_directory, **counters
+        )
         # Callbacks (e.g. PersistentSave) may rename the checkpoint in BEGIN_OF_SAVE.
         checkpoint_path = os.path.join(trainer._save_to_directory, trainer._checkpoint_filename)
         best_path = os.path.join(trainer._save_to_directory, trainer._best_checkpoint_filename)
@@ -269,13 +288,20 @@ class AtomicSave:
         buffer = io.BytesIO()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*[Cc]annot locate reference.*")
-            torch.save(trainer.get_config(exclude_loader=exclude_loader), buffer,
-                       pickle_module=pickle_module)
+            torch.save(
+                trainer.get_config(exclude_loader=exclude_loader),
+                buffer,
+                pickle_module=pickle_module,
+            )
         with atomic_open(checkpoint_path, "wb") as handle:
             handle.write(buffer.getbuffer())
-        callbacks.call(callbacks.END_OF_SAVE, save_to_directory=trainer._save_to_directory,
-                       checkpoint_path=checkpoint_path, best_checkpoint_path=best_path,
-                       **counters)
+        callbacks.call(
+            callbacks.END_OF_SAVE,
+            save_to_directory=trainer._save_to_directory,
+            checkpoint_path=checkpoint_path,
+            best_checkpoint_path=best_path,
+            **counters,
+        )
         if is_best and stash_best_checkpoint:
             with open(checkpoint_path, "rb") as source, atomic_open(best_path, "wb") as target:
                 shutil.copyfileobj(source, target)
@@ -306,6 +332,6 @@ SpeedrunTrainer: type = type(
         "__module__": __name__,
         "__qualname__": "SpeedrunTrainer",
         "__doc__": "inferno's ``Trainer`` with atomic checkpoints and the compatibility fixes "
-                   "the installed inferno needs (see ``applied_fixes()``).",
+        "the installed inferno needs (see ``applied_fixes()``).",
     },
 )

@@ -10,11 +10,11 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-
 if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["to_array"]
+
 
 def _numpy() -> Any:
     try:

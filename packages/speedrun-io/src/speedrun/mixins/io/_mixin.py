@@ -50,9 +50,14 @@ class IOMixin(TagScopeMixin, _Base):
     """
 
     #: Open files, progress bars and a custom printer (functions often cannot be pickled).
-    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({
-        "_io_files", "_io_progress_bars", "_io_all_bars", "_io_printer_callable",
-    })
+    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset(
+        {
+            "_io_files",
+            "_io_progress_bars",
+            "_io_all_bars",
+            "_io_printer_callable",
+        }
+    )
 
     # -- bookkeeping ------------------------------------------------------------------------
     def _io_state(self, name: str, factory: Callable[[], Any]) -> Any:

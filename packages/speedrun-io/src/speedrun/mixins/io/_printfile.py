@@ -39,7 +39,7 @@ class LineFile:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._handle: BinaryIO = open(path, "ab", buffering=0)  # noqa: SIM115 - kept open
+        self._handle: BinaryIO = open(path, "ab", buffering=0)
         self._tail = b""
 
     def write_line(self, text: str) -> Mark:

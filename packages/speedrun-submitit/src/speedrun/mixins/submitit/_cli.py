@@ -24,24 +24,37 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speedrun-sweep",
         description="Create one experiment directory per point of a sweep file and submit them "
-                    "as a submitit job array (SLURM, or local processes). See `speedrun ls DIR` "
-                    "for their status and `speedrun diff A B` to compare two points.",
+        "as a submitit job array (SLURM, or local processes). See `speedrun ls DIR` "
+        "for their status and `speedrun diff A B` to compare two points.",
     )
-    parser.add_argument("sweep_file", help="the sweep (YAML: script, base, grid and/or points, "
-                                           "executor)")
-    parser.add_argument("--cluster", choices=("slurm", "local", "debug"),
-                        help="where to run (default: the file's executor/cluster, else SLURM "
-                             "when sbatch is available, else local processes)")
+    parser.add_argument(
+        "sweep_file", help="the sweep (YAML: script, base, grid and/or points, executor)"
+    )
+    parser.add_argument(
+        "--cluster",
+        choices=("slurm", "local", "debug"),
+        help="where to run (default: the file's executor/cluster, else SLURM "
+        "when sbatch is available, else local processes)",
+    )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true",
-                      help="resubmit the points that did not finish (they continue from their "
-                           "latest checkpoint)")
-    mode.add_argument("--purge", action="store_true",
-                      help="delete the sweep's points and job logs, then start over")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="list the points and their overrides; create and submit nothing")
-    parser.add_argument("--wait", action="store_true",
-                        help="wait for the jobs and report how each point ended")
+    mode.add_argument(
+        "--resume",
+        action="store_true",
+        help="resubmit the points that did not finish (they continue from their latest checkpoint)",
+    )
+    mode.add_argument(
+        "--purge",
+        action="store_true",
+        help="delete the sweep's points and job logs, then start over",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the points and their overrides; create and submit nothing",
+    )
+    parser.add_argument(
+        "--wait", action="store_true", help="wait for the jobs and report how each point ended"
+    )
     return parser
 
 
@@ -52,8 +65,10 @@ def _format(value: Any) -> str:
 
 def _table(rows: list[list[str]]) -> str:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    lines = ("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-             for row in rows)
+    lines = (
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    )
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -69,14 +84,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         sweep = load_sweep(args.sweep_file)
         if args.dry_run:
             rows = [["point", "overrides"]]
-            rows += [[point.name, ", ".join(f"{path.replace('/', '.')}={_format(value)}"
-                                            for path, value in point.overrides.items()) or "-"]
-                     for point in sweep.points]
-            print(f"{sweep.name}: {len(sweep.points)} point(s) in {sweep.directory}, running "
-                  f"{sweep.script}\n{_table(rows)}")
+            rows += [
+                [
+                    point.name,
+                    ", ".join(
+                        f"{path.replace('/', '.')}={_format(value)}"
+                        for path, value in point.overrides.items()
+                    )
+                    or "-",
+                ]
+                for point in sweep.points
+            ]
+            print(
+                f"{sweep.name}: {len(sweep.points)} point(s) in {sweep.directory}, running "
+                f"{sweep.script}\n{_table(rows)}"
+            )
             return EXIT_OK
-        submitted = submit_sweep(sweep, cluster=args.cluster, resume=args.resume,
-                                 purge=args.purge)
+        submitted = submit_sweep(sweep, cluster=args.cluster, resume=args.resume, purge=args.purge)
     except (SpeedrunError, OSError) as error:
         message = str(error).strip().splitlines() or [type(error).__name__]
         print(f"speedrun-sweep: error: {message[0]}", file=sys.stderr)
@@ -84,12 +108,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {line}", file=sys.stderr)
         return EXIT_ERROR
     if not submitted:
-        print(f"{sweep.name}: nothing to submit: every point of {sweep.directory} finished or "
-              "is running (see speedrun ls).")
+        print(
+            f"{sweep.name}: nothing to submit: every point of {sweep.directory} finished or "
+            "is running (see speedrun ls)."
+        )
         return EXIT_OK
     rows = [["point", "job"]] + [[point.name, str(job.job_id)] for point, job in submitted]
-    print(f"{sweep.name}: submitted {len(submitted)} point(s) from {sweep.directory}; job logs "
-          f"in {sweep.jobs_folder}\n{_table(rows)}")
+    print(
+        f"{sweep.name}: submitted {len(submitted)} point(s) from {sweep.directory}; job logs "
+        f"in {sweep.jobs_folder}\n{_table(rows)}"
+    )
     if not args.wait:
         return EXIT_OK
     outcomes = wait_for_jobs(submitted)

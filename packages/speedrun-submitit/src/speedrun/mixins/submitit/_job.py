@@ -46,16 +46,19 @@ class SweepJob:
         How many times this point's job was requeued before.
     """
 
-    def __init__(self, script: str, directory: str, args: list[str] | tuple[str, ...] = (),
-                 attempt: int = 0) -> None:
+    def __init__(
+        self, script: str, directory: str, args: list[str] | tuple[str, ...] = (), attempt: int = 0
+    ) -> None:
         self.script = script
         self.directory = directory
         self.args = list(args)
         self.attempt = attempt
 
     def __repr__(self) -> str:
-        return (f"SweepJob(script={self.script!r}, directory={self.directory!r}, "
-                f"args={self.args!r}, attempt={self.attempt})")
+        return (
+            f"SweepJob(script={self.script!r}, directory={self.directory!r}, "
+            f"args={self.args!r}, attempt={self.attempt})"
+        )
 
     def __call__(self) -> dict[str, Any]:
         return run_point(self.script, self.directory, self.args, self.attempt)
@@ -64,8 +67,7 @@ class SweepJob:
         """Submitit's requeue hook: the same point, one attempt later (it resumes by itself)."""
         from submitit.helpers import DelayedSubmission
 
-        return DelayedSubmission(SweepJob(self.script, self.directory, self.args,
-                                          self.attempt + 1))
+        return DelayedSubmission(SweepJob(self.script, self.directory, self.args, self.attempt + 1))
 
 
 def _job_environment() -> Any:
@@ -76,7 +78,7 @@ def _job_environment() -> Any:
 
     try:
         return submitit.JobEnvironment()
-    except Exception:  # noqa: BLE001 - not a job environment submitit knows
+    except Exception:
         return None
 
 
@@ -171,23 +173,33 @@ def run_point(script: str, directory: str, args: list[str], attempt: int = 0) ->
             # submitit's handler: checkpoint() (this point, attempt + 1), requeue, exit. In
             # tasks other than rank 0 it returns, and the task ends like rank 0 (status 75).
             handler(requeue_signal, None)
-        raise Preempted(message=(
-            f"sweep point {directory} was preempted and saved a checkpoint; it continues with "
-            f"--resume when requeued (or resubmit with speedrun-sweep --resume)."))
+        raise Preempted(
+            message=(
+                f"sweep point {directory} was preempted and saved a checkpoint; it continues with "
+                f"--resume when requeued (or resubmit with speedrun-sweep --resume)."
+            )
+        )
     if code != 0:
-        raise RuntimeError(f"sweep point {directory}: {os.path.basename(script)} exited with "
-                           f"status {code}; see the job's stderr and the point's Logs/")
+        raise RuntimeError(
+            f"sweep point {directory}: {os.path.basename(script)} exited with "
+            f"status {code}; see the job's stderr and the point's Logs/"
+        )
     return _outcome(directory, attempt, resume)
 
 
 def _outcome(directory: str, attempt: int, resumed: bool) -> dict[str, Any]:
-    outcome: dict[str, Any] = {"directory": directory, "status": "finished", "final_step": None,
-                               "attempt": attempt, "resumed": resumed}
+    outcome: dict[str, Any] = {
+        "directory": directory,
+        "status": "finished",
+        "final_step": None,
+        "attempt": attempt,
+        "resumed": resumed,
+    }
     try:
         from speedrun.ext import read_run_record
 
         record = read_run_record(directory) or {}
-    except Exception:  # noqa: BLE001 - the record is informative only
+    except Exception:
         record = {}
     outcome["status"] = record.get("status", "finished")
     outcome["final_step"] = record.get("final_step")

@@ -25,10 +25,13 @@ class SubmititMixin(_Base):
     """
 
     CONFIG_KEYS = (
-        ConfigKey("speedrun/sweep", None,
-                  "Written by speedrun-sweep into each point's config: name, index, point, "
-                  "overrides, base, sweep_file. Not set by hand.",
-                  kinds=(dict, type(None))),
+        ConfigKey(
+            "speedrun/sweep",
+            None,
+            "Written by speedrun-sweep into each point's config: name, index, point, "
+            "overrides, base, sweep_file. Not set by hand.",
+            kinds=(dict, type(None)),
+        ),
     )
 
     @property
@@ -63,7 +66,7 @@ class SubmititMixin(_Base):
 
         try:
             return submitit.JobEnvironment()
-        except Exception:  # noqa: BLE001 - not an environment submitit recognises
+        except Exception:
             return None
 
     @property

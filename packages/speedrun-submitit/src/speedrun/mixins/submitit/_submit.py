@@ -16,8 +16,9 @@ from ._sweep import CONFIG_FILE, Sweep, SweepPoint, existing_points, point_confi
 __all__ = ["make_executor", "point_status", "prepare_sweep", "submit_sweep", "wait_for_jobs"]
 
 # Arguments of submitit's executor constructors (everything else goes to update_parameters).
-_CONSTRUCTOR_KEYS = frozenset({"slurm_max_num_timeout", "slurm_python", "local_max_num_timeout",
-                               "local_python"})
+_CONSTRUCTOR_KEYS = frozenset(
+    {"slurm_max_num_timeout", "slurm_python", "local_max_num_timeout", "local_python"}
+)
 _CLUSTERS = ("slurm", "local", "debug")
 
 
@@ -43,10 +44,13 @@ def _read_manifest(sweep: Sweep) -> dict[str, Any] | None:
 
 
 def _manifest_points(sweep: Sweep) -> list[dict[str, Any]]:
-    return [{"name": point.name,
-             "overrides": {path.replace("/", "."): value
-                           for path, value in point.overrides.items()}}
-            for point in sweep.points]
+    return [
+        {
+            "name": point.name,
+            "overrides": {path.replace("/", "."): value for path, value in point.overrides.items()},
+        }
+        for point in sweep.points
+    ]
 
 
 def _write_manifest(sweep: Sweep, submission: dict[str, Any] | None) -> None:
@@ -73,15 +77,17 @@ def _report(findings: dict[str, list[str]]) -> None:
     """Overrides that add keys or change types, each listed once with the points it affects."""
     if not findings:
         return
-    print(f"speedrun-sweep: {len(findings)} override(s) do not match the base config "
-          "(set strict: true to make this an error):", file=sys.stderr)
+    print(
+        f"speedrun-sweep: {len(findings)} override(s) do not match the base config "
+        "(set strict: true to make this an error):",
+        file=sys.stderr,
+    )
     for finding, names in findings.items():
         where = names[0] if len(names) == 1 else f"{len(names)} points"
         print(f"  - {finding} ({where})", file=sys.stderr)
 
 
-def prepare_sweep(sweep: Sweep, *, resume: bool = False, purge: bool = False
-                  ) -> list[SweepPoint]:
+def prepare_sweep(sweep: Sweep, *, resume: bool = False, purge: bool = False) -> list[SweepPoint]:
     """Create one experiment directory per point; return the points to submit.
 
     A fresh sweep directory gets every point. If it already holds this sweep's points,
@@ -108,7 +114,8 @@ def prepare_sweep(sweep: Sweep, *, resume: bool = False, purge: bool = False
 
     if resume and purge:
         raise ExperimentDirectoryError(
-            "--resume continues a sweep and --purge deletes it: pass one")
+            "--resume continues a sweep and --purge deletes it: pass one"
+        )
     if is_experiment_directory(sweep.directory):
         raise ExperimentDirectoryError(
             f"the sweep directory {sweep.directory} is itself an experiment directory; expected a "
@@ -134,16 +141,20 @@ def prepare_sweep(sweep: Sweep, *, resume: bool = False, purge: bool = False
                     "other overrides). Fix: put the changed sweep in a new directory, or pass "
                     "--purge to start this one over."
                 )
-            todo = [point for point in sweep.points
-                    if point_status(point) not in ("finished", "running")]
+            todo = [
+                point
+                for point in sweep.points
+                if point_status(point) not in ("finished", "running")
+            ]
         else:
             raise ExperimentDirectoryError(
                 f"{sweep.directory} already holds {len(existing)} point(s) of a sweep. Pass "
                 "--resume to resubmit the points that did not finish, or --purge to delete them "
                 "and start over."
             )
-    fresh = [point for point in todo
-             if not os.path.isfile(os.path.join(point.directory, CONFIG_FILE))]
+    fresh = [
+        point for point in todo if not os.path.isfile(os.path.join(point.directory, CONFIG_FILE))
+    ]
     findings: dict[str, list[str]] = {}
     configs = []
     for point in fresh:
@@ -175,8 +186,10 @@ def make_executor(sweep: Sweep, cluster: str | None = None) -> Any:
     if chosen in (None, "auto"):
         chosen = None
     elif chosen not in _CLUSTERS:
-        raise ConfigError(f"{sweep.source}: executor/cluster: expected one of "
-                          f"{', '.join(_CLUSTERS)} or auto, got {chosen!r}")
+        raise ConfigError(
+            f"{sweep.source}: executor/cluster: expected one of "
+            f"{', '.join(_CLUSTERS)} or auto, got {chosen!r}"
+        )
     constructor = {key: params.pop(key) for key in list(params) if key in _CONSTRUCTOR_KEYS}
     params.setdefault("name", f"speedrun-{sweep.name}")
     try:
@@ -192,8 +205,9 @@ def make_executor(sweep: Sweep, cluster: str | None = None) -> Any:
     return executor
 
 
-def submit_sweep(sweep: Sweep, *, cluster: str | None = None, resume: bool = False,
-                 purge: bool = False) -> list[tuple[SweepPoint, Any]]:
+def submit_sweep(
+    sweep: Sweep, *, cluster: str | None = None, resume: bool = False, purge: bool = False
+) -> list[tuple[SweepPoint, Any]]:
     """Prepare the sweep's directories and submit its points as one job array.
 
     Returns ``(point, submitit Job)`` pairs (empty when nothing is left to run). The job ids
@@ -204,21 +218,26 @@ def submit_sweep(sweep: Sweep, *, cluster: str | None = None, resume: bool = Fal
         return []
     executor = make_executor(sweep, cluster)
     with executor.batch():
-        jobs = [executor.submit(SweepJob(sweep.script, point.directory, sweep.args))
-                for point in todo]
+        jobs = [
+            executor.submit(SweepJob(sweep.script, point.directory, sweep.args)) for point in todo
+        ]
     submitted = list(zip(todo, jobs, strict=True))
     from datetime import datetime
 
-    _write_manifest(sweep, {
-        "submitted": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cluster": executor.cluster,
-        "jobs": {point.name: str(job.job_id) for point, job in submitted},
-    })
+    _write_manifest(
+        sweep,
+        {
+            "submitted": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "cluster": executor.cluster,
+            "jobs": {point.name: str(job.job_id) for point, job in submitted},
+        },
+    )
     return submitted
 
 
-def wait_for_jobs(submitted: list[tuple[SweepPoint, Any]], poll: float = 1.0
-                  ) -> dict[str, dict[str, Any]]:
+def wait_for_jobs(
+    submitted: list[tuple[SweepPoint, Any]], poll: float = 1.0
+) -> dict[str, dict[str, Any]]:
     """Wait until every job ended; ``{point name: {"status": ..., "error": ...}}``."""
     outcomes: dict[str, dict[str, Any]] = {}
     for point, job in submitted:
@@ -226,7 +245,7 @@ def wait_for_jobs(submitted: list[tuple[SweepPoint, Any]], poll: float = 1.0
             time.sleep(poll)
         try:
             result = job.results()[0]  # one per task; rank 0's describes the run
-        except Exception as error:  # noqa: BLE001 - reported per point
+        except Exception as error:
             outcomes[point.name] = {"status": point_status(point), "error": str(error).strip()}
         else:
             outcomes[point.name] = dict(result)

@@ -52,8 +52,17 @@ JOBS_FOLDER = "jobs"
 """submitit's folder (job pickles, stdout and stderr of every job) inside the sweep directory."""
 
 CONFIG_FILE = os.path.join("Configurations", "train_config.yml")
-_KNOWN_KEYS = ("name", "script", "args", "base", "directory", "strict", "grid", "points",
-               "executor")
+_KNOWN_KEYS = (
+    "name",
+    "script",
+    "args",
+    "base",
+    "directory",
+    "strict",
+    "grid",
+    "points",
+    "executor",
+)
 _SLUG_LIMIT = 60
 
 
@@ -115,12 +124,16 @@ def normalize_key(key: Any, source: str = "<sweep>", where: str = "key") -> str:
     text = key.strip()
     for prefix in ("--config.", "config."):
         if text.startswith(prefix):
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
     path = text if "/" in text else text.replace(".", "/")
     parts = path.split("/")
     if any(not part for part in parts):
-        raise _fail(source, where, f"expected a config path such as training.lr, got {key!r} "
-                                   "(empty part between separators)")
+        raise _fail(
+            source,
+            where,
+            f"expected a config path such as training.lr, got {key!r} "
+            "(empty part between separators)",
+        )
     return "/".join(parts)
 
 
@@ -145,51 +158,73 @@ def _point_overrides(entry: Any, source: str, where: str) -> dict[str, Any]:
         if args.positionals or other_flags or not args.overrides:
             raise _fail(source, where, f"expected only --config.a.b VALUE overrides, got {entry!r}")
         return dict(args.parsed_overrides())
-    raise _fail(source, where, f"expected a mapping (training.lr: 0.1) or a string of --config "
-                               f"flags, got {type(entry).__name__} {entry!r}")
+    raise _fail(
+        source,
+        where,
+        f"expected a mapping (training.lr: 0.1) or a string of --config "
+        f"flags, got {type(entry).__name__} {entry!r}",
+    )
 
 
-def expand_points(grid: Any = None, points: Any = None, source: str = "<sweep>"
-                  ) -> list[dict[str, Any]]:
+def expand_points(
+    grid: Any = None, points: Any = None, source: str = "<sweep>"
+) -> list[dict[str, Any]]:
     """The override sets of a sweep: every ``grid`` combination, combined with every ``points``
     entry (either alone works; neither gives one point without overrides)."""
     grid_sets: list[dict[str, Any]] = [{}]
     if grid is not None:
         if not isinstance(grid, dict) or not grid:
-            raise _fail(source, "grid", "expected a mapping of config paths to lists of values, "
-                                        f"got {grid!r}")
+            raise _fail(
+                source,
+                "grid",
+                f"expected a mapping of config paths to lists of values, got {grid!r}",
+            )
         keys, choices = [], []
         for key, values in grid.items():
             path = normalize_key(key, source, f"grid key {key!r}")
             if not isinstance(values, list) or not values:
-                raise _fail(source, f"grid/{key}",
-                            f"expected a non-empty list of values to try, got {values!r}; "
-                            f"write [{values!r}] for one value")
+                raise _fail(
+                    source,
+                    f"grid/{key}",
+                    f"expected a non-empty list of values to try, got {values!r}; "
+                    f"write [{values!r}] for one value",
+                )
             keys.append(path)
             choices.append(values)
-        grid_sets = [dict(zip(keys, combination, strict=True))
-                     for combination in itertools.product(*choices)]
+        grid_sets = [
+            dict(zip(keys, combination, strict=True)) for combination in itertools.product(*choices)
+        ]
     point_sets: list[dict[str, Any]] = [{}]
     if points is not None:
         if not isinstance(points, list) or not points:
-            raise _fail(source, "points",
-                        f"expected a non-empty list of override sets, got {points!r}")
-        point_sets = [_point_overrides(entry, source, f"points[{index}]")
-                      for index, entry in enumerate(points)]
+            raise _fail(
+                source, "points", f"expected a non-empty list of override sets, got {points!r}"
+            )
+        point_sets = [
+            _point_overrides(entry, source, f"points[{index}]")
+            for index, entry in enumerate(points)
+        ]
     expanded = []
     for index, point in enumerate(point_sets):
         for combination in grid_sets:
             both = sorted(set(point) & set(combination))
             if both:
-                raise _fail(source, f"points[{index}]", f"sets {', '.join(both)}, which the grid "
-                                                        "also sets; set each key in one place")
+                raise _fail(
+                    source,
+                    f"points[{index}]",
+                    f"sets {', '.join(both)}, which the grid also sets; set each key in one place",
+                )
             expanded.append({**combination, **point})
     seen: dict[str, int] = {}
     for index, overrides in enumerate(expanded):
         key = repr(sorted(overrides.items(), key=lambda item: item[0]))
         if key in seen:
-            raise _fail(source, "points", f"points {seen[key]} and {index} have the same overrides "
-                                          f"{overrides}; make them differ (e.g. by a seed)")
+            raise _fail(
+                source,
+                "points",
+                f"points {seen[key]} and {index} have the same overrides "
+                f"{overrides}; make them differ (e.g. by a seed)",
+            )
         seen[key] = index
     return expanded
 
@@ -206,8 +241,9 @@ def _compact(value: Any) -> str:
 
 def point_name(index: int, overrides: dict[str, Any]) -> str:
     """``<index>-<leaf>=<value>_...``, filesystem- and shell-friendly, at most ~64 characters."""
-    slug = "_".join(f"{path.rsplit('/', 1)[-1]}={_compact(value)}"
-                    for path, value in overrides.items())
+    slug = "_".join(
+        f"{path.rsplit('/', 1)[-1]}={_compact(value)}" for path, value in overrides.items()
+    )
     slug = re.sub(r"[^A-Za-z0-9.=+-]+", "_", slug).strip("_.")[:_SLUG_LIMIT].rstrip("_.")
     return f"{index:03d}-{slug}" if slug else f"{index:03d}"
 
@@ -222,14 +258,21 @@ def _base_config_file(base: str, source: str) -> str:
     """The config file that ``base`` (a .yml file or an experiment directory) stands for."""
     if base.endswith((".yml", ".yaml")):
         if not os.path.isfile(base):
-            raise _fail(source, "base", f"no such file {base}; expected a .yml config or an "
-                                        "experiment directory")
+            raise _fail(
+                source,
+                "base",
+                f"no such file {base}; expected a .yml config or an experiment directory",
+            )
         return base
     candidate = os.path.join(base, CONFIG_FILE)
     if os.path.isfile(candidate):
         return candidate
-    raise _fail(source, "base", f"expected a .yml config or an experiment directory holding "
-                                f"{CONFIG_FILE}, got {base} (no such file {candidate})")
+    raise _fail(
+        source,
+        "base",
+        f"expected a .yml config or an experiment directory holding "
+        f"{CONFIG_FILE}, got {base} (no such file {candidate})",
+    )
 
 
 def load_sweep(path: str | os.PathLike[str]) -> Sweep:
@@ -245,21 +288,28 @@ def load_sweep(path: str | os.PathLike[str]) -> Sweep:
 
     source = os.path.abspath(os.fspath(path))
     if not os.path.isfile(source):
-        raise ConfigError(f"no sweep file at {source}: expected a YAML file with script, base "
-                          "and grid and/or points (see speedrun-sweep --help)")
+        raise ConfigError(
+            f"no sweep file at {source}: expected a YAML file with script, base "
+            "and grid and/or points (see speedrun-sweep --help)"
+        )
     spec = load_mapping(source)
     unknown = [key for key in spec if key not in _KNOWN_KEYS]
     if unknown:
-        raise _fail(source, ", ".join(map(str, unknown)),
-                    f"unknown key(s); a sweep file has {', '.join(_KNOWN_KEYS)}")
+        raise _fail(
+            source,
+            ", ".join(map(str, unknown)),
+            f"unknown key(s); a sweep file has {', '.join(_KNOWN_KEYS)}",
+        )
     folder = os.path.dirname(source)
     name = spec.get("name") or os.path.splitext(os.path.basename(source))[0]
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._=+-]*", name):
-        raise _fail(source, "name", "expected a folder-friendly name (letters, digits, "
-                                    f". _ = + -), got {name!r}")
+        raise _fail(
+            source,
+            "name",
+            f"expected a folder-friendly name (letters, digits, . _ = + -), got {name!r}",
+        )
     if "script" not in spec:
-        raise _fail(source, "script", "missing: name the experiment script, e.g. "
-                                      "script: train.py")
+        raise _fail(source, "script", "missing: name the experiment script, e.g. script: train.py")
     script = _resolve(folder, spec["script"], source, "script")
     if not os.path.isfile(script):
         raise _fail(source, "script", f"no such file {script}")
@@ -269,29 +319,53 @@ def load_sweep(path: str | os.PathLike[str]) -> Sweep:
     if not isinstance(args, list) or not all(isinstance(arg, (str, int, float)) for arg in args):
         raise _fail(source, "args", f"expected a list of command-line arguments, got {args!r}")
     args = [str(arg) for arg in args]
-    reserved = [arg for arg in args if arg in ("--resume", "--purge", "--inherit")
-                or arg.startswith("--config.")]
+    reserved = [
+        arg
+        for arg in args
+        if arg in ("--resume", "--purge", "--inherit") or arg.startswith("--config.")
+    ]
     if reserved:
-        raise _fail(source, "args", f"{', '.join(reserved)} cannot be given here: the sweep sets "
-                                    "configs (use base, grid, points) and adds --resume itself")
+        raise _fail(
+            source,
+            "args",
+            f"{', '.join(reserved)} cannot be given here: the sweep sets "
+            "configs (use base, grid, points) and adds --resume itself",
+        )
     base = None
     if spec.get("base") is not None:
         base = _base_config_file(_resolve(folder, spec["base"], source, "base"), source)
-    directory = _resolve(folder, spec.get("directory", os.path.join("experiments", name)),
-                         source, "directory")
+    directory = _resolve(
+        folder, spec.get("directory", os.path.join("experiments", name)), source, "directory"
+    )
     strict = spec.get("strict", False)
     if not isinstance(strict, bool):
         raise _fail(source, "strict", f"expected true or false, got {strict!r}")
     executor = spec.get("executor") or {}
     if not isinstance(executor, dict) or not all(isinstance(key, str) for key in executor):
-        raise _fail(source, "executor",
-                    f"expected a mapping of submitit parameters, got {executor!r}")
+        raise _fail(
+            source, "executor", f"expected a mapping of submitit parameters, got {executor!r}"
+        )
     overrides = expand_points(spec.get("grid"), spec.get("points"), source)
-    points = [SweepPoint(index, point_name(index, values), values,
-                         os.path.join(directory, point_name(index, values)))
-              for index, values in enumerate(overrides)]
-    return Sweep(name=name, script=script, directory=directory, points=points, base=base,
-                 args=args, executor=dict(executor), strict=strict, source=source)
+    points = [
+        SweepPoint(
+            index,
+            point_name(index, values),
+            values,
+            os.path.join(directory, point_name(index, values)),
+        )
+        for index, values in enumerate(overrides)
+    ]
+    return Sweep(
+        name=name,
+        script=script,
+        directory=directory,
+        points=points,
+        base=base,
+        args=args,
+        executor=dict(executor),
+        strict=strict,
+        source=source,
+    )
 
 
 def point_config(sweep: Sweep, point: SweepPoint) -> tuple[Any, list[str]]:
@@ -310,19 +384,24 @@ def point_config(sweep: Sweep, point: SweepPoint) -> tuple[Any, list[str]]:
     findings = diff_overrides(config, list(point.overrides.items()))
     if findings and sweep.strict:
         listing = "\n".join(f"  - {finding}" for finding in findings)
-        raise ConfigError(f"{sweep.source or sweep.name}: strict: point {point.name} has "
-                          f"overrides that do not match the base config:\n{listing}\n"
-                          "Fix the key names or types, or set strict: false.")
+        raise ConfigError(
+            f"{sweep.source or sweep.name}: strict: point {point.name} has "
+            f"overrides that do not match the base config:\n{listing}\n"
+            "Fix the key names or types, or set strict: false."
+        )
     for path, value in point.overrides.items():
         config.assign(path, value)
-    config.assign("speedrun/sweep", {
-        "name": sweep.name,
-        "index": point.index,
-        "point": point.name,
-        "overrides": {path.replace("/", "."): value for path, value in point.overrides.items()},
-        "base": sweep.base,
-        "sweep_file": sweep.source,
-    })
+    config.assign(
+        "speedrun/sweep",
+        {
+            "name": sweep.name,
+            "index": point.index,
+            "point": point.name,
+            "overrides": {path.replace("/", "."): value for path, value in point.overrides.items()},
+            "base": sweep.base,
+            "sweep_file": sweep.source,
+        },
+    )
     state = git_state(os.path.dirname(sweep.script))
     config.assign("git_rev", state.revision)
     config.assign("git_dirty", state.dirty)

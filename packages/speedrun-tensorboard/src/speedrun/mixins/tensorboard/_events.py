@@ -36,16 +36,22 @@ def _records(path: str) -> Iterator[bytes]:
                 return  # end of file, or a record still being written
             length, length_crc = _HEADER.unpack(header)
             if _masked_crc32c(header[:8]) != length_crc:
-                warnings.warn(f"{path}: corrupt record header at byte {handle.tell() - 12}; "
-                              f"ignoring the rest of this file", stacklevel=4)
+                warnings.warn(
+                    f"{path}: corrupt record header at byte {handle.tell() - 12}; "
+                    f"ignoring the rest of this file",
+                    stacklevel=4,
+                )
                 return
             payload = handle.read(length)
             footer = handle.read(_CRC.size)
             if len(payload) < length or len(footer) < _CRC.size:
                 return  # truncated tail: the writer has not finished this record
             if _masked_crc32c(payload) != _CRC.unpack(footer)[0]:
-                warnings.warn(f"{path}: corrupt record at byte {handle.tell() - length - 16}; "
-                              f"ignoring the rest of this file", stacklevel=4)
+                warnings.warn(
+                    f"{path}: corrupt record at byte {handle.tell() - length - 16}; "
+                    f"ignoring the rest of this file",
+                    stacklevel=4,
+                )
                 return
             yield payload
 
@@ -64,8 +70,11 @@ def event_files(directory: str) -> list[str]:
         names = os.listdir(directory)
     except FileNotFoundError:
         return []
-    return sorted(os.path.join(directory, name) for name in names
-                  if "tfevents" in name and os.path.isfile(os.path.join(directory, name)))
+    return sorted(
+        os.path.join(directory, name)
+        for name in names
+        if "tfevents" in name and os.path.isfile(os.path.join(directory, name))
+    )
 
 
 def _read_run(directory: str) -> dict[str, list[list[float]]]:
@@ -85,7 +94,8 @@ def _read_run(directory: str) -> dict[str, list[list[float]]]:
                 for value in event.summary.value:
                     if value.HasField("simple_value"):
                         scalars.setdefault(value.tag, []).append(
-                            [event.wall_time, event.step, value.simple_value])
+                            [event.wall_time, event.step, value.simple_value]
+                        )
     return scalars
 
 

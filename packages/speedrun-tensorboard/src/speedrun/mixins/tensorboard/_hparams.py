@@ -59,7 +59,8 @@ def select_hparams(config: Mapping[Any, Any], selection: Any, key: str) -> dict[
     if isinstance(selection, str):
         selection = [selection]
     if not isinstance(selection, (list, tuple)) or not all(
-            isinstance(path, str) for path in selection):
+        isinstance(path, str) for path in selection
+    ):
         raise ConfigError(
             f"config '{key}' selects the hyperparameters TensorBoard shows: true (all), false "
             f"(none) or a list of keys such as [training/lr, model]; got "
@@ -69,15 +70,20 @@ def select_hparams(config: Mapping[Any, Any], selection: Any, key: str) -> dict[
     missing = []
     for path in selection:
         path = path.strip("/").replace(".", "/")
-        found = {name: value for name, value in flat.items()
-                 if name == path or name.startswith(path + "/")}
+        found = {
+            name: value
+            for name, value in flat.items()
+            if name == path or name.startswith(path + "/")
+        }
         if not found:
             missing.append(path)
         chosen.update(found)
     if missing:
-        warnings.warn(f"config '{key}' names {', '.join(map(repr, missing))}, not found in the "
-                      f"config (or only null there); known keys: {', '.join(sorted(flat))}",
-                      stacklevel=3)
+        warnings.warn(
+            f"config '{key}' names {', '.join(map(repr, missing))}, not found in the "
+            f"config (or only null there); known keys: {', '.join(sorted(flat))}",
+            stacklevel=3,
+        )
     return chosen
 
 
@@ -95,8 +101,9 @@ def hparams_metric_tags(value: Any, key: str) -> list[str]:
     return list(value)
 
 
-def write_run_hparams(writer: Any, hparams: Mapping[str, Any], metric_tags: list[str],
-                      step: int) -> None:
+def write_run_hparams(
+    writer: Any, hparams: Mapping[str, Any], metric_tags: list[str], step: int
+) -> None:
     """Write a run's hyperparameters (``SessionStartInfo``) through a tensorboardX writer.
 
     With ``metric_tags``, an ``Experiment`` summary names them as the metric columns; without,

@@ -88,8 +88,9 @@ def _positive_problem(value: Any) -> str | None:
 
 def _metrics_problem(value: Any) -> str | None:
     if isinstance(value, (list, tuple)) and not all(isinstance(tag, str) for tag in value):
-        return ("a list of the scalar tags shown as HParams metrics, such as "
-                "[train/loss, val/accuracy]")
+        return (
+            "a list of the scalar tags shown as HParams metrics, such as [train/loss, val/accuracy]"
+        )
     return None
 
 
@@ -100,8 +101,13 @@ def _hparams_problem(value: Any) -> str | None:
 
 
 def _every_key(path: str, kind: str) -> ConfigKey:
-    return ConfigKey(path, None, f"log_{kind}_now is true when step % every == 0; unset, null or "
-                     f"0: never.", kinds=(int, float, type(None)), check=_every_problem)
+    return ConfigKey(
+        path,
+        None,
+        f"log_{kind}_now is true when step % every == 0; unset, null or 0: never.",
+        kinds=(int, float, type(None)),
+        check=_every_problem,
+    )
 
 
 class TensorboardMixin(TagScopeMixin, _Base):
@@ -142,28 +148,56 @@ class TensorboardMixin(TagScopeMixin, _Base):
     (``speedrun.is_main_process()``) writes; the other ranks' ``log_*`` calls do nothing.
     """
 
-    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({
-        "_tensorboard_writer", "_tensorboard_events", "_tensorboard_tags",
-        "_tensorboard_purge_step", "_tensorboard_hparams_logged",
-    })
+    NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset(
+        {
+            "_tensorboard_writer",
+            "_tensorboard_events",
+            "_tensorboard_tags",
+            "_tensorboard_purge_step",
+            "_tensorboard_hparams_logged",
+        }
+    )
     CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = (
         _every_key(_SCALARS_EVERY, "scalars"),
         _every_key(_IMAGES_EVERY, "images"),
         _every_key(_EMBEDDINGS_EVERY, "embeddings"),
         _every_key(_HISTOGRAMS_EVERY, "histograms"),
-        ConfigKey(_FLUSH_SECS, 30, "Longest time (about) in seconds that logged events stay in "
-                  "memory before they are written to the file.", kinds=(int, float),
-                  check=_positive_problem),
-        ConfigKey(_BUFFER_BYTES, 65536, "Size of the in-memory event buffer in bytes; a full "
-                  "buffer is written at once.", kinds=(int, float), check=_positive_problem),
-        ConfigKey(_MAX_QUEUE, None, "No longer applies (tensorboardX's queue is gone); a warning "
-                  "asks to remove it."),
-        ConfigKey(_HPARAMS, True, "Config keys the HParams dashboard shows: true for all, a list "
-                  "of keys (a key selects its subtree), false for none.",
-                  kinds=(bool, str, list, tuple, type(None)), check=_hparams_problem),
-        ConfigKey(_HPARAMS_METRICS, None, "Scalar tags shown as the HParams dashboard's metric "
-                  "columns (their last value); unset: every scalar tag of the run.",
-                  kinds=(str, list, tuple, type(None)), check=_metrics_problem),
+        ConfigKey(
+            _FLUSH_SECS,
+            30,
+            "Longest time (about) in seconds that logged events stay in "
+            "memory before they are written to the file.",
+            kinds=(int, float),
+            check=_positive_problem,
+        ),
+        ConfigKey(
+            _BUFFER_BYTES,
+            65536,
+            "Size of the in-memory event buffer in bytes; a full buffer is written at once.",
+            kinds=(int, float),
+            check=_positive_problem,
+        ),
+        ConfigKey(
+            _MAX_QUEUE,
+            None,
+            "No longer applies (tensorboardX's queue is gone); a warning asks to remove it.",
+        ),
+        ConfigKey(
+            _HPARAMS,
+            True,
+            "Config keys the HParams dashboard shows: true for all, a list "
+            "of keys (a key selects its subtree), false for none.",
+            kinds=(bool, str, list, tuple, type(None)),
+            check=_hparams_problem,
+        ),
+        ConfigKey(
+            _HPARAMS_METRICS,
+            None,
+            "Scalar tags shown as the HParams dashboard's metric "
+            "columns (their last value); unset: every scalar tag of the run.",
+            kinds=(str, list, tuple, type(None)),
+            check=_metrics_problem,
+        ),
     )
 
     _tensorboard_writer: SummaryWriter | None = None
@@ -204,10 +238,13 @@ class TensorboardMixin(TagScopeMixin, _Base):
                     "train.py experiments/RUN-0) or set experiment.experiment_directory first"
                 )
             if self.config_value(_MAX_QUEUE) is not None:
-                warnings.warn(f"config '{_MAX_QUEUE}' no longer applies: events are written by "
-                              f"the logging thread through a buffer of '{_BUFFER_BYTES}' "
-                              f"bytes, at most about '{_FLUSH_SECS}' seconds after they were "
-                              f"logged; remove the key", stacklevel=3)
+                warnings.warn(
+                    f"config '{_MAX_QUEUE}' no longer applies: events are written by "
+                    f"the logging thread through a buffer of '{_BUFFER_BYTES}' "
+                    f"bytes, at most about '{_FLUSH_SECS}' seconds after they were "
+                    f"logged; remove the key",
+                    stacklevel=3,
+                )
             writer = open_writer(
                 directory,
                 purge_step=self._tensorboard_purge_step,
@@ -265,14 +302,17 @@ class TensorboardMixin(TagScopeMixin, _Base):
 
         selection = self.config_value(_HPARAMS)
         metrics = hparams_metric_tags(self.config_value(_HPARAMS_METRICS), _HPARAMS_METRICS)
-        if (selection is False or self.log_directory is None or not is_main_process()
-                or self.__dict__.get("_tensorboard_hparams_logged")):
+        if (
+            selection is False
+            or self.log_directory is None
+            or not is_main_process()
+            or self.__dict__.get("_tensorboard_hparams_logged")
+        ):
             return
         hparams = select_hparams(self._config, selection, _HPARAMS)
         if not hparams:
             return
-        write_run_hparams(self.logger, hparams, [_clean_tag(tag) for tag in metrics],
-                          self.step)
+        write_run_hparams(self.logger, hparams, [_clean_tag(tag) for tag in metrics], self.step)
         self._tensorboard_hparams_logged = True
 
     register_hook(_tensorboard_log_run_hparams, PRE_DISPATCH)
@@ -287,12 +327,14 @@ class TensorboardMixin(TagScopeMixin, _Base):
     def _tensorboard_tag(self, tag: str) -> str:
         """The stored tag for ``tag``: scoped, and cleaned the way tensorboardX cleans tags."""
         if not isinstance(tag, str):
-            raise TypeError(f"tags are strings such as 'loss' or 'train/loss', got "
-                            f"{type(tag).__name__} {tag!r}")
+            raise TypeError(
+                f"tags are strings such as 'loss' or 'train/loss', got {type(tag).__name__} {tag!r}"
+            )
         cleaned = _clean_tag(self.get_full_tag(tag))
         if not cleaned:
-            raise ValueError(f"tag {tag!r} is empty once scoped and cleaned; use a name such "
-                             f"as 'loss'")
+            raise ValueError(
+                f"tag {tag!r} is empty once scoped and cleaned; use a name such as 'loss'"
+            )
         tags = self._tensorboard_tags
         if tags is None:
             tags = self._tensorboard_tags = {}
@@ -324,12 +366,13 @@ class TensorboardMixin(TagScopeMixin, _Base):
         events.scalar(full_tag, value, step)
         return self
 
-    def log_scalars(self, scalars: Mapping[str, Any], step: int | None = None
-                    ) -> TensorboardMixin:
+    def log_scalars(self, scalars: Mapping[str, Any], step: int | None = None) -> TensorboardMixin:
         """Log several scalars at once (``{'loss': 0.3, 'accuracy': 0.9}``), one event."""
         if not isinstance(scalars, Mapping):
-            raise TypeError(f"log_scalars expects a mapping of tag to number, got "
-                            f"{type(scalars).__name__}; for one value use log_scalar(tag, value)")
+            raise TypeError(
+                f"log_scalars expects a mapping of tag to number, got "
+                f"{type(scalars).__name__}; for one value use log_scalar(tag, value)"
+            )
         if not scalars:
             return self
         events = self._tensorboard_events
@@ -346,8 +389,9 @@ class TensorboardMixin(TagScopeMixin, _Base):
         return self
 
     # -- other kinds ---------------------------------------------------------------------------
-    def log_image(self, tag: str, value: Any, step: int | None = None,
-                  dataformats: str | None = None) -> TensorboardMixin:
+    def log_image(
+        self, tag: str, value: Any, step: int | None = None, dataformats: str | None = None
+    ) -> TensorboardMixin:
         """Log one image: a tensor or array, ``(H, W)``, ``(C, H, W)`` or ``(H, W, C)`` with
         1, 3 or 4 channels; uint8 (0..255), bool, integers in 0..255 or floats in 0..1 (clipped).
 
@@ -362,12 +406,14 @@ class TensorboardMixin(TagScopeMixin, _Base):
         """
         image = to_image_array(value, dataformats, what=f"log_image({tag!r})")
         _require("PIL", "log_image", "pillow")
-        self.logger.add_image(self.get_full_tag(tag), image,
-                              self.step if step is None else step, dataformats="HWC")
+        self.logger.add_image(
+            self.get_full_tag(tag), image, self.step if step is None else step, dataformats="HWC"
+        )
         return self
 
-    def log_figure(self, tag: str, figure: Any, step: int | None = None,
-                   close: bool = True) -> TensorboardMixin:
+    def log_figure(
+        self, tag: str, figure: Any, step: int | None = None, close: bool = True
+    ) -> TensorboardMixin:
         """Log a matplotlib figure (or a list of figures, as a grid) as an image.
 
         ``close=True`` closes the figure afterwards, like tensorboardX does.
@@ -377,22 +423,34 @@ class TensorboardMixin(TagScopeMixin, _Base):
 
         figures = figure if isinstance(figure, list) else [figure]
         if not figures or not all(isinstance(item, Figure) for item in figures):
-            raise TypeError(f"log_figure({tag!r}) expects a matplotlib Figure (plt.figure(), "
-                            f"plt.subplots()[0]) or a list of them, got {type(figure).__name__}")
-        self.logger.add_figure(self.get_full_tag(tag), figure,
-                               self.step if step is None else step, close=close)
+            raise TypeError(
+                f"log_figure({tag!r}) expects a matplotlib Figure (plt.figure(), "
+                f"plt.subplots()[0]) or a list of them, got {type(figure).__name__}"
+            )
+        self.logger.add_figure(
+            self.get_full_tag(tag), figure, self.step if step is None else step, close=close
+        )
         return self
 
     def log_text(self, tag: str, text: str, step: int | None = None) -> TensorboardMixin:
         """Log a string (Markdown) to TensorBoard's Text tab."""
         if not isinstance(text, str):
-            raise TypeError(f"log_text({tag!r}) expects a string, got {type(text).__name__}; "
-                            f"format it first, e.g. log_text(tag, str(value))")
+            raise TypeError(
+                f"log_text({tag!r}) expects a string, got {type(text).__name__}; "
+                f"format it first, e.g. log_text(tag, str(value))"
+            )
         self.logger.add_text(self.get_full_tag(tag), text, self.step if step is None else step)
         return self
 
-    def log_histogram(self, tag: str, values: Any = _MISSING, bins: Any = "tensorflow",
-                      step: int | None = None, *, value: Any = _MISSING) -> TensorboardMixin:
+    def log_histogram(
+        self,
+        tag: str,
+        values: Any = _MISSING,
+        bins: Any = "tensorflow",
+        step: int | None = None,
+        *,
+        value: Any = _MISSING,
+    ) -> TensorboardMixin:
         """Log the distribution of a tensor's or array's ``values`` (``bins`` as in tensorboardX:
         ``'tensorflow'``, ``'auto'``, ``'fd'``, ... or a number).
 
@@ -401,15 +459,25 @@ class TensorboardMixin(TagScopeMixin, _Base):
         value = _one_of(values, value, "log_histogram", "values", "value")
         array = to_numpy(value, f"log_histogram({tag!r})")
         if array.size == 0:
-            raise ValueError(f"log_histogram({tag!r}) got an empty {type(value).__name__}; "
-                             f"a histogram needs at least one value")
-        self.logger.add_histogram(self.get_full_tag(tag), array,
-                                  self.step if step is None else step, bins=bins)
+            raise ValueError(
+                f"log_histogram({tag!r}) got an empty {type(value).__name__}; "
+                f"a histogram needs at least one value"
+            )
+        self.logger.add_histogram(
+            self.get_full_tag(tag), array, self.step if step is None else step, bins=bins
+        )
         return self
 
-    def log_embedding(self, tag: str, matrix: Any = _MISSING, images: Any = None,
-                      metadata: Any = None, step: int | None = None, *,
-                      tensor: Any = _MISSING) -> TensorboardMixin:
+    def log_embedding(
+        self,
+        tag: str,
+        matrix: Any = _MISSING,
+        images: Any = None,
+        metadata: Any = None,
+        step: int | None = None,
+        *,
+        tensor: Any = _MISSING,
+    ) -> TensorboardMixin:
         """Log points for TensorBoard's Projector: ``matrix`` is ``(N, D)``; ``images``
         ``(N, C, H, W)`` thumbnails and ``metadata`` ``N`` labels are optional.
 
@@ -418,29 +486,44 @@ class TensorboardMixin(TagScopeMixin, _Base):
         tensor = _one_of(matrix, tensor, "log_embedding", "matrix", "tensor")
         matrix = to_numpy(tensor, f"log_embedding({tag!r})")
         if matrix.ndim != 2:
-            raise ValueError(f"log_embedding({tag!r}) expects an (N, D) matrix of N points, "
-                             f"got shape {matrix.shape}")
+            raise ValueError(
+                f"log_embedding({tag!r}) expects an (N, D) matrix of N points, "
+                f"got shape {matrix.shape}"
+            )
         if metadata is not None and len(metadata) != matrix.shape[0]:
-            raise ValueError(f"log_embedding({tag!r}): metadata has {len(metadata)} labels "
-                             f"for {matrix.shape[0]} points; give one label per point")
+            raise ValueError(
+                f"log_embedding({tag!r}): metadata has {len(metadata)} labels "
+                f"for {matrix.shape[0]} points; give one label per point"
+            )
         label_images = None if images is None else to_numpy(images, f"log_embedding({tag!r})")
         if label_images is not None and (
-                label_images.ndim != 4 or label_images.shape[0] != matrix.shape[0]
-                or label_images.shape[2] != label_images.shape[3]):
-            raise ValueError(f"log_embedding({tag!r}) expects images of shape (N, C, H, H): one "
-                             f"square thumbnail per point ({matrix.shape[0]} points), got shape "
-                             f"{label_images.shape}")
+            label_images.ndim != 4
+            or label_images.shape[0] != matrix.shape[0]
+            or label_images.shape[2] != label_images.shape[3]
+        ):
+            raise ValueError(
+                f"log_embedding({tag!r}) expects images of shape (N, C, H, H): one "
+                f"square thumbnail per point ({matrix.shape[0]} points), got shape "
+                f"{label_images.shape}"
+            )
         writer = self.logger
         if not is_main_process():  # tensorboardX writes projector files even without events
             return self
-        writer.add_embedding(matrix, metadata=metadata, label_img=label_images,
-                             global_step=self.step if step is None else step,
-                             tag=self.get_full_tag(tag))
+        writer.add_embedding(
+            matrix,
+            metadata=metadata,
+            label_img=label_images,
+            global_step=self.step if step is None else step,
+            tag=self.get_full_tag(tag),
+        )
         return self
 
-    def log_hparams(self, metrics: Mapping[str, Any] | Iterable[str] | None = None,
-                    hparams: Mapping[str, Any] | None = None,
-                    step: int | None = None) -> TensorboardMixin:
+    def log_hparams(
+        self,
+        metrics: Mapping[str, Any] | Iterable[str] | None = None,
+        hparams: Mapping[str, Any] | None = None,
+        step: int | None = None,
+    ) -> TensorboardMixin:
         """Record this run's hyperparameters and final metrics for TensorBoard's HParams tab.
 
         Parameters
@@ -463,16 +546,20 @@ class TensorboardMixin(TagScopeMixin, _Base):
         if hparams is None:
             hparams = flatten_hparams(self._config)
         elif not isinstance(hparams, Mapping):
-            raise TypeError(f"log_hparams expects hparams as a mapping of name to value, got "
-                            f"{type(hparams).__name__}")
+            raise TypeError(
+                f"log_hparams expects hparams as a mapping of name to value, got "
+                f"{type(hparams).__name__}"
+            )
         else:
             hparams = flatten_hparams(hparams)
         if metrics is None:
             metrics = {}
         elif not isinstance(metrics, Mapping):
             if isinstance(metrics, str):
-                raise TypeError(f"log_hparams expects metrics as a mapping or a list of tags, "
-                                f"got the string {metrics!r}; write [{metrics!r}]")
+                raise TypeError(
+                    f"log_hparams expects metrics as a mapping or a list of tags, "
+                    f"got the string {metrics!r}; write [{metrics!r}]"
+                )
             metrics = dict.fromkeys(metrics)
         writer = self.logger
         step = self.step if step is None else step
@@ -483,8 +570,11 @@ class TensorboardMixin(TagScopeMixin, _Base):
         experiment, start, end = hparams_summaries(hparams, dict.fromkeys(values, 0.0))
         for summary in (experiment, start, end):
             writer.file_writer.add_summary(summary, step)
-        logged = [_SummaryValue(tag=tag, simple_value=value)
-                  for tag, value in values.items() if value is not None]
+        logged = [
+            _SummaryValue(tag=tag, simple_value=value)
+            for tag, value in values.items()
+            if value is not None
+        ]
         if logged:
             writer.file_writer.add_summary(_Summary(value=logged), step)
         return self
@@ -560,11 +650,15 @@ class TensorboardMixin(TagScopeMixin, _Base):
 def _one_of(new: Any, old: Any, method: str, name: str, old_name: str) -> Any:
     """The argument given as ``name`` (the README's name) or ``old_name`` (the original's)."""
     if new is _MISSING and old is _MISSING:
-        raise TypeError(f"{method}() missing its data argument {name!r} (or {old_name!r}, the "
-                        f"original speedrun's name). Fix: {method}(tag, {name}=...)")
+        raise TypeError(
+            f"{method}() missing its data argument {name!r} (or {old_name!r}, the "
+            f"original speedrun's name). Fix: {method}(tag, {name}=...)"
+        )
     if new is not _MISSING and old is not _MISSING:
-        raise TypeError(f"{method}() got both {name!r} and {old_name!r}, two names for the same "
-                        f"argument. Fix: pass only {name}=...")
+        raise TypeError(
+            f"{method}() got both {name!r} and {old_name!r}, two names for the same "
+            f"argument. Fix: pass only {name}=..."
+        )
     return new if new is not _MISSING else old
 
 
@@ -572,5 +666,6 @@ def _require(module: str, feature: str, package: str) -> None:
     try:
         __import__(module)
     except ImportError as error:
-        raise ImportError(f"{feature} needs {package}, which is not installed: "
-                          f"pip install {package}") from error
+        raise ImportError(
+            f"{feature} needs {package}, which is not installed: pip install {package}"
+        ) from error

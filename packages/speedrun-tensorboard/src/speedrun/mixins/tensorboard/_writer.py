@@ -88,8 +88,11 @@ def _summary_field(values: bytes) -> bytes:
 
 def encode_scalar_event(tag: str, value: float, step: int, wall_time: float) -> bytes:
     """The serialized ``Event`` of one scalar, as protobuf (and tensorboardX) would write it."""
-    return (_WALL_TIME.pack(0x09, wall_time) + (b"\x10" + _varint(step) if step else b"")
-            + _summary_field(_value_field(tag) + _float32(value)))
+    return (
+        _WALL_TIME.pack(0x09, wall_time)
+        + (b"\x10" + _varint(step) if step else b"")
+        + _summary_field(_value_field(tag) + _float32(value))
+    )
 
 
 def event_file_name(directory: str) -> str:
@@ -99,8 +102,10 @@ def event_file_name(directory: str) -> str:
     opening order (TensorBoard reads the files of a run in name order).
     """
     now = time.time_ns()
-    return os.path.join(directory, f"events.out.tfevents.{now // 10**9:010d}."
-                                   f"{socket.gethostname()}.{now:020d}.{os.getpid()}")
+    return os.path.join(
+        directory,
+        f"events.out.tfevents.{now // 10**9:010d}.{socket.gethostname()}.{now:020d}.{os.getpid()}",
+    )
 
 
 class EventFile:
@@ -110,14 +115,15 @@ class EventFile:
     file of this process (after a ``close()``) without writing it again.
     """
 
-    def __init__(self, path: str, flush_secs: float = 30.0, buffer_bytes: int = 1 << 16,
-                 append: bool = False) -> None:
+    def __init__(
+        self, path: str, flush_secs: float = 30.0, buffer_bytes: int = 1 << 16, append: bool = False
+    ) -> None:
         _load_crc32c()
         self.path = path
         self.flush_secs = flush_secs
         os.makedirs(os.path.dirname(path) or os.curdir, exist_ok=True)
         existed = os.path.exists(path)
-        self._file: Any = open(path, "ab", buffering=buffer_bytes)  # noqa: SIM115
+        self._file: Any = open(path, "ab", buffering=buffer_bytes)
         self._directory_synced = existed
         self._headers: dict[int, bytes] = {}
         self._scalar_prefixes: dict[str, bytes] = {}
@@ -130,9 +136,12 @@ class EventFile:
             self.write(_file_version_event())
         self._stop = threading.Event()
         reference = weakref.ref(self)
-        self._timer = threading.Thread(target=_flush_periodically, args=(reference, self._stop),
-                                       name=f"speedrun-tensorboard-flush-{os.getpid()}",
-                                       daemon=True)
+        self._timer = threading.Thread(
+            target=_flush_periodically,
+            args=(reference, self._stop),
+            name=f"speedrun-tensorboard-flush-{os.getpid()}",
+            daemon=True,
+        )
         self._timer.start()
         atexit.register(_close_at_exit, reference)
 
@@ -147,8 +156,9 @@ class EventFile:
             if length < 4096:  # the sizes of small events repeat; images' and such do not
                 self._headers[length] = header
         crc = _crc32c(payload)
-        self._file.write(header + payload + _U32.pack(
-            (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF))
+        self._file.write(
+            header + payload + _U32.pack((((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF)
+        )
         if not self._pending_since:
             self._pending_since = time.monotonic()
 
@@ -163,25 +173,32 @@ class EventFile:
             number = _FLOAT.pack(value)
         except OverflowError:
             number = _float32(value)
-        payload = (_WALL_TIME.pack(0x09, time.time())
-                   + (_SMALL_STEPS[step] if 0 <= step < 128 else b"\x10" + _varint(step))
-                   + prefix + number)
+        payload = (
+            _WALL_TIME.pack(0x09, time.time())
+            + (_SMALL_STEPS[step] if 0 <= step < 128 else b"\x10" + _varint(step))
+            + prefix
+            + number
+        )
         length = len(payload)
         header = self._headers.get(length)
         if header is None:
             encoded = _U64.pack(length)
             header = self._headers[length] = encoded + _U32.pack(_masked_crc(encoded))
         crc = _crc32c(payload)
-        self._file.write(header + payload + _U32.pack(
-            (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF))
+        self._file.write(
+            header + payload + _U32.pack((((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF)
+        )
         if not self._pending_since:
             self._pending_since = time.monotonic()
 
     def scalars(self, values: Iterable[tuple[str, float]], step: int) -> None:
         """Append one event holding several scalars."""
         fields = b"".join(self._value_field(tag) + _float32(value) for tag, value in values)
-        self.write(_WALL_TIME.pack(0x09, time.time()) + (b"\x10" + _varint(step) if step else b"")
-                   + _summary_field(fields))
+        self.write(
+            _WALL_TIME.pack(0x09, time.time())
+            + (b"\x10" + _varint(step) if step else b"")
+            + _summary_field(fields)
+        )
 
     def _value_field(self, tag: str) -> bytes:
         field = self._value_fields.get(tag)
@@ -251,8 +268,12 @@ DISCARD = _Discard()
 
 
 def _file_version_event() -> bytes:
-    return (_WALL_TIME.pack(0x09, time.time())
-            + b"\x1a" + _varint(len(b"brain.Event:2")) + b"brain.Event:2")  # file_version (3)
+    return (
+        _WALL_TIME.pack(0x09, time.time())
+        + b"\x1a"
+        + _varint(len(b"brain.Event:2"))
+        + b"brain.Event:2"
+    )  # file_version (3)
 
 
 def _fsync_directory(directory: str) -> None:
@@ -296,8 +317,9 @@ def _close_at_exit(reference: weakref.ref[EventFile]) -> None:
 _WRITER_CLASS: type | None = None
 
 
-def open_writer(logdir: str, purge_step: int | None, flush_secs: float, buffer_bytes: int,
-           write_to_disk: bool) -> Any:
+def open_writer(
+    logdir: str, purge_step: int | None, flush_secs: float, buffer_bytes: int, write_to_disk: bool
+) -> Any:
     """A tensorboardX ``SummaryWriter`` on ``logdir`` that writes through :class:`EventFile`."""
     global _WRITER_CLASS
     if _WRITER_CLASS is None:
@@ -333,15 +355,22 @@ def _make_writer_class() -> type:
         their own files, written the same way.
         """
 
-        def __init__(self, logdir: str, purge_step: int | None, flush_secs: float,
-                     buffer_bytes: int, write_to_disk: bool) -> None:
+        def __init__(
+            self,
+            logdir: str,
+            purge_step: int | None,
+            flush_secs: float,
+            buffer_bytes: int,
+            write_to_disk: bool,
+        ) -> None:
             self.file_writer: Any = None  # set by SummaryWriter.__init__ (_get_file_writer)
             self.all_writers: dict[str, Any] | None = None
             self._speedrun_paths: dict[str, str] = {}
             self._speedrun_buffer_bytes = buffer_bytes
             self._speedrun_purge_step = purge_step
-            super().__init__(logdir=logdir, purge_step=None, flush_secs=flush_secs,
-                             write_to_disk=write_to_disk)
+            super().__init__(
+                logdir=logdir, purge_step=None, flush_secs=flush_secs, write_to_disk=write_to_disk
+            )
 
         # -- file writers ----------------------------------------------------------------------
         def _speedrun_file_writer(self, logdir: str) -> Any:
@@ -351,11 +380,20 @@ def _make_writer_class() -> type:
             append = path is not None
             if path is None:
                 path = self._speedrun_paths[logdir] = event_file_name(logdir)
-            events = EventFile(path, flush_secs=self._flush_secs,
-                               buffer_bytes=self._speedrun_buffer_bytes, append=append)
+            events = EventFile(
+                path,
+                flush_secs=self._flush_secs,
+                buffer_bytes=self._speedrun_buffer_bytes,
+                append=append,
+            )
             if self._speedrun_purge_step is not None and not append:
-                events.add_event(Event(wall_time=time.time(), step=self._speedrun_purge_step,
-                                       session_log=SessionLog(status=SessionLog.START)))
+                events.add_event(
+                    Event(
+                        wall_time=time.time(),
+                        step=self._speedrun_purge_step,
+                        session_log=SessionLog(status=SessionLog.START),
+                    )
+                )
             return _FileWriter(events)
 
         def _get_file_writer(self) -> Any:
@@ -371,8 +409,13 @@ def _make_writer_class() -> type:
             events = getattr(writer, "event_writer", None)
             return events if isinstance(events, EventFile) else None
 
-        def add_scalars(self, main_tag: str, tag_scalar_dict: dict[str, Any],
-                        global_step: int | None = None, walltime: float | None = None) -> None:
+        def add_scalars(
+            self,
+            main_tag: str,
+            tag_scalar_dict: dict[str, Any],
+            global_step: int | None = None,
+            walltime: float | None = None,
+        ) -> None:
             """tensorboardX's ``add_scalars``: one subfolder run per key, here each written
             through its own :class:`EventFile` (so checkpoints flush them too)."""
             from tensorboardX.x2num import make_np
@@ -388,15 +431,15 @@ def _make_writer_class() -> type:
                     writer = writers[logdir] = self._speedrun_file_writer(logdir)
                 writer.add_summary(scalar_summary(main_tag, value), global_step, walltime)
                 self.scalar_dict.setdefault(logdir, []).append(
-                    [walltime, global_step, float(make_np(value).squeeze())])
+                    [walltime, global_step, float(make_np(value).squeeze())]
+                )
 
         # -- resuming and flushing -------------------------------------------------------------
         def purge(self, step: int) -> None:
             """TensorBoard drops this run's events at steps >= ``step`` written before now."""
             self._speedrun_purge_step = step
             for writer in (self.all_writers or {}).values():
-                writer.add_event(Event(step=step, session_log=SessionLog(
-                    status=SessionLog.START)))
+                writer.add_event(Event(step=step, session_log=SessionLog(status=SessionLog.START)))
 
         def flush(self, fsync: bool = False) -> None:
             """Flush every file of this writer; ``fsync=True`` also forces them to disk."""

@@ -75,9 +75,7 @@ def verbose_value(value: Any, *, what: str = "--wait.verbose") -> bool:
             return True
         if word in _FALSE_WORDS:
             return False
-    raise ArgumentError(
-        f"{what} expects True or False (also yes/no, on/off, 1/0), got {value!r}."
-    )
+    raise ArgumentError(f"{what} expects True or False (also yes/no, on/off, 1/0), got {value!r}.")
 
 
 def format_duration(seconds: float) -> str:
@@ -119,10 +117,12 @@ def _preemption_requested() -> BaseException | None:
         cause = f"signal {signal.Signals(number).name}" if number is not None else "a request"
     except ValueError:  # pragma: no cover - an unnamed signal number
         cause = f"signal {number}"
-    return Preempted(message=(
-        f"preemption requested by {cause} before the run started; nothing to save. Exiting "
-        f"with status {PREEMPTION_EXIT_CODE} so the job can be requeued."
-    ))
+    return Preempted(
+        message=(
+            f"preemption requested by {cause} before the run started; nothing to save. Exiting "
+            f"with status {PREEMPTION_EXIT_CODE} so the job can be requeued."
+        )
+    )
 
 
 def _sleep_unless_preempted(seconds: float) -> BaseException | None:
@@ -200,8 +200,10 @@ def wait_for_targets(
             if verbose:
                 done = [f"{target.label} is not running" for target in targets]
                 if memory is not None:
-                    done.append(f"{format_bytes(memory.available())} of RAM available (asked "
-                                f"for {format_bytes(memory.required)})")
+                    done.append(
+                        f"{format_bytes(memory.available())} of RAM available (asked "
+                        f"for {format_bytes(memory.required)})"
+                    )
                 say(f"{PREFIX}Nothing to wait for: {_listing(done) or 'no targets given'}.")
             return 0.0
         if verbose:
@@ -223,13 +225,15 @@ def wait_for_targets(
                     f"{WAIT_TIMEOUT_EXIT_CODE})."
                 )
                 warn(message)
-                raise WaitTimeout(message[len(PREFIX):], pending=tuple(still), waited=waited)
+                raise WaitTimeout(message[len(PREFIX) :], pending=tuple(still), waited=waited)
             pause = check_interval if deadline is None else min(check_interval, deadline - now)
             preempted = _sleep_unless_preempted(pause)
             if preempted is not None:
                 waited = time.monotonic() - start
-                warn(f"{PREFIX}Stopped after {format_duration(waited)} while waiting for "
-                     f"{_listing(blocking())}: {preempted}")
+                warn(
+                    f"{PREFIX}Stopped after {format_duration(waited)} while waiting for "
+                    f"{_listing(blocking())}: {preempted}"
+                )
                 raise preempted
             finished_now = [target for target in pending if target.finished()]
             pending = [target for target in pending if target not in finished_now]
@@ -240,15 +244,19 @@ def wait_for_targets(
                     say(f"{PREFIX}Done waiting after {elapsed}. It's showtime!")
                 return time.monotonic() - start
             if verbose and finished_now:
-                names = _listing(f"{target.label} {target.done_phrase()}" for target in finished_now)
+                names = _listing(
+                    f"{target.label} {target.done_phrase()}" for target in finished_now
+                )
                 say(f"{PREFIX}{names} after {elapsed}; still waiting for {_listing(blocking())}.")
     except KeyboardInterrupt:
         waited = time.monotonic() - start
         what = _listing(blocking()) or "the targets"
-        message = (f"{PREFIX}Interrupted after {format_duration(waited)} while waiting for "
-                   f"{what}; not starting.")
+        message = (
+            f"{PREFIX}Interrupted after {format_duration(waited)} while waiting for "
+            f"{what}; not starting."
+        )
         warn(message)
-        raise KeyboardInterrupt(message[len(PREFIX):]) from None
+        raise KeyboardInterrupt(message[len(PREFIX) :]) from None
 
 
 def wait_for(
@@ -292,5 +300,12 @@ def wait_for(
     loud = verbose_value(verbose, what="verbose")
     targets = parse_wait_for(pids_or_runs, what="pids_or_runs")
     memory_target = None if memory is None else MemoryTarget(memory, what="memory")
-    return wait_for_targets(targets, memory_target, check_interval=interval, timeout=limit,
-                            verbose=loud, say=say, warn=warn)
+    return wait_for_targets(
+        targets,
+        memory_target,
+        check_interval=interval,
+        timeout=limit,
+        verbose=loud,
+        say=say,
+        warn=warn,
+    )

@@ -81,8 +81,9 @@ def is_alive(pid: int, create_time: float | None = None) -> bool:
     try:
         process = psutil.Process(pid)
         if create_time is not None and not math.isnan(create_time):
-            if not math.isclose(process.create_time(), create_time, rel_tol=0.0,
-                                abs_tol=_CREATE_TIME_TOLERANCE):
+            if not math.isclose(
+                process.create_time(), create_time, rel_tol=0.0, abs_tol=_CREATE_TIME_TOLERANCE
+            ):
                 return False
         return bool(process.status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:  # includes psutil.ZombieProcess

@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 _ACCEPTED_FOR = (
-    "a process ID (--wait.for 12345), several PIDs (--wait.for \"[123, 456]\"), an experiment "
+    'a process ID (--wait.for 12345), several PIDs (--wait.for "[123, 456]"), an experiment '
     "directory (--wait.for experiments/RUN-0), or a list mixing both "
     "(--wait.for \"[123, 'experiments/RUN-0']\")"
 )
@@ -125,8 +125,11 @@ class DirectoryTarget:
                 "directory the run you want to wait for was started with."
             )
         holder = read_lock_holder(path)
-        if holder is not None and holder.get("pid") == os.getpid() \
-                and holder.get("host") == socket.gethostname():
+        if (
+            holder is not None
+            and holder.get("pid") == os.getpid()
+            and holder.get("host") == socket.gethostname()
+        ):
             raise ArgumentError(
                 f"{what} got {os.fspath(directory)!r}, the experiment directory of this very "
                 "run: waiting for it to finish would never end. Fix: pass the directory of "
@@ -220,18 +223,18 @@ def _one_target(item: Any, *, what: str) -> ProcessTarget | DirectoryTarget:
             hint = ""
             words = item.replace(",", " ").split()
             if len(words) > 1 and all(_is_pid_text(word) for word in words):
-                hint = f" For several PIDs, write a list: --wait.for \"[{', '.join(words)}]\"."
+                hint = f' For several PIDs, write a list: --wait.for "[{", ".join(words)}]".'
             raise ArgumentError(
                 f"{what} got {item!r}, which is neither a process ID nor an existing directory. "
                 f"Expected {_ACCEPTED_FOR}.{hint}"
             )
         return DirectoryTarget(item, what=what)
-    raise ArgumentError(
-        f"{what} got {item!r} ({type(item).__name__}). Expected {_ACCEPTED_FOR}."
-    )
+    raise ArgumentError(f"{what} got {item!r} ({type(item).__name__}). Expected {_ACCEPTED_FOR}.")
 
 
-def parse_wait_for(value: Any, *, what: str = "--wait.for") -> list[ProcessTarget | DirectoryTarget]:
+def parse_wait_for(
+    value: Any, *, what: str = "--wait.for"
+) -> list[ProcessTarget | DirectoryTarget]:
     """Turn a ``--wait.for`` value into targets.
 
     Parameters
@@ -263,12 +266,12 @@ def parse_wait_for(value: Any, *, what: str = "--wait.for") -> list[ProcessTarge
     for item in items:
         if is_list and isinstance(item, (list, tuple, set, frozenset, dict)):
             raise ArgumentError(
-                f"{what} got the nested value {item!r} inside {value!r}. Expected "
-                f"{_ACCEPTED_FOR}."
+                f"{what} got the nested value {item!r} inside {value!r}. Expected {_ACCEPTED_FOR}."
             )
         target = _one_target(item, what=what)
         key: Any = (
-            ("pid", target.pid) if isinstance(target, ProcessTarget)
+            ("pid", target.pid)
+            if isinstance(target, ProcessTarget)
             else ("dir", os.path.realpath(target.directory))
         )
         if key not in seen:

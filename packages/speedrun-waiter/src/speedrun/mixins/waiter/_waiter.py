@@ -113,8 +113,15 @@ class WaiterMixin(_Base):
         interval = check_interval_value(timeout, what="wait_for_pid(timeout=...)")
         limit = timeout_value(max_wait, what="wait_for_pid(max_wait=...)")
         say, warn = self._waiter_printers()
-        return wait_for_targets([target], None, check_interval=interval, timeout=limit,
-                                verbose=False, say=say, warn=warn)
+        return wait_for_targets(
+            [target],
+            None,
+            check_interval=interval,
+            timeout=limit,
+            verbose=False,
+            say=say,
+            warn=warn,
+        )
 
     def wait(self) -> bool | None:
         """Block as ``--wait.for``, ``--wait.memory`` and friends ask (see the class docstring).
@@ -165,8 +172,16 @@ class WaiterMixin(_Base):
         memory = None if raw_memory is None else MemoryTarget(raw_memory)
         say, warn = self._waiter_printers()
         hint = "" if limit is None else f" (--wait.timeout {format_duration(limit)})"
-        wait_for_targets(targets, memory, check_interval=interval, timeout=limit,
-                         verbose=verbose, say=say, warn=warn, timeout_hint=hint)
+        wait_for_targets(
+            targets,
+            memory,
+            check_interval=interval,
+            timeout=limit,
+            verbose=verbose,
+            say=say,
+            warn=warn,
+            timeout_hint=hint,
+        )
         return True
 
     # -- helpers -------------------------------------------------------------------------------

@@ -20,8 +20,15 @@ from urllib.parse import urlsplit
 from speedrun import ConfigError, SpeedrunError
 from speedrun.ext import require
 
-__all__ = ["MODES", "WandBInitError", "base_url", "check_reachable", "load_wandb", "resolve_mode",
-           "start_run"]
+__all__ = [
+    "MODES",
+    "WandBInitError",
+    "base_url",
+    "check_reachable",
+    "load_wandb",
+    "resolve_mode",
+    "start_run",
+]
 
 MODES = ("online", "offline", "disabled")
 _ALIASES = {"dryrun": "offline", "run": "online"}
@@ -34,8 +41,11 @@ class WandBInitError(SpeedrunError):
 
 def load_wandb() -> Any:
     """The ``wandb`` module (imported on first use: it takes about a second)."""
-    return require("wandb", feature="speedrun's WandBMixin",
-                   install="pip install speedrun-wandb (or pip install wandb)")
+    return require(
+        "wandb",
+        feature="speedrun's WandBMixin",
+        install="pip install speedrun-wandb (or pip install wandb)",
+    )
 
 
 def resolve_mode(configured: Any) -> str:
@@ -46,8 +56,10 @@ def resolve_mode(configured: Any) -> str:
         value, source = os.environ.get("WANDB_MODE") or "online", "WANDB_MODE"
     mode = _ALIASES.get(str(value).lower(), str(value).lower())
     if mode not in MODES:
-        raise ConfigError(f"{source} must be one of {', '.join(MODES)}, got {value!r}. Fix: "
-                          f"--config.wandb.mode offline (or export WANDB_MODE=offline)")
+        raise ConfigError(
+            f"{source} must be one of {', '.join(MODES)}, got {value!r}. Fix: "
+            f"--config.wandb.mode offline (or export WANDB_MODE=offline)"
+        )
     return mode
 
 
@@ -55,7 +67,7 @@ def base_url(wandb: Any) -> str:
     """The W&B server this process talks to (``WANDB_BASE_URL``, ``wandb login --host``)."""
     try:
         url = str(wandb.setup().settings.base_url)
-    except Exception:  # noqa: BLE001 - any failure here: fall back to the environment
+    except Exception:
         url = os.environ.get("WANDB_BASE_URL", DEFAULT_BASE_URL)
     return url.rstrip("/")
 
@@ -73,8 +85,7 @@ def check_reachable(url: str, timeout: float) -> str | None:
     if not urlsplit(url).hostname:
         return f"{url!r} is not a URL with a host name"
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"),
-                                    timeout=timeout):
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
             return None
     except urllib.error.HTTPError:
         return None  # an HTTP answer, whatever its status: the server is there
@@ -83,8 +94,16 @@ def check_reachable(url: str, timeout: float) -> str | None:
         return f"no answer ({reason})"
 
 
-def start_run(wandb: Any, *, mode: str, init: Mapping[str, Any], settings: Mapping[str, Any],
-              timeout: float, on_failure: str, report: Any = None) -> tuple[Any, str]:
+def start_run(
+    wandb: Any,
+    *,
+    mode: str,
+    init: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    timeout: float,
+    on_failure: str,
+    report: Any = None,
+) -> tuple[Any, str]:
     """``wandb.init(**init)`` in ``mode``; returns ``(run, mode actually used)``.
 
     In ``online`` mode the server is checked first; on failure the run starts offline with a
@@ -100,18 +119,20 @@ def start_run(wandb: Any, *, mode: str, init: Mapping[str, Any], settings: Mappi
             remaining = max(1.0, timeout - (time.monotonic() - started))
             try:
                 return _init(wandb, "online", init, settings, remaining), "online"
-            except Exception as error:  # noqa: BLE001 - CommError, UsageError (no key), ...
+            except Exception as error:
                 problem = f"{type(error).__name__}: {str(error).splitlines()[0]}"
-        message = (f"W&B server {url} unusable within wandb/init_timeout={timeout:g} s: "
-                   f"{problem}")
+        message = f"W&B server {url} unusable within wandb/init_timeout={timeout:g} s: {problem}"
         if on_failure == "error":
             raise WandBInitError(
                 f"{message}. Fix: check the network and `wandb login`, raise "
                 f"--config.wandb.init_timeout, or run with --config.wandb.mode offline "
                 f"(or wandb/on_init_failure: offline) and `wandb sync` later"
             )
-        warnings.warn(f"{message}; logging offline instead (wandb/on_init_failure: offline). "
-                      f"The run's files can be uploaded later with `wandb sync`.", stacklevel=3)
+        warnings.warn(
+            f"{message}; logging offline instead (wandb/on_init_failure: offline). "
+            f"The run's files can be uploaded later with `wandb sync`.",
+            stacklevel=3,
+        )
         say(f"speedrun: {message}; logging offline instead")
         mode = "offline"
         # W&B's process-wide settings still say online (and would, among other things, send
@@ -121,8 +142,9 @@ def start_run(wandb: Any, *, mode: str, init: Mapping[str, Any], settings: Mappi
     return _init(wandb, mode, init, settings, timeout), mode
 
 
-def _init(wandb: Any, mode: str, init: Mapping[str, Any], settings: Mapping[str, Any],
-          timeout: float) -> Any:
+def _init(
+    wandb: Any, mode: str, init: Mapping[str, Any], settings: Mapping[str, Any], timeout: float
+) -> Any:
     known = getattr(wandb.Settings, "model_fields", {})
     values = {key: value for key, value in settings.items() if not known or key in known}
     values["init_timeout"] = timeout
@@ -135,5 +157,5 @@ def _teardown(wandb: Any) -> None:
     """Stop what a failed online start left: W&B's service still holds the run id."""
     try:
         wandb.teardown()
-    except Exception:  # noqa: BLE001,S110 - a half-started service: nothing more to do
+    except Exception:
         pass

@@ -31,8 +31,10 @@ def image_array(value: Any, image_format: str = "chw") -> np.ndarray:
         (a ValueError and a TypeError) for anything that is not one image.
     """
     if not isinstance(image_format, str) or image_format.lower() not in ("chw", "hwc"):
-        raise ValueError(f"image_format must be 'chw' (channels first, torch) or 'hwc' (channels "
-                         f"last, NumPy), got {image_format!r}")
+        raise ValueError(
+            f"image_format must be 'chw' (channels first, torch) or 'hwc' (channels "
+            f"last, NumPy), got {image_format!r}"
+        )
     dataformats = "HW" if len(getattr(value, "shape", ())) == 2 else image_format.upper()
     array = to_image_array(value, dataformats, what="as_wandb_image")
     return array[:, :, 0] if array.shape[2] == 1 else array

@@ -12,8 +12,16 @@ from typing import Any
 from speedrun import ConfigError
 from speedrun.ext import LOGS, atomic_write_text, dumps_yaml, load_yaml
 
-__all__ = ["INFO_FILE", "flatten", "new_run_id", "offline_directories", "read_info",
-           "sync_command", "unflatten_key", "write_info"]
+__all__ = [
+    "INFO_FILE",
+    "flatten",
+    "new_run_id",
+    "offline_directories",
+    "read_info",
+    "sync_command",
+    "unflatten_key",
+    "write_info",
+]
 
 INFO_FILE = "wandb_info.yml"
 SEPARATOR = "__"
@@ -55,8 +63,10 @@ def read_info(experiment_directory: str | None) -> dict[str, Any]:
         return {}
     info = load_yaml(path)
     if not isinstance(info, Mapping):
-        raise ConfigError(f"{path} should hold a mapping with wandb_run_id; it holds "
-                          f"{type(info).__name__}. Delete it to start a new W&B run.")
+        raise ConfigError(
+            f"{path} should hold a mapping with wandb_run_id; it holds "
+            f"{type(info).__name__}. Delete it to start a new W&B run."
+        )
     return dict(info)
 
 
@@ -74,8 +84,9 @@ def offline_directories(wandb_directory: str, run_id: str) -> list[str]:
     return sorted(path for path in glob.glob(pattern) if os.path.isdir(path))
 
 
-def sync_command(run_id: str, project: str | None, entity: str | None,
-                 directories: list[str]) -> str:
+def sync_command(
+    run_id: str, project: str | None, entity: str | None, directories: list[str]
+) -> str:
     """The ``wandb sync`` command that uploads every offline attempt of a run, in order."""
     parts = ["wandb", "sync", "--id", run_id]
     if project:

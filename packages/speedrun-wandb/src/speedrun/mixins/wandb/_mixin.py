@@ -50,13 +50,13 @@ class _State:
 
     run: Any = None
     mode: str | None = None
-    deferred: bool = False          # --resume: start once the checkpoint is loaded
+    deferred: bool = False  # --resume: start once the checkpoint is loaded
     loaded_step: int | None = None  # the step of the checkpoint loaded (post_load)
     hold_depth: int = 0
     held_step: int = 0
     pending_step: int | None = None  # a row W&B still accumulates (not yet committed)
-    last_step: int = -1              # the last step handed to W&B
-    barrier: int = 0                 # steps below it are already in the W&B run
+    last_step: int = -1  # the last step handed to W&B
+    barrier: int = 0  # steps below it are already in the W&B run
     skipped: list[int] = field(default_factory=list)  # [first, last] skipped step
     attempt: dict[str, Any] = field(default_factory=dict)
 
@@ -68,6 +68,7 @@ def _positive_seconds(value: Any) -> str | None:
 def _one_of(*choices: str) -> Any:
     def check(value: Any) -> str | None:
         return None if value in choices else f"one of {', '.join(choices)}"
+
     return check
 
 
@@ -116,33 +117,67 @@ class WandBMixin(_Base):
     #: This process's W&B run and step bookkeeping.
     NOT_CHECKPOINTED: ClassVar[frozenset[str]] = frozenset({"_wandb_state"})
     CONFIG_KEYS: ClassVar[tuple[ConfigKey, ...]] = (
-        ConfigKey("wandb/mode", None, "online, offline (files only, upload later with wandb "
-                  "sync) or disabled; unset: WANDB_MODE, else online.",
-                  kinds=(str, type(None)), check=_mode_problem),
-        ConfigKey("wandb/init_timeout", DEFAULT_INIT_TIMEOUT, "Seconds an online start may take "
-                  "(server check plus wandb.init) before wandb/on_init_failure applies.",
-                  kinds=(int, float), check=_positive_seconds),
-        ConfigKey("wandb/on_init_failure", "offline", "offline: log offline with a warning; "
-                  "error: stop with WandBInitError.", kinds=(str,),
-                  check=_one_of("offline", "error")),
+        ConfigKey(
+            "wandb/mode",
+            None,
+            "online, offline (files only, upload later with wandb "
+            "sync) or disabled; unset: WANDB_MODE, else online.",
+            kinds=(str, type(None)),
+            check=_mode_problem,
+        ),
+        ConfigKey(
+            "wandb/init_timeout",
+            DEFAULT_INIT_TIMEOUT,
+            "Seconds an online start may take "
+            "(server check plus wandb.init) before wandb/on_init_failure applies.",
+            kinds=(int, float),
+            check=_positive_seconds,
+        ),
+        ConfigKey(
+            "wandb/on_init_failure",
+            "offline",
+            "offline: log offline with a warning; error: stop with WandBInitError.",
+            kinds=(str,),
+            check=_one_of("offline", "error"),
+        ),
         _text("wandb/project", "The W&B project; unset: the class attribute WANDB_PROJECT."),
         _text("wandb/entity", "The W&B entity; unset: the class attribute WANDB_ENTITY."),
-        _text("wandb/job_type", "The run's job type; unset: the class attribute "
-              "WANDB_JOB_TYPE."),
+        _text("wandb/job_type", "The run's job type; unset: the class attribute WANDB_JOB_TYPE."),
         _text("wandb/name", "The run's display name; unset: W&B's."),
         _text("wandb/group", "The run's group; unset: W&B's."),
-        ConfigKey("wandb/tags", None, "The run's tags; unset: none.",
-                  kinds=(list, tuple, type(None))),
-        ConfigKey("wandb/log_every", 1, "log_wandb_now is true when step % log_every == 0; 0 "
-                  "or null: never.", kinds=(int, type(None)), check=_steps_problem),
-        ConfigKey("wandb/watch_every", 1000, "wandb_watch's default log_freq, in steps.",
-                  kinds=(int,), check=_watch_problem),
-        ConfigKey("wandb/flush_secs", 2.0, "How often W&B writes the run's .wandb file (W&B's "
-                  "x_transaction_log_flush_interval; its own 15 s loses more on kill -9).",
-                  kinds=(int, float), check=_positive_seconds),
-        ConfigKey("wandb/resume_steps", "keep", "What happens to the steps logged between the "
-                  "checkpoint and an interruption: keep or rewind.", kinds=(str,),
-                  check=_one_of("keep", "rewind")),
+        ConfigKey(
+            "wandb/tags", None, "The run's tags; unset: none.", kinds=(list, tuple, type(None))
+        ),
+        ConfigKey(
+            "wandb/log_every",
+            1,
+            "log_wandb_now is true when step % log_every == 0; 0 or null: never.",
+            kinds=(int, type(None)),
+            check=_steps_problem,
+        ),
+        ConfigKey(
+            "wandb/watch_every",
+            1000,
+            "wandb_watch's default log_freq, in steps.",
+            kinds=(int,),
+            check=_watch_problem,
+        ),
+        ConfigKey(
+            "wandb/flush_secs",
+            2.0,
+            "How often W&B writes the run's .wandb file (W&B's "
+            "x_transaction_log_flush_interval; its own 15 s loses more on kill -9).",
+            kinds=(int, float),
+            check=_positive_seconds,
+        ),
+        ConfigKey(
+            "wandb/resume_steps",
+            "keep",
+            "What happens to the steps logged between the "
+            "checkpoint and an interruption: keep or rewind.",
+            kinds=(str,),
+            check=_one_of("keep", "rewind"),
+        ),
     )
 
     WANDB_PROJECT: str | None = None
@@ -161,9 +196,11 @@ class WandBMixin(_Base):
     def wandb_directory(self) -> str:
         """``<experiment>/WandB``: where W&B keeps its files for this experiment (created)."""
         if self.experiment_directory is None:
-            raise ConfigError("WandBMixin keeps W&B's files in <experiment>/WandB, but the "
-                              "experiment has no directory: call auto_setup() first (python "
-                              "train.py experiments/RUN-0)")
+            raise ConfigError(
+                "WandBMixin keeps W&B's files in <experiment>/WandB, but the "
+                "experiment has no directory: call auto_setup() first (python "
+                "train.py experiments/RUN-0)"
+            )
         directory = os.path.join(self.experiment_directory, WANDB_DIRECTORY)
         os.makedirs(directory, exist_ok=True)
         return directory
@@ -198,8 +235,12 @@ class WandBMixin(_Base):
             return self
         if resume is None:
             resume = self._wandb_flag("resume")
-        if (resume and state.loaded_step is None and self.checkpoint_directory is not None
-                and list_checkpoints(self.checkpoint_directory)):
+        if (
+            resume
+            and state.loaded_step is None
+            and self.checkpoint_directory is not None
+            and list_checkpoints(self.checkpoint_directory)
+        ):
             state.deferred = True
             return self
         self._wandb_start(bool(resume))
@@ -243,10 +284,14 @@ class WandBMixin(_Base):
             init["resume_from"] = f"{run_id}?_step={step - 1}"  # W&B continues at `step`
         elif continuing:
             init["resume"] = "allow"
-        settings = {"x_transaction_log_flush_interval":
-                    float(self.config_value("wandb/flush_secs"))}
+        settings = {
+            "x_transaction_log_flush_interval": float(self.config_value("wandb/flush_secs"))
+        }
         run, mode = start_run(
-            wandb, mode=mode, init=init, settings=settings,
+            wandb,
+            mode=mode,
+            init=init,
+            settings=settings,
             timeout=float(self.config_value("wandb/init_timeout")),
             on_failure=self.config_value("wandb/on_init_failure"),
         )
@@ -262,16 +307,19 @@ class WandBMixin(_Base):
             state.barrier = max(step, known)
         state.last_step = state.barrier - 1  # what the W&B run holds, as far as we know
         state.attempt = {
-            "started": datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - Python 3.10
-            .isoformat(timespec="seconds"),
-            "mode": mode, "step": step,
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "mode": mode,
+            "step": step,
         }
         if mode != "disabled":
             self.dump_wandb_info()
         if mode == "offline":
-            print(f"speedrun: W&B run {run_id} is logged offline in {self.wandb_directory}; "
-                  f"upload it with: {self._wandb_sync_command(run)}", file=sys.stderr,
-                  flush=True)
+            print(
+                f"speedrun: W&B run {run_id} is logged offline in {self.wandb_directory}; "
+                f"upload it with: {self._wandb_sync_command(run)}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def find_existing_wandb_run_id(self) -> str | None:
         """The W&B run to continue: ``WANDB_RUN_ID``, else ``Logs/wandb_info.yml``'s, else the
@@ -299,17 +347,17 @@ class WandBMixin(_Base):
         if run is None or not is_main_process() or self.experiment_directory is None:
             return self
         previous = read_info(self.experiment_directory)
-        attempts = list(previous.get("attempts") or []) \
-            if previous.get("wandb_run_id") == run.id else []
+        attempts = (
+            list(previous.get("attempts") or []) if previous.get("wandb_run_id") == run.id else []
+        )
         if state.attempt and state.attempt not in attempts:
             attempts.append(state.attempt)
         info = {
             "wandb_run_id": run.id,
             "run_name": getattr(run, "name", None),
-            "project": getattr(run, "project", None) or self._wandb_setting("project",
-                                                                            "WANDB_PROJECT"),
-            "entity": getattr(run, "entity", None) or self._wandb_setting("entity",
-                                                                          "WANDB_ENTITY"),
+            "project": getattr(run, "project", None)
+            or self._wandb_setting("project", "WANDB_PROJECT"),
+            "entity": getattr(run, "entity", None) or self._wandb_setting("entity", "WANDB_ENTITY"),
             "mode": state.mode,
             "url": getattr(run, "url", None) if state.mode == "online" else None,
             "last_step": state.last_step,
@@ -320,8 +368,12 @@ class WandBMixin(_Base):
 
     def _wandb_sync_command(self, run: Any) -> str:
         info = read_info(self.experiment_directory)
-        return sync_command(run.id, info.get("project"), info.get("entity"),
-                            offline_directories(self.wandb_directory, run.id))
+        return sync_command(
+            run.id,
+            info.get("project"),
+            info.get("entity"),
+            offline_directories(self.wandb_directory, run.id),
+        )
 
     # -- steps ---------------------------------------------------------------------------------
     def wandb_pause_step_counter(self) -> WandBMixin:
@@ -356,8 +408,13 @@ class WandBMixin(_Base):
         return self.step % int(every) == 0
 
     # -- logging -------------------------------------------------------------------------------
-    def wandb_log(self, metrics: Mapping[str, Any] | None = None, step: int | None = None,
-                  commit: bool | None = None, **more_metrics: Any) -> WandBMixin:
+    def wandb_log(
+        self,
+        metrics: Mapping[str, Any] | None = None,
+        step: int | None = None,
+        commit: bool | None = None,
+        **more_metrics: Any,
+    ) -> WandBMixin:
         """Log ``metrics`` (a dict and/or keywords) at ``step`` (default: the experiment's step,
         or the held one), adding ``step`` and ``epoch``.
 
@@ -387,10 +444,14 @@ class WandBMixin(_Base):
         state = self._wandb
         if not state.skipped:
             state.skipped = [step, step]
-            print(f"speedrun: W&B run {state.run.id} already holds steps up to "
-                  f"{state.barrier - 1} from the interrupted attempt; logs below that step are "
-                  f"not sent again (the earlier values stay). wandb/resume_steps: rewind "
-                  f"replaces them instead.", file=sys.stderr, flush=True)
+            print(
+                f"speedrun: W&B run {state.run.id} already holds steps up to "
+                f"{state.barrier - 1} from the interrupted attempt; logs below that step are "
+                f"not sent again (the earlier values stay). wandb/resume_steps: rewind "
+                f"replaces them instead.",
+                file=sys.stderr,
+                flush=True,
+            )
         else:
             state.skipped[1] = max(state.skipped[1], step)
 
@@ -399,40 +460,59 @@ class WandBMixin(_Base):
         if callable(getattr(value, "item", None)):
             value = value.item()
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"wandb_log_scalar({tag!r}) expects a number, got "
-                            f"{type(value).__name__} {value!r}")
+            raise TypeError(
+                f"wandb_log_scalar({tag!r}) expects a number, got {type(value).__name__} {value!r}"
+            )
         return self.wandb_log({tag: value}, step=step)
 
-    def as_wandb_image(self, value: Any, image_format: str = "chw",
-                       caption: str | None = None) -> Any:
+    def as_wandb_image(
+        self, value: Any, image_format: str = "chw", caption: str | None = None
+    ) -> Any:
         """A ``wandb.Image`` from a torch tensor or NumPy array (``'chw'`` or ``'hwc'``)."""
         wandb = load_wandb()
         return wandb.Image(image_array(value, image_format), caption=caption)
 
-    def wandb_log_image(self, tag: str, value: Any, image_format: str = "chw",
-                        caption: str | None = None, step: int | None = None) -> WandBMixin:
+    def wandb_log_image(
+        self,
+        tag: str,
+        value: Any,
+        image_format: str = "chw",
+        caption: str | None = None,
+        step: int | None = None,
+    ) -> WandBMixin:
         """Log an image (see :meth:`as_wandb_image`) under ``tag``."""
         if self.wandb_run is None:
             return self
-        return self.wandb_log({tag: self.as_wandb_image(value, image_format, caption)},
-                              step=step)
+        return self.wandb_log({tag: self.as_wandb_image(value, image_format, caption)}, step=step)
 
-    def wandb_watch(self, model: Any, criterion: Any = None, log: str | None = "gradients",
-                    log_freq: int | None = None) -> WandBMixin:
+    def wandb_watch(
+        self,
+        model: Any,
+        criterion: Any = None,
+        log: str | None = "gradients",
+        log_freq: int | None = None,
+    ) -> WandBMixin:
         """``wandb.watch`` the model (gradients/parameters every ``log_freq`` steps; default
         ``wandb/watch_every``, else 1000)."""
         run = self.wandb_run
         if run is not None:
-            run.watch(model, criterion=criterion, log=log,
-                      log_freq=int(log_freq or self.config_value("wandb/watch_every")))
+            run.watch(
+                model,
+                criterion=criterion,
+                log=log,
+                log_freq=int(log_freq or self.config_value("wandb/watch_every")),
+            )
         return self
 
     # -- hooks ---------------------------------------------------------------------------------
     def _wandb_before_checkpoint(self) -> None:
         """Commit the row of an earlier step, so that it is not lost if the job dies now."""
         state = self._wandb
-        if state.run is not None and state.pending_step is not None \
-                and state.pending_step < self.step:
+        if (
+            state.run is not None
+            and state.pending_step is not None
+            and state.pending_step < self.step
+        ):
             state.run.log({}, step=state.pending_step, commit=True)
             state.pending_step = None
 
@@ -456,7 +536,7 @@ class WandBMixin(_Base):
         if state.mode != "disabled":
             try:
                 self.dump_wandb_info()
-            except Exception as problem:  # noqa: BLE001 - finishing the run matters more
+            except Exception as problem:
                 warnings.warn(f"could not update Logs/wandb_info.yml: {problem}", stacklevel=2)
         state.run = None
         error = sys.exc_info()[1]
@@ -468,7 +548,10 @@ class WandBMixin(_Base):
         sync = self._wandb_sync_command(run) if state.mode == "offline" else None
         run.finish(exit_code=exit_code)
         if sync:
-            print(f"speedrun: W&B run {run.id} was logged offline; upload it with: {sync}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"speedrun: W&B run {run.id} was logged offline; upload it with: {sync}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     register_hook(_wandb_finish, CLEAN_UP)

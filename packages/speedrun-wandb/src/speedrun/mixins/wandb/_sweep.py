@@ -45,8 +45,10 @@ def _require_server(what: str, mode: str, timeout: float) -> Any:
     url = base_url(wandb)
     problem = check_reachable(url, timeout)
     if problem is not None:
-        raise WandBInitError(f"{what} needs the W&B server {url}, which is unreachable: "
-                             f"{problem}. Fix: check the network and `wandb login`.")
+        raise WandBInitError(
+            f"{what} needs the W&B server {url}, which is unreachable: "
+            f"{problem}. Fix: check the network and `wandb login`."
+        )
     return wandb
 
 
@@ -92,7 +94,7 @@ class WandBSweepMixin(WandBMixin):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         mro = cls.__mro__
-        before = mro[:mro.index(WandBSweepMixin)]
+        before = mro[: mro.index(WandBSweepMixin)]
         if any(klass.__name__ == "BaseExperiment" for klass in before):
             raise TypeError(
                 f"{cls.__name__}: WandBSweepMixin extends BaseExperiment's auto_setup and "
@@ -109,13 +111,16 @@ class WandBSweepMixin(WandBMixin):
             super().parse_experiment_directory()
             return self
         if not is_main_process():
-            raise ConfigError(f"{template}: {RUN_NUMBER} directories are claimed by one "
-                              f"process; pass the claimed directory to every rank")
+            raise ConfigError(
+                f"{template}: {RUN_NUMBER} directories are claimed by one "
+                f"process; pass the claimed directory to every rank"
+            )
         self.experiment_directory = claim_directory(template)
         return self
 
-    def auto_setup(self, update_git_revision: bool = True,
-                   dump_configuration: bool = True) -> WandBSweepMixin:
+    def auto_setup(
+        self, update_git_revision: bool = True, dump_configuration: bool = True
+    ) -> WandBSweepMixin:
         """``BaseExperiment.auto_setup``, then :meth:`setup_wandb_sweep`."""
         super().auto_setup(update_git_revision, dump_configuration)
         if is_main_process():
@@ -126,8 +131,10 @@ class WandBSweepMixin(WandBMixin):
     def wandb_sweep_file(self) -> str:
         """``Configurations/wandb_sweep.yml`` of this experiment."""
         if self.experiment_directory is None:
-            raise ConfigError("the sweep file lives in the experiment directory, but there is "
-                              "none yet: call auto_setup() first")
+            raise ConfigError(
+                "the sweep file lives in the experiment directory, but there is "
+                "none yet: call auto_setup() first"
+            )
         return os.path.join(self.experiment_directory, CONFIGURATIONS, SWEEP_FILE)
 
     @property
@@ -151,18 +158,27 @@ class WandBSweepMixin(WandBMixin):
         if sweep_config is None:
             sweep_config = self.get_arg("wandb.sweep_config")
             if sweep_config is None:
-                raise ConfigError("--wandb.sweep needs --wandb.sweep_config FILE: the W&B sweep "
-                                  "configuration (method, metric, parameters) as YAML")
+                raise ConfigError(
+                    "--wandb.sweep needs --wandb.sweep_config FILE: the W&B sweep "
+                    "configuration (method, metric, parameters) as YAML"
+                )
         if isinstance(sweep_config, str):
             sweep_config = load_mapping(sweep_config)
         timeout = float(self.config_value("wandb/init_timeout"))
-        wandb = _require_server("Creating a W&B sweep",
-                                resolve_mode(self.config_value("wandb/mode")), timeout)
+        wandb = _require_server(
+            "Creating a W&B sweep", resolve_mode(self.config_value("wandb/mode")), timeout
+        )
         project = self._wandb_setting("project", "WANDB_PROJECT")
         entity = self._wandb_setting("entity", "WANDB_ENTITY")
         sweep_id = str(wandb.sweep(dict(sweep_config), entity=entity, project=project))
-        self._write_sweep_file({"sweep_id": sweep_id, "project": project, "entity": entity,
-                                "config": dict(sweep_config)})
+        self._write_sweep_file(
+            {
+                "sweep_id": sweep_id,
+                "project": project,
+                "entity": entity,
+                "config": dict(sweep_config),
+            }
+        )
         return sweep_id
 
     def _write_sweep_file(self, info: Mapping[str, Any]) -> None:
@@ -178,8 +194,7 @@ class WandBSweepMixin(WandBMixin):
             self.update_configuration_from_wandb()
         return self
 
-    def update_configuration_from_wandb(self, dump_configuration: bool = True
-                                        ) -> WandBSweepMixin:
+    def update_configuration_from_wandb(self, dump_configuration: bool = True) -> WandBSweepMixin:
         """Set every W&B config value (``a__b`` -> ``a/b``) in the experiment's config."""
         run = self.wandb_run
         if run is None:
@@ -206,10 +221,16 @@ class SweepRunner:
     ``sweep_directory``'s ``Configurations/wandb_sweep.yml``. Needs a reachable W&B server.
     """
 
-    def __init__(self, experiment_class: Callable[[], Any], sweep_id: str | None = None,
-                 sweep_directory: str | None = None, project: str | None = None,
-                 entity: str | None = None, count: int | None = None,
-                 init_timeout: float = DEFAULT_INIT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        experiment_class: Callable[[], Any],
+        sweep_id: str | None = None,
+        sweep_directory: str | None = None,
+        project: str | None = None,
+        entity: str | None = None,
+        count: int | None = None,
+        init_timeout: float = DEFAULT_INIT_TIMEOUT,
+    ) -> None:
         info = read_sweep_file(sweep_directory)
         self.experiment_class = experiment_class
         self.sweep_id = sweep_id or info.get("sweep_id")
@@ -218,9 +239,11 @@ class SweepRunner:
         self.count = count
         self.init_timeout = init_timeout
         if not self.sweep_id:
-            raise ConfigError(f"SweepRunner needs a sweep: pass sweep_id=... or the "
-                              f"sweep_directory of a run created with --wandb.sweep (got "
-                              f"{sweep_directory!r}, which has no {SWEEP_FILE})")
+            raise ConfigError(
+                f"SweepRunner needs a sweep: pass sweep_id=... or the "
+                f"sweep_directory of a run created with --wandb.sweep (got "
+                f"{sweep_directory!r}, which has no {SWEEP_FILE})"
+            )
 
     def run_one(self) -> Any:
         """One trial: build the experiment and run it."""
@@ -228,7 +251,11 @@ class SweepRunner:
 
     def run(self) -> None:
         """Ask the sweep for trials (at most ``count``) and run them one after another."""
-        wandb = _require_server("Running a W&B sweep agent", resolve_mode(None),
-                                self.init_timeout)
-        wandb.agent(str(self.sweep_id), function=self.run_one, project=self.project,
-                    entity=self.entity, count=self.count)
+        wandb = _require_server("Running a W&B sweep agent", resolve_mode(None), self.init_timeout)
+        wandb.agent(
+            str(self.sweep_id),
+            function=self.run_one,
+            project=self.project,
+            entity=self.entity,
+            count=self.count,
+        )
