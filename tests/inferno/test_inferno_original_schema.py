@@ -80,7 +80,9 @@ def test_the_original_schema_trains_validates_saves_and_logs(tmp_path):
     assert isinstance(trainer.optimizer, torch.optim.Adam)
     assert trainer.optimizer.param_groups[0]["lr"] == 0.01
     assert experiment.val_loader_builds == 1
-    assert sorted(os.listdir(experiment.checkpoint_directory)) == [
+    assert sorted(
+        name for name in os.listdir(experiment.checkpoint_directory) if not name.startswith(".")
+    ) == [
         "best_checkpoint.pytorch",
         "checkpoint.pytorch",
     ]

@@ -51,7 +51,7 @@ def _mixins() -> tuple[type, ...]:
 
 
 #: The mixin contract's declarations: each class lists its own, collected over the MRO.
-CONTRACT = {"CONFIG_KEYS", "NOT_CHECKPOINTED"}
+CONTRACT = {"CONFIG_KEYS", "NOT_CHECKPOINTED", "COMMAND_LINE_FLAGS"}  # collected over the MRO
 
 
 def _own_names(cls: type) -> set[str]:

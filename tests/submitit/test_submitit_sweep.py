@@ -241,7 +241,9 @@ def test_run_point_runs_the_script_then_resumes(
     with pytest.raises(Preempted, match="was preempted and saved a checkpoint"):
         run_point(str(SCRIPT), directory, [])
     assert sys.argv == argv and sys.path == path
-    assert sorted(os.listdir(Path(directory, "Weights"))) == [
+    assert sorted(
+        name for name in os.listdir(Path(directory, "Weights")) if not name.startswith(".")
+    ) == [
         "checkpoint_iter_2.pt",
         "checkpoint_iter_3.pt",
     ]

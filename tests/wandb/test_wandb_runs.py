@@ -279,7 +279,14 @@ def clean_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run that ended at step 12 (steps 0-11 logged); its last checkpoint is step 10."""
     directory = tmp_path_factory.mktemp("clean") / "RUN"
     first = _run(
-        directory, "--config.training.num_steps", "12", "--config.training.checkpoint_every", "5"
+        directory,
+        "--config.training.num_steps",
+        "12",
+        "--config.training.checkpoint_every",
+        "5",
+        # no final checkpoint at step 12: the resume must start before steps W&B already has
+        "--config.training.checkpoint_at_end",
+        "False",
     )
     assert first.returncode == 0, first.stderr[-4000:]
     return directory
