@@ -108,7 +108,8 @@ class _Buffers:
         self.trim(0, 0)
 
     def nbytes(self) -> int:
-        return sum(s.nbytes() for s in self.storages) + sum(len(b) for b in self.blobs)
+        storage_bytes: int = sum(s.nbytes() for s in self.storages)
+        return storage_bytes + sum(len(b) for b in self.blobs)
 
 
 # Data pointers of snapshot buffers that hold a GPU storage's bytes -> that storage's location
@@ -218,7 +219,7 @@ def take_snapshot(
     torch = sys.modules.get("torch")
     plan = _CopyPlan(buffers, torch)
 
-    class _Pickler(module.Pickler):  # type: ignore[misc,name-defined]
+    class _Pickler(module.Pickler):  # type: ignore[misc]  # the pickle module is chosen by the caller
         def persistent_id(self, obj: Any) -> Any:
             if torch is not None and (
                 isinstance(obj, torch.storage.TypedStorage) or torch.is_storage(obj)

@@ -8,7 +8,7 @@ a ``dict`` that clears the memo whenever it is changed, however it is reached.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from .._errors import ConfigError
 
@@ -67,12 +67,12 @@ class ConfigNode(dict):  # type: ignore[type-arg]
         dict.__delitem__(self, key)
         self._memo.clear()
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         for key, value in dict(*args, **kwargs).items():
             dict.__setitem__(self, key, self._adopt(value))
         self._memo.clear()
 
-    def __ior__(self, other: Any) -> ConfigNode:  # type: ignore[override,misc]
+    def __ior__(self, other: Any) -> ConfigNode:  # type: ignore[misc]  # merges in place and returns the node, unlike dict's |
         self.update(other)
         return self
 
@@ -101,7 +101,7 @@ class ConfigNode(dict):  # type: ignore[type-arg]
 
     def to_dict(self) -> dict[Any, Any]:
         """A deep copy of this node as plain ``dict``/``list`` data."""
-        return to_plain(self)
+        return cast("dict[Any, Any]", to_plain(self))
 
 
 class Config(ConfigNode):
