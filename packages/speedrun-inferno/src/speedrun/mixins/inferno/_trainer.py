@@ -209,7 +209,7 @@ def _scalar_states_are_0d() -> str | None:
 def _dill_pickle_module() -> Any:
     import dill
 
-    class ByReferencePickler(dill.Pickler):  # type: ignore[misc, name-defined]
+    class ByReferencePickler(dill.Pickler):  # type: ignore[misc]  # dill is untyped
         """dill, with classes pickled by reference (as plain pickle does)."""
 
         def __init__(self, file: Any, *args: Any, **kwargs: Any) -> None:

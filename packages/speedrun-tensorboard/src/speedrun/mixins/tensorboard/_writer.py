@@ -54,7 +54,7 @@ def _load_crc32c() -> Any:
 
 
 def _masked_crc(data: bytes) -> int:
-    crc = _crc32c(data)
+    crc: int = _crc32c(data)
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 
