@@ -187,12 +187,12 @@ class Snapshot:
         storages = self._storages
         torch = sys.modules.get("torch")
 
-        class _Unpickler(self._module.Unpickler):  # type: ignore[misc,name-defined]
+        class _Unpickler(self._module.Unpickler):  # type: ignore[misc,name-defined]  # the pickle module is chosen by the caller
             def persistent_load(self, token: Any) -> Any:
                 storage, dtype = storages[token]
                 if dtype is None:  # an untyped storage in the state itself
                     return storage
-                return torch.storage.TypedStorage(  # type: ignore[union-attr]
+                return torch.storage.TypedStorage(  # type: ignore[union-attr]  # torch is imported lazily and may be None to mypy
                     wrap_storage=storage, dtype=dtype, _internal=True
                 )
 

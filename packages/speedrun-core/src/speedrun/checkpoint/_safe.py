@@ -461,10 +461,10 @@ def pickle_module(path: Path | str, *, trust: bool, recorded: set[str] | None) -
         if trust
         else safe_unpickler(pickle.Unpickler, path, recorded)
     )
-    module.Unpickler = unpickler  # type: ignore[attr-defined]
+    module.Unpickler = unpickler  # type: ignore[attr-defined]  # a private copy of the pickle module gets the safe unpickler
 
     def load(file: Any, **kwargs: Any) -> Any:
         return unpickler(file, **kwargs).load()
 
-    module.load = load  # type: ignore[attr-defined]
+    module.load = load  # type: ignore[attr-defined]  # a private copy of the pickle module gets the safe load
     return module

@@ -8,13 +8,9 @@ a ``dict`` that clears the memo whenever it is changed, however it is reached.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, cast
+from typing import Any, cast
 
 from .._errors import ConfigError
-
-if TYPE_CHECKING:
-    from typing import Any
-
 
 __all__ = ["Config", "ConfigNode", "MISSING", "diff_overrides", "short_repr", "to_plain"]
 
@@ -35,7 +31,7 @@ def _split(tag: str) -> list[str]:
     return tag.strip("/").split("/")
 
 
-class ConfigNode(dict):  # type: ignore[type-arg]
+class ConfigNode(dict[Any, Any]):
     """A ``dict`` in the configuration tree; any change clears the tree's lookup memo."""
 
     __slots__ = ("_memo",)

@@ -282,32 +282,32 @@ class _SpeedrunRepresenterMixin:
         return True
 
     def represent_plain_dict(self, data: Any) -> Node:
-        return self.represent_dict(data)  # type: ignore[attr-defined, no-any-return]
+        return self.represent_dict(data)  # type: ignore[attr-defined, no-any-return]  # the mixin's methods come from yaml's Representer it is mixed into
 
     def represent_plain_list(self, data: Any) -> Node:
-        return self.represent_list(list(data))  # type: ignore[attr-defined, no-any-return]
+        return self.represent_list(list(data))  # type: ignore[attr-defined, no-any-return]  # the mixin's methods come from yaml's Representer it is mixed into
 
     def represent_plain_str(self, data: Any) -> Node:
-        return self.represent_str(str(data))  # type: ignore[attr-defined, no-any-return]
+        return self.represent_str(str(data))  # type: ignore[attr-defined, no-any-return]  # the mixin's methods come from yaml's Representer it is mixed into
 
     def represent_plain_int(self, data: Any) -> Node:
-        return self.represent_int(int(data))  # type: ignore[attr-defined, no-any-return]
+        return self.represent_int(int(data))  # type: ignore[attr-defined, no-any-return]  # the mixin's methods come from yaml's Representer it is mixed into
 
     def represent_plain_float(self, data: Any) -> Node:
-        return self.represent_float(float(data))  # type: ignore[attr-defined, no-any-return]
+        return self.represent_float(float(data))  # type: ignore[attr-defined, no-any-return]  # the mixin's methods come from yaml's Representer it is mixed into
 
     def _represent_array(self, tag: str, data: Any) -> Node:
         if _array_kind(data) == "torch":
             data = data.detach().cpu()
         value = data.tolist()
         if isinstance(value, list):
-            represent_sequence = self.represent_sequence  # type: ignore[attr-defined]
-            return represent_sequence(tag, value, flow_style=True)  # type: ignore[no-any-return]
-        node = self.represent_data(value)  # type: ignore[attr-defined]
+            represent_sequence = self.represent_sequence  # type: ignore[attr-defined]  # the mixin's methods come from yaml's Representer it is mixed into
+            return represent_sequence(tag, value, flow_style=True)  # type: ignore[no-any-return]  # the mixin's methods come from yaml's Representer it is mixed into
+        node = self.represent_data(value)  # type: ignore[attr-defined]  # the mixin's methods come from yaml's Representer it is mixed into
         node.tag = tag
         if isinstance(value, str):
             node.style = '"'  # a 0-d string array must not come back as a number
-        return node  # type: ignore[no-any-return]
+        return node  # type: ignore[no-any-return]  # the mixin's methods come from yaml's Representer it is mixed into
 
     def represent_undefined(self, data: Any) -> Node:
         kind = _array_kind(data)
@@ -316,9 +316,9 @@ class _SpeedrunRepresenterMixin:
         if kind == "torch":
             return self._represent_array("!TorchTensor", data)
         if type(data).__module__ == "numpy" and hasattr(data, "item"):  # numpy.float32(0.1) & co
-            return self.represent_data(data.item())  # type: ignore[attr-defined, no-any-return]
+            return self.represent_data(data.item())  # type: ignore[attr-defined, no-any-return]  # the mixin's methods come from yaml's Representer it is mixed into
         if isinstance(data, os.PathLike):
-            return self.represent_str(os.fspath(data))  # type: ignore[attr-defined, no-any-return]
+            return self.represent_str(os.fspath(data))  # type: ignore[attr-defined, no-any-return]  # the mixin's methods come from yaml's Representer it is mixed into
         raise yaml.representer.RepresenterError("cannot represent an object", data)
 
 

@@ -111,7 +111,7 @@ class InfernoTensorboardSteps(TagScopeMixin, _Base):
         """The ``TensorboardMixin``'s writer (``None`` without that mixin)."""
         if not self._inferno_has_tensorboard_mixin():
             return None
-        return self.logger  # type: ignore[attr-defined]
+        return self.logger  # type: ignore[attr-defined]  # logger comes from TensorboardMixin in the experiment's MRO
 
     def _inferno_summary_writer(self) -> Any:
         from ._callbacks import TensorboardXLogger
