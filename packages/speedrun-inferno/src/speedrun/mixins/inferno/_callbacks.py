@@ -14,7 +14,7 @@ import torch
 # isort: off
 # The order matters: importing ._trainer applies the inferno compatibility fixes that the
 # inferno imports below need (scipy.misc.toimage, ...).
-from ._trainer import InfernoTrainer  # noqa: F401
+from ._trainer import InfernoTrainer  # noqa: F401 - imported for its compatibility fixes
 
 from inferno.trainers.callbacks.base import Callback
 from inferno.trainers.callbacks.logging.base import Logger

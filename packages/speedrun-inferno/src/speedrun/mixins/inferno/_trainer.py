@@ -47,9 +47,9 @@ from ._compat import import_inferno_trainers, record_fix
 _basic = import_inferno_trainers()
 InfernoTrainer = _basic.Trainer
 
-from inferno.utils import python_utils as _pyu  # noqa: E402  (needs the import-time fixes)
-from inferno.utils import torch_utils as _thu  # noqa: E402
-from inferno.utils import train_utils as _tu  # noqa: E402
+from inferno.utils import python_utils as _pyu  # noqa: E402 - needs the import-time fixes above
+from inferno.utils import torch_utils as _thu  # noqa: E402 - needs the import-time fixes above
+from inferno.utils import train_utils as _tu  # noqa: E402 - needs the import-time fixes above
 
 __all__ = ["SpeedrunTrainer", "InfernoTrainer", "checkpoint_pickle_module"]
 
