@@ -98,11 +98,11 @@ class Body:
         )
 
 
-class MixinsFirst(Body, *MIXINS, BaseExperiment):  # type: ignore[misc]
+class MixinsFirst(Body, *MIXINS, BaseExperiment):  # type: ignore[misc]  # the mixin list is unpacked at runtime
     pass
 
 
-class BaseFirst(Body, BaseExperiment, *MIXINS):  # type: ignore[misc]
+class BaseFirst(Body, BaseExperiment, *MIXINS):  # type: ignore[misc]  # the mixin list is unpacked at runtime
     pass
 
 

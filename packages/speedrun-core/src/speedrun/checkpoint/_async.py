@@ -304,7 +304,8 @@ class _CopyPlan:
             side = _side_stream(torch, device)
             side.wait_stream(training)  # copy what the queued kernels have computed
             self.streams[device] = (side, training)
-        return self.streams[device]  # type: ignore[no-any-return]
+        streams: tuple[Any, Any] = self.streams[device]
+        return streams
 
     def add_blob(self, buffer: pickle.PickleBuffer) -> None:
         with buffer.raw() as view:
