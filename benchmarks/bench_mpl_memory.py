@@ -65,8 +65,8 @@ def run_variant(variant: str, figures: int) -> dict[str, float]:
     os.makedirs(by_hand)
 
     def line(figure: object, index: int) -> None:
-        figure.add_artist(  # type: ignore[attr-defined]
-            Line2D([0, 1], [0, (index % 10) / 10], transform=figure.transFigure)  # type: ignore[attr-defined]
+        figure.add_artist(  # type: ignore[attr-defined]  # matplotlib is imported lazily, the figure is untyped here
+            Line2D([0, 1], [0, (index % 10) / 10], transform=figure.transFigure)  # type: ignore[attr-defined]  # matplotlib is imported lazily, the figure is untyped here
         )
 
     def one(index: int) -> None:

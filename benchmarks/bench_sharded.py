@@ -90,7 +90,7 @@ def _worker(args: argparse.Namespace) -> None:
     experiment.losses = [0.5] * 1000  # the rest of the state: plain attributes
     weights = os.path.join(folder, "RUN", "Weights")
 
-    def timed(action) -> float:  # type: ignore[no-untyped-def]
+    def timed(action) -> float:  # type: ignore[no-untyped-def]  # the timed action is any callable
         dist.barrier()
         start = time.perf_counter()
         action()

@@ -150,7 +150,7 @@ def main() -> None:
             check=True,
         )
         try:
-            import hydra  # noqa: F401
+            import hydra  # noqa: F401 - only checks that hydra is installed
 
             have_hydra = True
         except ImportError:

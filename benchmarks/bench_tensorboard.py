@@ -138,7 +138,7 @@ def worker(variant: str, steps: int, repeats: int) -> dict[str, object]:
         try:
             import lightning as package
         except ImportError:
-            import pytorch_lightning as package  # type: ignore[no-redef]
+            import pytorch_lightning as package  # type: ignore[no-redef]  # lightning, when installed, bound it above
         info = f"{package.__name__} {package.__version__}"
 
         def run(directory: str, every: int) -> tuple[float, float]:

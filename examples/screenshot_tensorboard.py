@@ -27,6 +27,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -61,7 +62,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _json(url: str, body: dict[str, object] | None = None) -> object:
+def _json(url: str, body: dict[str, object] | None = None) -> Any:  # parsed JSON
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -83,10 +84,10 @@ def wait_for_runs(base: str, server: subprocess.Popen, runs: int, timeout: float
         try:
             groups = _json(base + "/data/plugin/hparams/session_groups", request)
             if (
-                len(_json(base + "/data/runs")) == runs  # type: ignore[arg-type]
-                and len(groups.get("sessionGroups", [])) == runs  # type: ignore[union-attr]
+                len(_json(base + "/data/runs")) == runs
+                and len(groups.get("sessionGroups", [])) == runs
                 and all(group["metricValues"] for group in groups["sessionGroups"])
-            ):  # type: ignore[index]
+            ):
                 return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass

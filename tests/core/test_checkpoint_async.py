@@ -117,7 +117,7 @@ def test_pickle_and_dill_serializers_without_tensors(tmp_path: Path) -> None:
     loaded = load_checkpoint(tmp_path, 1)
     assert loaded.serializer == "pickle" and loaded.state["a"][0, 0] == 1.0
     try:
-        import dill  # noqa: F401
+        import dill  # noqa: F401 - only checks that dill is installed
     except ImportError:
         return
     else:

@@ -124,7 +124,7 @@ def test_prepare_adopts_a_legacy_folder(tmp_path: Path) -> None:
     (path / "notes.txt").write_text("my notes")  # The original speedrun allowed anything else.
     prepare_experiment_directory(path)
     assert is_experiment_directory(path)
-    assert read_marker(path)["adopted"] is True  # type: ignore[index]
+    assert read_marker(path)["adopted"] is True  # type: ignore[index]  # the marker exists here
     assert (path / "Configurations" / "train_config.yml").read_text() == "a: 1\n"
     assert (path / "notes.txt").read_text() == "my notes"
     assert all((path / name).is_dir() for name in SUBDIRECTORIES)
@@ -353,7 +353,7 @@ def test_purge_refuses_a_directory_locked_by_another_process(tmp_path: Path) -> 
         env=env,
     )
     try:
-        assert child.stdout.readline().strip() == "locked"  # type: ignore[union-attr]
+        assert child.stdout.readline().strip() == "locked"  # type: ignore[union-attr]  # the pipe is opened with PIPE
         holder = f"process {child.pid} on host {socket.gethostname()}"
         assert_refused(path, holder, "wait for that run")
     finally:

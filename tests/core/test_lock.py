@@ -55,7 +55,7 @@ class Holder:
             text=True,
             env=_child_env(),
         )
-        line = self.process.stdout.readline().strip()  # type: ignore[union-attr]
+        line = self.process.stdout.readline().strip()  # type: ignore[union-attr]  # the pipes are opened with PIPE
         if line != "locked":
             self.process.kill()
             _, err = self.process.communicate(timeout=30)
@@ -66,9 +66,9 @@ class Holder:
         return self.process.pid
 
     def release(self) -> None:
-        self.process.stdin.write("release\n")  # type: ignore[union-attr]
-        self.process.stdin.flush()  # type: ignore[union-attr]
-        assert self.process.stdout.readline().strip() == "released"  # type: ignore[union-attr]
+        self.process.stdin.write("release\n")  # type: ignore[union-attr]  # the pipes are opened with PIPE
+        self.process.stdin.flush()  # type: ignore[union-attr]  # the pipes are opened with PIPE
+        assert self.process.stdout.readline().strip() == "released"  # type: ignore[union-attr]  # the pipes are opened with PIPE
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -180,7 +180,7 @@ def test_second_process_fails_at_once_with_holder_pid_and_host(
     assert "wait for that run" in message and "another experiment directory" in message
     assert f"kill {holder.pid}" in message
     assert isinstance(caught.value, ExperimentDirectoryError)
-    assert caught.value.holder["pid"] == holder.pid  # type: ignore[attr-defined]
+    assert caught.value.holder["pid"] == holder.pid  # type: ignore[attr-defined]  # the lock error carries its holder
     # The failed attempt must not have disturbed the holder's note.
     assert json.loads((directory / LOCK_NAME).read_text())["pid"] == holder.pid
 

@@ -106,7 +106,7 @@ def test_the_macro_is_never_mutated_even_with_commands() -> None:
 
 def test_merge_macro_refuses_a_non_mapping_macro() -> None:
     with pytest.raises(ConfigError, match="expected a macro mapping.*got list"):
-        merge_macro({}, [1, 2])  # type: ignore[arg-type]
+        merge_macro({}, [1, 2])  # type: ignore[arg-type]  # a list on purpose
 
 
 # --------------------------------------------------------------------------- purge
@@ -187,7 +187,7 @@ def test_append_inside_nested_mappings() -> None:
 
 def test_append_gives_the_config_a_new_list_object() -> None:
     # The core's config observes assignments (it clears a lookup memo), so append assigns.
-    class Watching(dict):  # type: ignore[type-arg]
+    class Watching(dict):  # type: ignore[type-arg]  # mirrors a user's untyped dict subclass
         assigned: list[Any] = []
 
         def __setitem__(self, key: Any, value: Any) -> None:
@@ -362,4 +362,4 @@ def test_read_macro_files_refuses_python_tags(tmp_path: pathlib.Path) -> None:
 
 def test_read_macro_files_refuses_a_non_string_spec() -> None:
     with pytest.raises(ConfigError, match="colon-separated string"):
-        read_macro_files(["a.yml"])  # type: ignore[arg-type]
+        read_macro_files(["a.yml"])  # type: ignore[arg-type]  # a list on purpose

@@ -40,7 +40,7 @@ def test_scopes_nest_join_with_slashes_and_are_restored_on_errors(tmp_path):
     with (
         pytest.raises(TypeError, match=r"set_tagscope expects a string.*int 3"),
         experiment.set_tagscope(3),
-    ):  # type: ignore[arg-type]
+    ):
         pass
 
 

@@ -465,7 +465,7 @@ def test_load_mapping_returns_the_mapping(tmp_path: pathlib.Path) -> None:
 # --------------------------------------------------------------------------- dumping
 
 
-class ConfigDict(dict):  # type: ignore[type-arg]
+class ConfigDict(dict):  # type: ignore[type-arg]  # mirrors a user's untyped dict subclass
     """Stands for the dict subclass the core keeps its configuration in."""
 
 

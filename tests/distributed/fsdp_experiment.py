@@ -109,7 +109,7 @@ def _kill_while_writing() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         return original(self, plan, planner)
 
-    filesystem._FileSystemWriter.write_data = write_data  # type: ignore[method-assign]
+    filesystem._FileSystemWriter.write_data = write_data  # type: ignore[method-assign]  # kills the writer mid-save on purpose
 
 
 if __name__ == "__main__":

@@ -300,7 +300,7 @@ def _start_ranks(
     for process in processes:
         stdout, stderr = process.communicate(timeout=120)
         completed = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-        completed.pid = process.pid  # type: ignore[attr-defined]
+        completed.pid = process.pid  # type: ignore[attr-defined]  # keeps the pid next to the output
         finished.append(completed)
     results = [json.loads(path.read_text()) for path in sorted(out.glob("rank*.json"))]
     return finished, results

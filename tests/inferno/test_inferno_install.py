@@ -31,7 +31,7 @@ TRAIN_SCRIPT = textwrap.dedent("""
     from torch.utils.data import DataLoader, TensorDataset
     from speedrun import BaseExperiment
     from speedrun.mixins.inferno import InfernoMixin, applied_fixes
-    from tensorboardX.event_file_writer import EventFileWriter  # noqa: F401  (installed)
+    from tensorboardX.event_file_writer import EventFileWriter  # noqa: F401 - only checks that it is installed
 
 
     def data(seed, size):

@@ -49,7 +49,7 @@ class Body:
     """The experiment's own code, the same in both base orders."""
 
     def __init__(self) -> None:
-        super().__init__()  # type: ignore[call-arg]
+        super().__init__()
         self.auto_setup()
         self.print_to_file(True)  # IOMixin: Logs/stdout
         self.wait()  # WaiterMixin prints through IOMixin
@@ -98,11 +98,11 @@ class Body:
         )
 
 
-class MixinsFirst(Body, *MIXINS, BaseExperiment):  # type: ignore[misc]
+class MixinsFirst(Body, *MIXINS, BaseExperiment):  # type: ignore[misc]  # the mixin list is unpacked at runtime
     pass
 
 
-class BaseFirst(Body, BaseExperiment, *MIXINS):  # type: ignore[misc]
+class BaseFirst(Body, BaseExperiment, *MIXINS):  # type: ignore[misc]  # the mixin list is unpacked at runtime
     pass
 
 

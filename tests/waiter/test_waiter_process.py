@@ -142,9 +142,9 @@ def test_wait_for_pid_max_wait(
 @pytest.mark.parametrize("pid", [0, -1, True, "12", 1.5, None])
 def test_invalid_pids(pid: object) -> None:
     with pytest.raises(ArgumentError, match="process ID"):
-        is_alive(pid)  # type: ignore[arg-type]
+        is_alive(pid)  # type: ignore[arg-type]  # invalid pids on purpose
     with pytest.raises(ArgumentError, match="process ID"):
-        WaiterMixin().wait_for_pid(pid)  # type: ignore[arg-type]
+        WaiterMixin().wait_for_pid(pid)  # type: ignore[arg-type]  # invalid pids on purpose
 
 
 @pytest.mark.parametrize("interval", [0, -1, float("nan"), "fast"])
@@ -152,7 +152,7 @@ def test_wait_for_pid_refuses_bad_intervals(
     interval: object, sleeper: subprocess.Popen[bytes]
 ) -> None:
     with pytest.raises(ArgumentError, match="positive number of seconds"):
-        WaiterMixin().wait_for_pid(sleeper.pid, timeout=interval)  # type: ignore[arg-type]
+        WaiterMixin().wait_for_pid(sleeper.pid, timeout=interval)  # type: ignore[arg-type]  # invalid intervals on purpose
 
 
 def test_describe_process(sleeper: subprocess.Popen[bytes]) -> None:

@@ -291,7 +291,7 @@ def test_timeout_zero_checks_once() -> None:
 )
 def test_bad_settings(kwargs: dict[str, object], hint: str) -> None:
     with pytest.raises(ArgumentError, match=hint):
-        wait_for(None, **kwargs)  # type: ignore[arg-type]
+        wait_for(None, **kwargs)  # type: ignore[arg-type]  # wrong settings on purpose
 
 
 def _free_pid() -> int:

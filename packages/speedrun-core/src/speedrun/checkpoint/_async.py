@@ -108,7 +108,8 @@ class _Buffers:
         self.trim(0, 0)
 
     def nbytes(self) -> int:
-        return sum(s.nbytes() for s in self.storages) + sum(len(b) for b in self.blobs)
+        storage_bytes: int = sum(s.nbytes() for s in self.storages)
+        return storage_bytes + sum(len(b) for b in self.blobs)
 
 
 # Data pointers of snapshot buffers that hold a GPU storage's bytes -> that storage's location
@@ -186,12 +187,12 @@ class Snapshot:
         storages = self._storages
         torch = sys.modules.get("torch")
 
-        class _Unpickler(self._module.Unpickler):  # type: ignore[misc,name-defined]
+        class _Unpickler(self._module.Unpickler):  # type: ignore[misc,name-defined]  # the pickle module is chosen by the caller
             def persistent_load(self, token: Any) -> Any:
                 storage, dtype = storages[token]
                 if dtype is None:  # an untyped storage in the state itself
                     return storage
-                return torch.storage.TypedStorage(  # type: ignore[union-attr]
+                return torch.storage.TypedStorage(  # type: ignore[union-attr]  # torch is imported lazily and may be None to mypy
                     wrap_storage=storage, dtype=dtype, _internal=True
                 )
 
@@ -218,7 +219,7 @@ def take_snapshot(
     torch = sys.modules.get("torch")
     plan = _CopyPlan(buffers, torch)
 
-    class _Pickler(module.Pickler):  # type: ignore[misc,name-defined]
+    class _Pickler(module.Pickler):  # type: ignore[misc]  # the pickle module is chosen by the caller
         def persistent_id(self, obj: Any) -> Any:
             if torch is not None and (
                 isinstance(obj, torch.storage.TypedStorage) or torch.is_storage(obj)
@@ -303,7 +304,8 @@ class _CopyPlan:
             side = _side_stream(torch, device)
             side.wait_stream(training)  # copy what the queued kernels have computed
             self.streams[device] = (side, training)
-        return self.streams[device]  # type: ignore[no-any-return]
+        streams: tuple[Any, Any] = self.streams[device]
+        return streams
 
     def add_blob(self, buffer: pickle.PickleBuffer) -> None:
         with buffer.raw() as view:

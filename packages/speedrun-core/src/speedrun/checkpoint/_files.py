@@ -334,6 +334,7 @@ def prune_checkpoints(
     match = _match_name(protected) if protected else None
     if (
         match
+        and protected is not None
         and protected not in {path.name for _, _, path in scanned}
         and os.path.lexists(os.path.join(os.fspath(directory), protected))
     ):

@@ -333,7 +333,8 @@ def _marked_safe_in_torch(full: str) -> Any:
     try:
         from torch import _weights_only_unpickler
 
-        return _weights_only_unpickler._get_user_allowed_globals().get(full)
+        allowed: dict[str, Any] = _weights_only_unpickler._get_user_allowed_globals()  # type: ignore[no-untyped-call]  # torch's private helper is unannotated
+        return allowed.get(full)
     except Exception:
         return None
 
@@ -366,7 +367,7 @@ def _split(full: str) -> tuple[str, str]:
 def safe_unpickler(base: type, path: Path | str, recorded: set[str] | None) -> type:
     """A subclass of the unpickler ``base`` whose ``find_class`` applies the policy."""
 
-    class SafeUnpickler(base):  # type: ignore[misc, valid-type]
+    class SafeUnpickler(base):  # type: ignore[misc]  # the unpickler base is chosen by the caller
         def find_class(self, module: str, name: str) -> Any:
             if (module, name) == ("__builtin__", "NoneType"):  # dill's name for type(None)
                 return type(None)
@@ -392,7 +393,7 @@ def _python3_name(module: str, name: str) -> tuple[str, str]:
     import _compat_pickle
 
     if (module, name) in _compat_pickle.NAME_MAPPING:
-        return _compat_pickle.NAME_MAPPING[(module, name)]  # type: ignore[no-any-return]
+        return _compat_pickle.NAME_MAPPING[(module, name)]
     return _compat_pickle.IMPORT_MAPPING.get(module, module), name
 
 
@@ -437,7 +438,7 @@ def _safe_load_from_bytes(path: Path | str, recorded: set[str] | None) -> Any:
 def renaming_unpickler(base: type) -> type:
     """A subclass of ``base`` (trusted loading) that maps former speedrun module paths."""
 
-    class RenamingUnpickler(base):  # type: ignore[misc, valid-type]
+    class RenamingUnpickler(base):  # type: ignore[misc]  # the unpickler base is chosen by the caller
         def find_class(self, module: str, name: str) -> Any:
             module, name = _python3_name(module, name)
             return super().find_class(renamed(module), name)
@@ -460,10 +461,10 @@ def pickle_module(path: Path | str, *, trust: bool, recorded: set[str] | None) -
         if trust
         else safe_unpickler(pickle.Unpickler, path, recorded)
     )
-    module.Unpickler = unpickler  # type: ignore[attr-defined]
+    module.Unpickler = unpickler  # type: ignore[attr-defined]  # a private copy of the pickle module gets the safe unpickler
 
     def load(file: Any, **kwargs: Any) -> Any:
         return unpickler(file, **kwargs).load()
 
-    module.load = load  # type: ignore[attr-defined]
+    module.load = load  # type: ignore[attr-defined]  # a private copy of the pickle module gets the safe load
     return module

@@ -104,7 +104,7 @@ def find_unpicklable(state: dict[str, Any], serializer: str) -> list[tuple[str, 
         module = dill
     torch = sys.modules.get("torch")
 
-    class _Probe(module.Pickler):  # type: ignore[misc]
+    class _Probe(module.Pickler):  # type: ignore[misc]  # the pickle module is chosen by the caller
         def persistent_id(self, obj: Any) -> Any:
             if torch is not None and (
                 isinstance(obj, torch.storage.TypedStorage) or torch.is_storage(obj)

@@ -544,7 +544,7 @@ def load_rank_random_state(
     except Exception as error:
         reason = f"{file} cannot be read ({type(error).__name__}: {error})"
     else:
-        return payload["state"]  # type: ignore[no-any-return]
+        return payload["state"]  # type: ignore[no-any-return]  # the payload is unpickled, untyped data
     warnings.warn(
         f"Rank {rank} resumes from step {step} without its own random state: {reason}. Its "
         "random generators keep their current state.",

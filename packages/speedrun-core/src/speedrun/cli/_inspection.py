@@ -139,7 +139,7 @@ _IGNORED_FLAGS = frozenset(
 # configurations, read for inspection
 
 
-class Tagged(tuple):  # type: ignore[type-arg]
+class Tagged(tuple[Any, ...]):
     """A ``!NumpyArray``/``!TorchTensor`` value read without numpy or torch: ``(tag, data)``."""
 
     __slots__ = ()
@@ -170,7 +170,7 @@ def _loader() -> type:
     if _inspect_loader is None:
         from ..config._yaml import SpeedrunLoader, _construct_array_data
 
-        class InspectLoader(SpeedrunLoader):  # type: ignore[misc, valid-type, unused-ignore]
+        class InspectLoader(SpeedrunLoader):
             pass
 
         for tag in ("!NumpyArray", "!TorchTensor"):

@@ -8,13 +8,9 @@ a ``dict`` that clears the memo whenever it is changed, however it is reached.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import Any, cast
 
 from .._errors import ConfigError
-
-if TYPE_CHECKING:
-    from typing import Any
-
 
 __all__ = ["Config", "ConfigNode", "MISSING", "diff_overrides", "short_repr", "to_plain"]
 
@@ -35,7 +31,7 @@ def _split(tag: str) -> list[str]:
     return tag.strip("/").split("/")
 
 
-class ConfigNode(dict):  # type: ignore[type-arg]
+class ConfigNode(dict[Any, Any]):
     """A ``dict`` in the configuration tree; any change clears the tree's lookup memo."""
 
     __slots__ = ("_memo",)
@@ -67,12 +63,12 @@ class ConfigNode(dict):  # type: ignore[type-arg]
         dict.__delitem__(self, key)
         self._memo.clear()
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         for key, value in dict(*args, **kwargs).items():
             dict.__setitem__(self, key, self._adopt(value))
         self._memo.clear()
 
-    def __ior__(self, other: Any) -> ConfigNode:  # type: ignore[override,misc]
+    def __ior__(self, other: Any) -> ConfigNode:  # type: ignore[misc]  # merges in place and returns the node, unlike dict's |
         self.update(other)
         return self
 
@@ -101,7 +97,7 @@ class ConfigNode(dict):  # type: ignore[type-arg]
 
     def to_dict(self) -> dict[Any, Any]:
         """A deep copy of this node as plain ``dict``/``list`` data."""
-        return to_plain(self)
+        return cast("dict[Any, Any]", to_plain(self))
 
 
 class Config(ConfigNode):

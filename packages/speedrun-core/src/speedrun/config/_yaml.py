@@ -30,7 +30,7 @@ import os
 import re
 from collections.abc import Callable
 from functools import reduce
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -113,8 +113,12 @@ def _short(value: Any, limit: int = 60) -> str:
 # Loader
 # ----------------------------------------------------------------------------------------------
 
-_LoaderBase: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_DumperBase: type = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+if TYPE_CHECKING:  # the C classes offer the same interface as the pure-Python ones
+    _LoaderBase = yaml.SafeLoader
+    _DumperBase = yaml.SafeDumper
+else:
+    _LoaderBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    _DumperBase = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 class _SpeedrunConstructorMixin:
@@ -153,7 +157,7 @@ def _construct_operands(loader: Any, node: Node, tag: str, minimum: int, example
     if not isinstance(node, SequenceNode):
         kind = "a mapping" if isinstance(node, MappingNode) else f"the scalar {node.value!r}"
         raise loader._speedrun_error(node, f"{expected}; got {kind}. Fix the tag's arguments.")
-    operands = loader.construct_sequence(node, deep=True)
+    operands: list[Any] = loader.construct_sequence(node, deep=True)
     if len(operands) < minimum:
         raise loader._speedrun_error(
             node, f"{expected}; got {len(operands)} element(s). Fix the tag's arguments."
@@ -241,7 +245,7 @@ def _construct_torch_tensor(loader: Any, node: Node) -> Any:
         ) from None
 
 
-class SpeedrunLoader(_SpeedrunConstructorMixin, _LoaderBase):  # type: ignore[misc, valid-type]
+class SpeedrunLoader(_SpeedrunConstructorMixin, _LoaderBase):
     """PyYAML's safe loader (C-accelerated when available) plus speedrun's tags.
 
     Use :func:`loads_yaml` / :func:`load_yaml` rather than this class directly: they add the
@@ -249,7 +253,7 @@ class SpeedrunLoader(_SpeedrunConstructorMixin, _LoaderBase):  # type: ignore[mi
     """
 
 
-class _PureSpeedrunLoader(_SpeedrunConstructorMixin, yaml.SafeLoader):  # type: ignore[misc]
+class _PureSpeedrunLoader(_SpeedrunConstructorMixin, yaml.SafeLoader):
     """The same loader on the pure-Python base (used where libyaml is missing, and in tests)."""
 
 
@@ -278,32 +282,32 @@ class _SpeedrunRepresenterMixin:
         return True
 
     def represent_plain_dict(self, data: Any) -> Node:
-        return self.represent_dict(data)  # type: ignore[attr-defined, no-any-return]
+        return self.represent_dict(data)  # type: ignore[attr-defined, no-any-return]  # the mixin's methods come from yaml's Representer it is mixed into
 
     def represent_plain_list(self, data: Any) -> Node:
-        return self.represent_list(list(data))  # type: ignore[attr-defined, no-any-return]
+        return self.represent_list(list(data))  # type: ignore[attr-defined, no-any-return]  # the mixin's methods come from yaml's Representer it is mixed into
 
     def represent_plain_str(self, data: Any) -> Node:
-        return self.represent_str(str(data))  # type: ignore[attr-defined, no-any-return]
+        return self.represent_str(str(data))  # type: ignore[attr-defined, no-any-return]  # the mixin's methods come from yaml's Representer it is mixed into
 
     def represent_plain_int(self, data: Any) -> Node:
-        return self.represent_int(int(data))  # type: ignore[attr-defined, no-any-return]
+        return self.represent_int(int(data))  # type: ignore[attr-defined, no-any-return]  # the mixin's methods come from yaml's Representer it is mixed into
 
     def represent_plain_float(self, data: Any) -> Node:
-        return self.represent_float(float(data))  # type: ignore[attr-defined, no-any-return]
+        return self.represent_float(float(data))  # type: ignore[attr-defined, no-any-return]  # the mixin's methods come from yaml's Representer it is mixed into
 
     def _represent_array(self, tag: str, data: Any) -> Node:
         if _array_kind(data) == "torch":
             data = data.detach().cpu()
         value = data.tolist()
         if isinstance(value, list):
-            represent_sequence = self.represent_sequence  # type: ignore[attr-defined]
-            return represent_sequence(tag, value, flow_style=True)  # type: ignore[no-any-return]
-        node = self.represent_data(value)  # type: ignore[attr-defined]
+            represent_sequence = self.represent_sequence  # type: ignore[attr-defined]  # the mixin's methods come from yaml's Representer it is mixed into
+            return represent_sequence(tag, value, flow_style=True)  # type: ignore[no-any-return]  # the mixin's methods come from yaml's Representer it is mixed into
+        node = self.represent_data(value)  # type: ignore[attr-defined]  # the mixin's methods come from yaml's Representer it is mixed into
         node.tag = tag
         if isinstance(value, str):
             node.style = '"'  # a 0-d string array must not come back as a number
-        return node  # type: ignore[no-any-return]
+        return node  # type: ignore[no-any-return]  # the mixin's methods come from yaml's Representer it is mixed into
 
     def represent_undefined(self, data: Any) -> Node:
         kind = _array_kind(data)
@@ -312,13 +316,13 @@ class _SpeedrunRepresenterMixin:
         if kind == "torch":
             return self._represent_array("!TorchTensor", data)
         if type(data).__module__ == "numpy" and hasattr(data, "item"):  # numpy.float32(0.1) & co
-            return self.represent_data(data.item())  # type: ignore[attr-defined, no-any-return]
+            return self.represent_data(data.item())  # type: ignore[attr-defined, no-any-return]  # the mixin's methods come from yaml's Representer it is mixed into
         if isinstance(data, os.PathLike):
-            return self.represent_str(os.fspath(data))  # type: ignore[attr-defined, no-any-return]
+            return self.represent_str(os.fspath(data))  # type: ignore[attr-defined, no-any-return]  # the mixin's methods come from yaml's Representer it is mixed into
         raise yaml.representer.RepresenterError("cannot represent an object", data)
 
 
-class SpeedrunDumper(_SpeedrunRepresenterMixin, _DumperBase):  # type: ignore[misc, valid-type]
+class SpeedrunDumper(_SpeedrunRepresenterMixin, _DumperBase):  # type: ignore[misc]  # speedrun represents what SafeRepresenter refuses (stubbed as Never)
     """PyYAML's safe dumper (C-accelerated when available) that writes speedrun configs.
 
     Dict subclasses become plain mappings, tuples plain sequences, numpy arrays
@@ -327,12 +331,13 @@ class SpeedrunDumper(_SpeedrunRepresenterMixin, _DumperBase):  # type: ignore[mi
     """
 
 
-class _PureSpeedrunDumper(_SpeedrunRepresenterMixin, yaml.SafeDumper):  # type: ignore[misc]
+class _PureSpeedrunDumper(_SpeedrunRepresenterMixin, yaml.SafeDumper):  # type: ignore[misc]  # speedrun represents what SafeRepresenter refuses (stubbed as Never)
     """The same dumper on the pure-Python base (used where libyaml is missing, and in tests)."""
 
     def choose_scalar_style(self) -> str:
         # Write 0-d arrays as `!NumpyArray 3`, like libyaml does, not `!NumpyArray '3'`.
-        event = self.event
+        # only ever called while emitting a scalar
+        event = cast("yaml.ScalarEvent", self.event)
         if event.tag in ("!NumpyArray", "!TorchTensor") and not event.style:
             if self.analysis is None:
                 self.analysis = self.analyze_scalar(event.value)
@@ -342,7 +347,7 @@ class _PureSpeedrunDumper(_SpeedrunRepresenterMixin, yaml.SafeDumper):  # type: 
             )
             if allow_plain and not analysis.empty and not analysis.multiline:
                 return ""
-        return super().choose_scalar_style()  # type: ignore[no-any-return]
+        return super().choose_scalar_style()
 
 
 def _register_dumper(dumper: Any) -> None:
@@ -589,7 +594,7 @@ def dumps_yaml(data: Any) -> str:
         ``data`` holds a value YAML cannot represent (the message names its key path).
     """
     try:
-        return yaml.dump(  # type: ignore[no-any-return]
+        return yaml.dump(
             data,
             Dumper=SpeedrunDumper,
             default_flow_style=False,

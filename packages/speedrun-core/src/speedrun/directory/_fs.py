@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from typing import IO
+    from typing import IO, Any
 
     PathLike = str | os.PathLike[str]
 
@@ -37,7 +37,7 @@ def fsync_directory(path: PathLike) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: PathLike, mode: str = "wb", *, durable: bool = True) -> Iterator[IO]:
+def atomic_open(path: PathLike, mode: str = "wb", *, durable: bool = True) -> Iterator[IO[Any]]:
     """Open a temp file next to ``path``; on success it replaces ``path`` atomically.
 
     Readers see either the old file or the complete new one, never a partial write. On an
@@ -50,7 +50,8 @@ def atomic_open(path: PathLike, mode: str = "wb", *, durable: bool = True) -> It
     folder = os.path.dirname(os.path.abspath(target))
     fd, tmp = _create_temp(folder, os.path.basename(target))
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+        encoding = None if "b" in mode else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding) as handle:
             yield handle
             handle.flush()
             if durable:

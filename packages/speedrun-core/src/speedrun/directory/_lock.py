@@ -341,7 +341,7 @@ class WriterLock:
                 f"{_describe_holder(holder)} holds its writer lock ({self._path}). "
                 f"Only one run may write to an experiment directory at a time. {fix}"
             )
-            conflict.holder = holder  # type: ignore[attr-defined]
+            conflict.holder = holder  # type: ignore[attr-defined]  # the holder rides on the error for callers that report it
             raise conflict
 
         previous = _read_info(fd)

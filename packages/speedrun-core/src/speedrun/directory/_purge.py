@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from .._errors import ExperimentDirectoryError
 from ._fs import fsync_directory
 from ._layout import (
-    LOCK_NAME,
     PURGING_INFIX,
     SUBDIRECTORIES,
     _create_layout,
@@ -27,7 +26,7 @@ from ._layout import (
     _write_marker,
     read_marker,
 )
-from ._lock import _clean_path, _describe_holder, _hostname, _take_for_removal
+from ._lock import LOCK_NAME, _clean_path, _describe_holder, _hostname, _take_for_removal
 
 if TYPE_CHECKING:
     from typing import Any, NoReturn

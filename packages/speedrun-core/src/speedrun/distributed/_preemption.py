@@ -238,6 +238,6 @@ def _to_signal(item: SignalLike) -> int:
 
 def _signal_name(number: int | None) -> str:
     try:
-        return signal.Signals(number).name  # type: ignore[arg-type]
+        return signal.Signals(number).name  # type: ignore[arg-type]  # None raises TypeError, caught below
     except (ValueError, TypeError):
         return str(number)

@@ -172,7 +172,7 @@ def main_process_only(function: F) -> F:
             return function(*args, **kwargs)
         return None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # the wrapper keeps the function's signature (functools.wraps)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -271,7 +271,7 @@ def load_rank_random_state(
     except Exception as error:
         reason = f"it cannot be read ({type(error).__name__}: {error})"
     else:
-        return payload["state"]  # type: ignore[no-any-return]
+        return payload["state"]  # type: ignore[no-any-return]  # the payload is unpickled, untyped data
     warnings.warn(
         f"Rank {rank} resumes from step {step} without its own random state: {path} is "
         f"missing because {reason}. Its random generators keep their current state, so its "

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from typing import Any, TypeVar
 
     from ..checkpoint._async import AsyncSaver
+    from ..config._arguments import Arguments
+    from ..directory._lock import WriterLock
 
     S = TypeVar("S", bound="Checkpointing")
 
@@ -66,6 +68,9 @@ class Checkpointing(ExperimentState, Dispatcher):
     """
 
     NOT_CHECKPOINTED: ClassVar[frozenset[str]] = PROCESS_ATTRIBUTES
+    # set by the experiment's set-up (experiment/_setup.py)
+    _args: Arguments | None
+    _writer_lock: WriterLock | None
 
     def __init__(self, experiment_directory: str | os.PathLike[str] | None = None) -> None:
         self._world_size = _distributed.get_world_size()  # processes of this launch (torchrun)

@@ -37,7 +37,7 @@ _MISSING: Any = object()
 def _called_by_speedrun() -> bool:
     """Whether ``get()``'s caller is speedrun's own code (core or a mixin distribution), which
     reads optional keys and takes ``None`` for "not configured"."""
-    caller = sys._getframe(2).f_globals.get("__name__", "")
+    caller: str = sys._getframe(2).f_globals.get("__name__", "")
     return caller == "speedrun" or caller.startswith("speedrun.")
 
 

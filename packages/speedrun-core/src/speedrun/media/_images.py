@@ -32,7 +32,7 @@ from __future__ import annotations
 import io
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .._errors import ExperimentDirectoryError, SpeedrunError
 from .._require import require
@@ -41,6 +41,7 @@ from ..directory._paths import tagged_file
 
 if TYPE_CHECKING:
     import numpy as np
+    from numpy import ndarray
 
 __all__ = [
     "ACCEPTED_IMAGES",
@@ -77,9 +78,9 @@ def _as_numpy(value: Any, what: str) -> np.ndarray:
         tensor = value.detach().cpu()
         if tensor.is_floating_point() and tensor.element_size() < 4:  # float16, bfloat16
             tensor = tensor.float()
-        return tensor.numpy()  # type: ignore[no-any-return]
+        return cast("ndarray", tensor.numpy())
     if isinstance(value, np.ndarray):
-        return value
+        return cast("ndarray", value)
     raise ImageError(
         f"{what} expects {ACCEPTED_IMAGES}; got {type(value).__module__}."
         f"{type(value).__qualname__}. Fix: convert it first, e.g. numpy.asarray(value)."
@@ -157,9 +158,9 @@ def to_image_array(
     if height == 0 or width == 0:
         raise ImageError(f"{what} needs a non-empty image, got shape {shape}.")
     if array.dtype == np.uint8:
-        return np.ascontiguousarray(array)
+        return cast("ndarray", np.ascontiguousarray(array))
     if array.dtype == np.bool_:
-        return np.ascontiguousarray(array.astype(np.uint8) * np.uint8(255))
+        return cast("ndarray", np.ascontiguousarray(array.astype(np.uint8) * np.uint8(255)))
     if np.issubdtype(array.dtype, np.integer):
         low, high = int(array.min()), int(array.max())
         if low < 0 or high > 255:
@@ -167,10 +168,13 @@ def to_image_array(
                 f"{what} expects integer pixels in 0..255, got values in [{low}, {high}] "
                 f"(dtype {array.dtype}). Fix: rescale to 0..255, or pass floats in 0..1."
             )
-        return np.ascontiguousarray(array.astype(np.uint8))
+        return cast("ndarray", np.ascontiguousarray(array.astype(np.uint8)))
     if np.issubdtype(array.dtype, np.floating):
         scaled = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-        return np.ascontiguousarray((np.clip(scaled, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+        return cast(
+            "ndarray",
+            np.ascontiguousarray((np.clip(scaled, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)),
+        )
     raise ImageError(
         f"{what} expects {ACCEPTED_IMAGES}; got dtype {array.dtype}. Fix: convert "
         f"it, e.g. value.astype(numpy.float32) / value.max()."

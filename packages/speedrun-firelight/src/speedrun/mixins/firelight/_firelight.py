@@ -304,5 +304,5 @@ class FirelightMixin(TagScopeMixin, _Base):
         if image.ndim == 3 and image.shape[-1] == 4:
             alpha = image[..., 3:4]
             image = image[..., :3] * alpha + (1.0 - alpha)
-        self.log_image(tag, image, step=step, dataformats="HWC")  # type: ignore[attr-defined]
+        self.log_image(tag, image, step=step, dataformats="HWC")  # type: ignore[attr-defined]  # log_image comes from TensorboardMixin in the experiment's MRO
         return self

@@ -14,7 +14,7 @@ import torch
 # isort: off
 # The order matters: importing ._trainer applies the inferno compatibility fixes that the
 # inferno imports below need (scipy.misc.toimage, ...).
-from ._trainer import InfernoTrainer  # noqa: F401
+from ._trainer import InfernoTrainer  # noqa: F401 - imported for its compatibility fixes
 
 from inferno.trainers.callbacks.base import Callback
 from inferno.trainers.callbacks.logging.base import Logger
@@ -25,7 +25,7 @@ from inferno.utils import torch_utils as _thu
 __all__ = ["ExperimentStepCallback", "TensorboardXLogger"]
 
 
-class TensorboardXLogger(TensorboardLogger):
+class TensorboardXLogger(TensorboardLogger):  # type: ignore[misc]  # inferno is untyped
     """inferno's ``TensorboardLogger``, writing through a tensorboardX ``SummaryWriter``.
 
     inferno 0.1.7's logger needs TensorFlow; this one keeps its configuration, its observed
@@ -205,12 +205,12 @@ class TensorboardXLogger(TensorboardLogger):
         self.flush()
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()  # inferno's drops the trainer and the writer
+        config: dict[str, Any] = super().get_config()  # inferno's drops the trainer and the writer
         config.update({"_writer": None, "_writer_source": None, "_owns_writer": False})
         return config
 
 
-class ExperimentStepCallback(Callback):
+class ExperimentStepCallback(Callback):  # type: ignore[misc]  # inferno is untyped
     """Advance the experiment's ``step`` with each training iteration and ``epoch`` with
     each epoch of the trainer. The experiment is not pickled with the trainer."""
 
@@ -227,6 +227,6 @@ class ExperimentStepCallback(Callback):
             self.experiment.next_epoch()
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
+        config: dict[str, Any] = super().get_config()
         config["experiment"] = None
         return config

@@ -175,7 +175,7 @@ def ensure_scipy_misc_toimage() -> str:
         setattr(misc, name, {"toimage": toimage, "imsave": imsave}[name])
     if created:
         sys.modules["scipy.misc"] = misc
-        scipy.misc = misc
+        scipy.misc = misc  # type: ignore[attr-defined]  # this SciPy has no misc: the shim adds one
         record_fix("scipy-misc-toimage", "this SciPy has no scipy.misc module")
         return "created"
     record_fix("scipy-misc-toimage", f"this SciPy's scipy.misc has no {' or '.join(missing)}")

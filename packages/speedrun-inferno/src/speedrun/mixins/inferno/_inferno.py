@@ -486,7 +486,7 @@ class InfernoMixin(InfernoTensorboardSteps, ParsingMixin):
         try:
             return trainer.fit()
         finally:
-            logger = getattr(trainer, "logger", None)
+            logger: Any = getattr(trainer, "logger", None)
             if hasattr(logger, "flush"):
                 logger.flush()
 

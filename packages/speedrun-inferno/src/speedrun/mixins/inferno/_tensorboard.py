@@ -84,7 +84,7 @@ class InfernoTensorboardSteps(TagScopeMixin, _Base):
                 "trainer/tensorboard/log_anywhere is not supported by speedrun and is ignored",
                 stacklevel=2,
             )
-        log_directory = options.pop("log_directory", None) or self.log_directory
+        log_directory: Any = options.pop("log_directory", None) or self.log_directory
         shared = None
         if (
             os.path.abspath(log_directory) == os.path.abspath(self.log_directory or "")
@@ -111,7 +111,7 @@ class InfernoTensorboardSteps(TagScopeMixin, _Base):
         """The ``TensorboardMixin``'s writer (``None`` without that mixin)."""
         if not self._inferno_has_tensorboard_mixin():
             return None
-        return self.logger  # type: ignore[attr-defined]
+        return self.logger  # type: ignore[attr-defined]  # logger comes from TensorboardMixin in the experiment's MRO
 
     def _inferno_summary_writer(self) -> Any:
         from ._callbacks import TensorboardXLogger

@@ -47,9 +47,9 @@ from ._compat import import_inferno_trainers, record_fix
 _basic = import_inferno_trainers()
 InfernoTrainer = _basic.Trainer
 
-from inferno.utils import python_utils as _pyu  # noqa: E402  (needs the import-time fixes)
-from inferno.utils import torch_utils as _thu  # noqa: E402
-from inferno.utils import train_utils as _tu  # noqa: E402
+from inferno.utils import python_utils as _pyu  # noqa: E402 - needs the import-time fixes above
+from inferno.utils import torch_utils as _thu  # noqa: E402 - needs the import-time fixes above
+from inferno.utils import train_utils as _tu  # noqa: E402 - needs the import-time fixes above
 
 __all__ = ["SpeedrunTrainer", "InfernoTrainer", "checkpoint_pickle_module"]
 
@@ -195,7 +195,7 @@ class ScalarStatesFix:
     def update_state(self, key: str, value: Any) -> Any:
         if torch.is_tensor(value) and value.dim() == 0:
             value = value.reshape(1)
-        return super().update_state(key, value)  # type: ignore[misc]
+        return super().update_state(key, value)  # type: ignore[misc]  # inferno is untyped
 
 
 def _scalar_states_are_0d() -> str | None:
@@ -209,7 +209,7 @@ def _scalar_states_are_0d() -> str | None:
 def _dill_pickle_module() -> Any:
     import dill
 
-    class ByReferencePickler(dill.Pickler):  # type: ignore[misc, name-defined]
+    class ByReferencePickler(dill.Pickler):  # type: ignore[misc]  # dill is untyped
         """dill, with classes pickled by reference (as plain pickle does)."""
 
         def __init__(self, file: Any, *args: Any, **kwargs: Any) -> None:
@@ -217,12 +217,12 @@ def _dill_pickle_module() -> Any:
             super().__init__(file, *args, **kwargs)
 
     module = types.ModuleType("speedrun_dill_byref", "dill with byref=True for torch.save")
-    module.Pickler = ByReferencePickler  # type: ignore[attr-defined]
-    module.Unpickler = dill.Unpickler  # type: ignore[attr-defined]
-    module.load = dill.load  # type: ignore[attr-defined]
-    module.loads = dill.loads  # type: ignore[attr-defined]
-    module.dump = dill.dump  # type: ignore[attr-defined]
-    module.dumps = dill.dumps  # type: ignore[attr-defined]
+    module.Pickler = ByReferencePickler  # type: ignore[attr-defined]  # dill stands in for pickle inside torch.save
+    module.Unpickler = dill.Unpickler  # type: ignore[attr-defined]  # dill stands in for pickle inside torch.save
+    module.load = dill.load  # type: ignore[attr-defined]  # dill stands in for pickle inside torch.save
+    module.loads = dill.loads  # type: ignore[attr-defined]  # dill stands in for pickle inside torch.save
+    module.dump = dill.dump  # type: ignore[attr-defined]  # dill stands in for pickle inside torch.save
+    module.dumps = dill.dumps  # type: ignore[attr-defined]  # dill stands in for pickle inside torch.save
     return module
 
 

@@ -8,10 +8,11 @@ the functions, never at module import.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import numpy as np
+    from numpy import ndarray
 
 __all__ = ["to_array"]
 
@@ -47,9 +48,9 @@ def to_array(value: Any) -> np.ndarray:
         tensor = value.detach().cpu()
         if tensor.dtype == torch.bfloat16:
             tensor = tensor.float()
-        return tensor.numpy()
+        return cast("ndarray", tensor.numpy())
     if isinstance(value, np.ndarray):
-        return value
+        return cast("ndarray", value)
     raise ValueError(
         f"Expected a torch tensor or a NumPy array, got {type(value).__module__}."
         f"{type(value).__qualname__}. Convert it first, e.g. numpy.asarray(value)."

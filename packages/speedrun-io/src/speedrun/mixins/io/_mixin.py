@@ -122,9 +122,9 @@ class IOMixin(TagScopeMixin, _Base):
         """The callable :meth:`print` uses by default: ``print`` unless :meth:`set_printer` said."""
         name = self.__dict__.get("_io_printer_name", "stdout")
         if name is None:
-            custom = self.__dict__.get("_io_printer_callable")
+            custom: Callable[[Any], Any] | None = self.__dict__.get("_io_printer_callable")
             if custom is not None:
-                return custom  # type: ignore[no-any-return]
+                return custom
             name = "stdout"  # a custom printer does not survive a checkpoint: fall back
         return self._io_resolve_printer(name)
 
@@ -133,7 +133,8 @@ class IOMixin(TagScopeMixin, _Base):
         if isinstance(printer, str) and printer == "stdout":
             return builtins.print
         if isinstance(printer, str) and printer == "tqdm":
-            return tqdm_module().tqdm.write  # type: ignore[no-any-return]
+            write: Callable[[Any], Any] = tqdm_module().tqdm.write
+            return write
         if callable(printer) and not isinstance(printer, str):
             return printer
         raise TypeError(
@@ -274,7 +275,8 @@ class IOMixin(TagScopeMixin, _Base):
     @property
     def progress_bars(self) -> dict[str, Any]:
         """The progress bars made with a ``tag``, by tag (not saved in checkpoints)."""
-        return self._io_state("_io_progress_bars", dict)  # type: ignore[no-any-return]
+        bars: dict[str, Any] = self._io_state("_io_progress_bars", dict)
+        return bars
 
     def progress(
         self, iterable: Iterable[Any] | None = None, tag: str | None = None, **tqdm_kwargs: Any

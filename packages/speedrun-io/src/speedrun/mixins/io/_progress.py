@@ -53,7 +53,7 @@ def _line_tqdm_class() -> Any:
         return _line_class
     tqdm = tqdm_module()
 
-    class LogLineTqdm(tqdm.tqdm):  # type: ignore[misc, name-defined]
+    class LogLineTqdm(tqdm.tqdm):  # type: ignore[misc, name-defined]  # tqdm is imported lazily
         """A tqdm bar that prints one whole line per refresh and never redraws in place.
 
         Lines are printed only when progress was made since the previous line, so refreshes

@@ -128,7 +128,7 @@ class MatplotlibMixin(TagScopeMixin, _Base):
             paths.append(path)
         if has_tensorboard and tensorboard is not False:
             # Closing is ours to do (or not, with close=False): ask log_figure not to.
-            self.log_figure(tag, figure, step=step, close=False)  # type: ignore[attr-defined]
+            self.log_figure(tag, figure, step=step, close=False)  # type: ignore[attr-defined]  # log_figure comes from TensorboardMixin in the experiment's MRO
         if close:
             close_figure(figure)
         return paths
@@ -141,4 +141,4 @@ def _current_pyplot_figure() -> Figure:
             "save_figure(tag) without a figure saves pyplot's current figure, but there is "
             "none. Pass the figure: save_figure(tag, fig)."
         )
-    return pyplot.gcf()  # type: ignore[no-any-return]
+    return pyplot.gcf()  # type: ignore[no-any-return]  # pyplot is imported lazily (untyped Any)

@@ -6,7 +6,7 @@ matplotlib and NumPy are imported inside the functions, never at module import.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from speedrun.ext import atomic_open
 
@@ -45,7 +45,7 @@ def require_figure(figure: Any, what: str) -> Figure:
     """Return ``figure`` if it is a matplotlib Figure, else raise a TypeError with the fix."""
     matplotlib = _matplotlib()
     if isinstance(figure, matplotlib.figure.Figure):
-        return figure
+        return cast("Figure", figure)
     hint = ""
     if isinstance(figure, matplotlib.figure.SubFigure) or hasattr(figure, "get_figure"):
         hint = " For an Axes or SubFigure, pass its figure: ax.figure."
@@ -78,12 +78,12 @@ def render_rgba(figure: Figure) -> np.ndarray:
 
     canvas = figure.canvas
     if isinstance(canvas, FigureCanvasAgg):
-        canvas.draw()
-        return np.array(canvas.buffer_rgba(), dtype=np.uint8)
+        canvas.draw()  # type: ignore[no-untyped-call]  # matplotlib's Agg canvas is unannotated
+        return np.array(canvas.buffer_rgba(), dtype=np.uint8)  # type: ignore[no-untyped-call]  # matplotlib's Agg canvas is unannotated
     temporary = FigureCanvasAgg(figure)  # attaches itself to the figure ...
     try:
-        temporary.draw()
-        return np.array(temporary.buffer_rgba(), dtype=np.uint8)
+        temporary.draw()  # type: ignore[no-untyped-call]  # matplotlib's Agg canvas is unannotated
+        return np.array(temporary.buffer_rgba(), dtype=np.uint8)  # type: ignore[no-untyped-call]  # matplotlib's Agg canvas is unannotated
     finally:
         figure.set_canvas(canvas)  # ... so give the figure its own canvas back
 
@@ -119,7 +119,8 @@ def figure_to_array(
         rgb = np.moveaxis(rgb, -1, 0)
     rgb = np.ascontiguousarray(rgb)
     if scaling == "0-1":
-        return rgb.astype(np.float32) / np.float32(255.0)
+        scaled: np.ndarray = rgb.astype(np.float32) / np.float32(255.0)
+        return scaled
     return rgb
 
 

@@ -352,7 +352,7 @@ class TensorboardMixin(TagScopeMixin, _Base):
             self._tensorboard_open()
             events = self._tensorboard_events
         try:
-            full_tag = self._tensorboard_tags[(self._tensorboard_scope, tag)]  # type: ignore[index]
+            full_tag = self._tensorboard_tags[(self._tensorboard_scope, tag)]  # type: ignore[index]  # None before the first open raises TypeError, caught below
         except (KeyError, TypeError):
             full_tag = self._tensorboard_tag(tag)
         if value.__class__ is not float:

@@ -54,7 +54,7 @@ def _load_crc32c() -> Any:
 
 
 def _masked_crc(data: bytes) -> int:
-    crc = _crc32c(data)
+    crc: int = _crc32c(data)
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 
@@ -333,7 +333,7 @@ def _make_writer_class() -> type:
     from tensorboardX.summary import scalar as scalar_summary
     from tensorboardX.writer import DummyFileWriter, FileWriter
 
-    class _FileWriter(FileWriter):  # type: ignore[misc]
+    class _FileWriter(FileWriter):  # type: ignore[misc]  # tensorboardX is untyped
         """tensorboardX's ``FileWriter`` (``add_summary``, ``add_event``, ...) over an
         :class:`EventFile` instead of its queue and writer thread."""
 
@@ -347,7 +347,7 @@ def _make_writer_class() -> type:
         def close(self) -> None:
             self.event_writer.close()
 
-    class _Writer(SummaryWriter):  # type: ignore[misc]
+    class _Writer(SummaryWriter):  # type: ignore[misc]  # tensorboardX is untyped
         """A tensorboardX ``SummaryWriter`` whose events go through :class:`EventFile`\\ s.
 
         The run's file is opened with the writer; after ``close()`` the next write appends to

@@ -38,7 +38,7 @@ class WaitTimeout(SpeedrunError, SystemExit):
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "gave up waiting"
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self):  # type: ignore[no-untyped-def]  # pickle's reduce tuple has no useful type
         # Keep the keyword-only attributes when the error crosses a process boundary.
         return (_rebuild, (str(self), self.pending, self.waited))
 

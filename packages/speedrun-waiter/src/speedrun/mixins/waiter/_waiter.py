@@ -188,5 +188,5 @@ class WaiterMixin(_Base):
     def _waiter_printers(self) -> tuple[Callable[[str], Any], Callable[[str], Any]]:
         """``(say, warn)``: the experiment's ``print`` for both if it is an ``IOMixin``."""
         if has_mixin(self, "speedrun.mixins.io:IOMixin"):
-            return self.print, self.print  # type: ignore[attr-defined]
+            return self.print, self.print  # type: ignore[attr-defined]  # print comes from IOMixin in the experiment's MRO
         return _default_say, _default_warn
