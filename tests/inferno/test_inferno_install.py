@@ -64,7 +64,8 @@ TRAIN_SCRIPT = textwrap.dedent("""
         "iterations": trainer.iteration_count,
         "validation": [float(trainer.get_state("validation_loss_averaged"))],
         "best": float(trainer._best_validation_score),
-        "weights": sorted(os.listdir(experiment.checkpoint_directory)),
+        "weights": sorted(name for name in os.listdir(experiment.checkpoint_directory)
+                          if not name.startswith(".")),  # less the run's checkpoint record
         "logs": sorted(os.listdir(experiment.log_directory)),
         "fixes": sorted(applied_fixes()),
     }))
