@@ -18,14 +18,13 @@ __all__ = ["to_array"]
 
 
 def _numpy() -> Any:
-    try:
-        import numpy
-    except ImportError as error:  # pragma: no cover - numpy is a dependency of speedrun-io
-        raise ImportError(
-            "speedrun-io needs NumPy for arrays and images. Fix: pip install speedrun-io "
-            "(or pip install numpy)."
-        ) from error
-    return numpy
+    from speedrun.ext import require
+
+    return require(
+        "numpy",
+        feature="speedrun-io (arrays and images)",
+        install="pip install speedrun-io (or pip install numpy)",
+    )
 
 
 def to_array(value: Any) -> np.ndarray:

@@ -26,14 +26,13 @@ _line_class: Any = None
 
 def tqdm_module() -> Any:
     """Import and return ``tqdm``, or raise an ImportError naming the fix."""
-    try:
-        import tqdm
-    except ImportError as error:  # pragma: no cover - tqdm is a dependency of speedrun-io
-        raise ImportError(
-            "speedrun-io needs tqdm for progress bars. Fix: pip install speedrun-io "
-            "(or pip install tqdm)."
-        ) from error
-    return tqdm
+    from speedrun.ext import require
+
+    return require(
+        "tqdm",
+        feature="speedrun-io (progress bars)",
+        install="pip install speedrun-io (or pip install tqdm)",
+    )
 
 
 def is_terminal(stream: IO[str] | None) -> bool:

@@ -30,15 +30,18 @@ SCALINGS = (None, "0-255", "0-1")
 
 
 def _matplotlib() -> Any:
-    try:
-        import matplotlib
-        import matplotlib.figure
-    except ImportError as error:
-        raise ImportError(
-            "speedrun-mpl needs matplotlib. Fix: pip install speedrun-mpl "
-            "(or pip install matplotlib)."
-        ) from error
-    return matplotlib
+    from speedrun.ext import require
+
+    require(
+        "matplotlib.figure",
+        feature="speedrun-mpl",
+        install="pip install speedrun-mpl (or pip install matplotlib)",
+    )
+    return require(
+        "matplotlib",
+        feature="speedrun-mpl",
+        install="pip install speedrun-mpl (or pip install matplotlib)",
+    )
 
 
 def require_figure(figure: Any, what: str) -> Figure:

@@ -22,6 +22,7 @@ from speedrun.ext import (
     ConfigKey,
     TagScopeMixin,
     atomic_write_text,
+    require,
     to_image_array,
 )
 
@@ -663,9 +664,4 @@ def _one_of(new: Any, old: Any, method: str, name: str, old_name: str) -> Any:
 
 
 def _require(module: str, feature: str, package: str) -> None:
-    try:
-        __import__(module)
-    except ImportError as error:
-        raise ImportError(
-            f"{feature} needs {package}, which is not installed: pip install {package}"
-        ) from error
+    require(module, feature=feature, install=f"pip install {package}")
