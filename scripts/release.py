@@ -917,7 +917,7 @@ def downstream(wheelhouse: Path, work: Path) -> None:
         shutil.rmtree(run_dir.parent)
     command = venv.path / "bin" / "speedrun-downstream"
     first = run([command, run_dir], cwd=work, capture=True)
-    if "IMAGE: log_image needs pillow, which is not installed: pip install pillow" not in first:
+    if "IMAGE: log_image needs PIL, which is not installed. Fix: pip install pillow" not in first:
         raise ReleaseError(
             f"expected log_image to name the missing pillow; the run printed:\n{first}"
         )
