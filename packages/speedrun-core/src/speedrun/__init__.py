@@ -58,7 +58,7 @@ __all__ = [
     "request_preemption",
 ]
 
-__version__ = "0.2.0"
+from ._version import __version__ as __version__  # the one source of the version
 
 
 def __getattr__(name: str) -> type:

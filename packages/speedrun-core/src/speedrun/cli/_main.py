@@ -515,14 +515,13 @@ def command_completion(args: Any) -> int:
 
 def _parser() -> Any:
     import argparse
-    from importlib.metadata import version
+
+    from .._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="speedrun", description="List, compare and explain speedrun experiment directories."
     )
-    parser.add_argument(
-        "--version", action="version", version=f"speedrun-core {version('speedrun-core')}"
-    )
+    parser.add_argument("--version", action="version", version=f"speedrun-core {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     ls = commands.add_parser(
