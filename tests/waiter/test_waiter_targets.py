@@ -213,22 +213,29 @@ def test_digit_named_directory_needs_a_path_prefix(
 def test_several_processes_print_one_line_per_state_change(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    short = subprocess.Popen(["sleep", "0.2"])
-    long = subprocess.Popen(["sleep", "0.7"])
+    short = subprocess.Popen(["sleep", "0.6"])
+    long = subprocess.Popen(["sleep", "1.2"])
     try:
+        # A just-forked child may not have exec'd `sleep` yet (its command line is not yet
+        # "sleep 0.6"): wait for that, so the line below names what each process runs.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not all(
+            psutil.Process(child.pid).cmdline()[:1] == ["sleep"] for child in (short, long)
+        ):
+            time.sleep(0.005)
         wait_for([short.pid, long.pid], check_interval=0.02, timeout=30)
     finally:
         short.wait()
         long.wait()
     lines = capsys.readouterr().out.splitlines()
-    # About 35 checks, 3 state changes: started, the short one finished, all done.
+    # About 60 checks, 3 state changes: started, the short one finished, all done.
     assert len(lines) == 3, lines
     assert lines[0].startswith(
-        f"[waiter] Waiting for PID {short.pid} (sleep 0.2), PID {long.pid} (sleep 0.7)."
+        f"[waiter] Waiting for PID {short.pid} (sleep 0.6), PID {long.pid} (sleep 1.2)."
     )
     assert f"(My PID is {os.getpid()}.)" in lines[0]
-    assert lines[1].startswith(f"[waiter] PID {short.pid} (sleep 0.2) finished after")
-    assert lines[1].endswith(f"still waiting for PID {long.pid} (sleep 0.7).")
+    assert lines[1].startswith(f"[waiter] PID {short.pid} (sleep 0.6) finished after")
+    assert lines[1].endswith(f"still waiting for PID {long.pid} (sleep 1.2).")
     assert lines[2].startswith("[waiter] Done waiting after")
 
 
