@@ -114,4 +114,8 @@ def _kill_while_writing() -> None:
 
 if __name__ == "__main__":
     _kill_while_writing()
-    FSDPExperiment().run()
+    try:
+        FSDPExperiment().run()
+    finally:
+        if dist.is_initialized():  # gloo's threads end before the interpreter does
+            dist.destroy_process_group()
