@@ -19,6 +19,7 @@ with it; they need nothing from this module.
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import warnings
@@ -30,7 +31,13 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-__all__ = ["RANDOM_STATE_FORMAT", "capture_random_state", "restore_random_state"]
+__all__ = [
+    "RANDOM_STATE_FORMAT",
+    "RANK_STATE_FORMAT",
+    "capture_random_state",
+    "read_rank_state",
+    "restore_random_state",
+]
 
 RANDOM_STATE_FORMAT = "speedrun-random-state"
 _VERSION = 1
@@ -157,3 +164,32 @@ def _describe(value: Any) -> str:
     if isinstance(value, dict):
         return f"a dict with keys {sorted(map(str, value))[:8]}"
     return type(value).__name__
+
+
+RANK_STATE_FORMAT = "speedrun-rank-random-state"
+"""The ``format`` of a file holding one process's random state beside a checkpoint."""
+
+
+def read_rank_state(path: str | os.PathLike[str], step: int) -> dict[str, Any]:
+    """The random state saved in ``path`` for ``step`` (a rank's side file of a checkpoint).
+
+    Raises
+    ------
+    FileNotFoundError
+        There is no such file.
+    ValueError
+        The file is not a rank random-state file for ``step``.
+    """
+    import pickle
+
+    with open(path, "rb") as handle:
+        payload = pickle.load(handle)
+    if (
+        not isinstance(payload, dict)
+        or payload.get("format") != RANK_STATE_FORMAT
+        or payload.get("step") != step
+        or not isinstance(payload.get("state"), dict)
+    ):
+        raise ValueError("not a speedrun rank random-state file for this step")
+    state: dict[str, Any] = payload["state"]
+    return state

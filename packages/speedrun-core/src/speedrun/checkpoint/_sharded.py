@@ -42,6 +42,7 @@ from ._files import (
     prune_checkpoints,
     record_checkpoint,
 )
+from ._random_state import RANK_STATE_FORMAT, read_rank_state
 from ._serialize import dump, find_unpicklable
 from ._shard_dirs import (
     COMMIT_FORMAT,
@@ -72,7 +73,6 @@ SHARDED_KEY = "__speedrun_sharded__"
 """Key of the envelope's state that describes the sharded attributes (in place of their values)."""
 
 _DESCRIPTOR_FORMAT = "speedrun-sharded"
-_RANK_STATE_FORMAT = "speedrun-rank-random-state"
 _async_groups: dict[int, Any] = {}  # id(default group) -> the gloo group of async saves
 
 
@@ -303,7 +303,7 @@ def save_shards(
             _write_envelope(temp, step, state, kinds, owners, world, experiment_class)
         else:
             payload = {
-                "format": _RANK_STATE_FORMAT,
+                "format": RANK_STATE_FORMAT,
                 "version": 1,
                 "rank": rank,
                 "step": step,
@@ -530,21 +530,13 @@ def load_rank_random_state(
     warning) when it has none, e.g. after a resume with more processes than the save had."""
     file = os.path.join(path, rank_state_name(rank))
     try:
-        with open(file, "rb") as handle:
-            payload = pickle.load(handle)
-        if (
-            not isinstance(payload, dict)
-            or payload.get("format") != _RANK_STATE_FORMAT
-            or payload.get("step") != step
-            or not isinstance(payload.get("state"), dict)
-        ):
-            raise ValueError("not a speedrun rank random-state file for this step")
+        state = read_rank_state(file, step)
     except FileNotFoundError:
         reason = "the checkpoint was saved by fewer processes"
     except Exception as error:
         reason = f"{file} cannot be read ({type(error).__name__}: {error})"
     else:
-        return payload["state"]  # type: ignore[no-any-return]  # the payload is unpickled, untyped data
+        return state
     warnings.warn(
         f"Rank {rank} resumes from step {step} without its own random state: {reason}. Its "
         "random generators keep their current state.",

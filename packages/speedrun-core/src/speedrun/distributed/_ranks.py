@@ -36,6 +36,7 @@ import warnings
 from typing import TYPE_CHECKING
 
 from .._errors import CheckpointError, SpeedrunError
+from ..checkpoint._random_state import RANK_STATE_FORMAT, read_rank_state
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -61,7 +62,6 @@ __all__ = [
 RANDOM_STATE_FOLDER = "random_states"
 """Folder of the other ranks' random states, inside the checkpoint folder (``Weights/``)."""
 
-_RANK_STATE_FORMAT = "speedrun-rank-random-state"
 _EXIT_WAIT_SECONDS = 60.0
 _POLL_SECONDS = 0.05
 
@@ -222,7 +222,7 @@ def save_rank_random_state(
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     payload = {
-        "format": _RANK_STATE_FORMAT,
+        "format": RANK_STATE_FORMAT,
         "version": 1,
         "rank": rank,
         "step": step,
@@ -252,26 +252,17 @@ def load_rank_random_state(
 ) -> dict[str, Any] | None:
     """This rank's random state saved with the checkpoint of ``step``; None (and a warning) if
     it is missing or unreadable, in which case the rank's generators keep their current state."""
-    import pickle
 
     rank = get_rank() if rank is None else rank
     path = rank_state_path(checkpoint_directory, step, rank)
     try:
-        with open(path, "rb") as handle:
-            payload = pickle.load(handle)
-        if (
-            not isinstance(payload, dict)
-            or payload.get("format") != _RANK_STATE_FORMAT
-            or payload.get("step") != step
-            or not isinstance(payload.get("state"), dict)
-        ):
-            raise ValueError("not a speedrun rank random-state file for this step")
+        state = read_rank_state(path, step)
     except FileNotFoundError:
         reason = "it was not saved (was checkpoint() called on this rank too?)"
     except Exception as error:
         reason = f"it cannot be read ({type(error).__name__}: {error})"
     else:
-        return payload["state"]  # type: ignore[no-any-return]  # the payload is unpickled, untyped data
+        return state
     warnings.warn(
         f"Rank {rank} resumes from step {step} without its own random state: {path} is "
         f"missing because {reason}. Its random generators keep their current state, so its "
