@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -301,6 +302,8 @@ def test_ls_notices_a_live_run(at, capsys):
         process.stderr.close()
     _, out, _ = cli(capsys, "ls", "--json", "experiments/RUN-live")
     assert json.loads(out)[0]["status"] == "killed"
+    # the runs fixture is shared by the module: leave it as the other tests expect it
+    shutil.rmtree(at / "experiments" / "RUN-live")
 
 
 # ----------------------------------------------------------------------------------------- diff

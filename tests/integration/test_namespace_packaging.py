@@ -1,7 +1,7 @@
 """The ``speedrun`` namespace works for wheels, editable installs and any mix.
 
 speedrun-core ships ``speedrun/__init__.py`` (which extends its ``__path__``
-with ``pkgutil.extend_path``); every mixin distribution ships only
+with every ``speedrun`` folder on ``sys.path``, as ``pkgutil.extend_path`` would); every mixin distribution ships only
 ``speedrun/mixins/<name>/`` and registers an entry point in the
 ``speedrun.mixins`` group. These tests build real wheels with
 ``hatch build -t wheel``, install them (or the source trees, editable) into

@@ -1,11 +1,12 @@
-__path__ = __import__("pkgutil").extend_path(__path__, __name__)
-# extend_path must come first (see DESIGN.md: namespace recipe), so the docstring is set here.
-__doc__ = """speedrun: a no-strings-attached toolkit for reproducible ML experiments.
+"""speedrun: a no-strings-attached toolkit for reproducible ML experiments.
 
 Subclass :class:`BaseExperiment`, call ``self.auto_setup()`` and ``run()``. Mixins live in
 their own distributions (``speedrun.mixins.<name>``); the original names
 (``from speedrun import TensorboardMixin``) are resolved lazily from the installed ones.
 """
+
+import os as _os
+import sys as _sys
 
 from ._errors import (
     ArgumentError,
@@ -16,6 +17,7 @@ from ._errors import (
     LockError,
     SpeedrunError,
 )
+from ._version import __version__ as __version__  # the one source of the version
 from .config._namespace import Namespace
 from .config._tree import Config
 from .distributed._preemption import PREEMPTION_EXIT_CODE, Preempted
@@ -33,6 +35,22 @@ from .experiment._dispatch import (
     register_pre_dispatch_hook,
 )
 from .experiment._experiment import BaseExperiment
+
+# The namespace recipe (ARCHITECTURE.md): every ``speedrun`` folder on sys.path joins this
+# package's path, so editable installs (one ``src/`` per sys.path entry) see each other's
+# ``speedrun/mixins/*``. This is what ``pkgutil.extend_path`` does for plain folders, without
+# the ~2 ms of imports (typing, weakref, importlib.util) that pkgutil costs at start-up.
+__path__ = [
+    *__path__,
+    *(
+        portion
+        for portion in (
+            _os.path.join(entry, "speedrun") for entry in _sys.path if isinstance(entry, str)
+        )
+        if portion not in __path__ and _os.path.isdir(portion)
+    ),
+]
+del _os, _sys
 
 __all__ = [
     "ArgumentError",
@@ -57,8 +75,6 @@ __all__ = [
     "register_pre_dispatch_hook",
     "request_preemption",
 ]
-
-from ._version import __version__ as __version__  # the one source of the version
 
 
 def __getattr__(name: str) -> type:

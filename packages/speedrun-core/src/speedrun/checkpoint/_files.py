@@ -113,6 +113,8 @@ def _match_name(name: str) -> re.Match[str] | None:
 
     A sharded checkpoint directory ``checkpoint_iter_<step>`` matches too (see
     :mod:`speedrun.checkpoint._shard_dirs`)."""
+    if not name.startswith(("checkpoint_iter_", "ckpt_iter_")):  # spares compiling the patterns
+        return None  # in a new run, whose folder holds only the record
     return re.match(_NAME_PATTERN, name) or match_directory_name(name)
 
 

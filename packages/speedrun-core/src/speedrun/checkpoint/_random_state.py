@@ -20,7 +20,6 @@ with it; they need nothing from this module.
 from __future__ import annotations
 
 import os
-import random
 import sys
 import warnings
 from typing import TYPE_CHECKING
@@ -51,6 +50,8 @@ def capture_random_state() -> dict[str, Any]:
     imported; ``"torch_cuda"`` (one state per device) when CUDA is initialized. Capturing does
     not advance any generator.
     """
+    import random  # here, not at import: start-up is benchmarked and rarely checkpoints
+
     state: dict[str, Any] = {
         "format": RANDOM_STATE_FORMAT,
         "version": _VERSION,
@@ -99,6 +100,8 @@ def restore_random_state(state: dict[str, Any]) -> None:
             stacklevel=2,
         )
     if "python" in state:
+        import random
+
         try:
             random.setstate(state["python"])
         except (TypeError, ValueError) as exc:

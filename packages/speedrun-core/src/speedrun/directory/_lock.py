@@ -353,10 +353,12 @@ class WriterLock:
         }
         import json
 
+        # Not fsynced: the holder's description only serves messages, the lock itself is the
+        # flock (released by the kernel when the holder dies), and after a power loss an empty
+        # description just means "holder unknown".
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps(info, indent=2) + "\n").encode("utf-8"), 0)
-            os.fsync(fd)
         except OSError as error:
             with contextlib.suppress(OSError):
                 fcntl.flock(fd, fcntl.LOCK_UN)

@@ -36,7 +36,6 @@ import warnings
 from typing import TYPE_CHECKING
 
 from .._errors import CheckpointError, SpeedrunError
-from ..checkpoint._random_state import RANK_STATE_FORMAT, read_rank_state
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -215,6 +214,7 @@ def save_rank_random_state(
     """
     import pickle
 
+    from ..checkpoint._random_state import RANK_STATE_FORMAT
     from ..directory._fs import atomic_write_bytes
 
     rank = get_rank() if rank is None else rank
@@ -252,6 +252,8 @@ def load_rank_random_state(
 ) -> dict[str, Any] | None:
     """This rank's random state saved with the checkpoint of ``step``; None (and a warning) if
     it is missing or unreadable, in which case the rank's generators keep their current state."""
+
+    from ..checkpoint._random_state import read_rank_state
 
     rank = get_rank() if rank is None else rank
     path = rank_state_path(checkpoint_directory, step, rank)

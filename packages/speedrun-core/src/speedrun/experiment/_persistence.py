@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from .._errors import CheckpointError
 from ..checkpoint._files import class_path, find_checkpoint, list_checkpoints
-from ..distributed import _launch, _preemption
+from ..distributed import _preemption
 from ..distributed import _ranks as _distributed
 from ._contract import not_checkpointed
 from ._dispatch import POST_LOAD, PRE_CHECKPOINT, Dispatcher
@@ -269,6 +269,8 @@ class Checkpointing(ExperimentState, Dispatcher):
         directory = os.path.join(self._require_directory("load_from_checkpoint"), "Weights")
         accepted = self._accepted_classes(strict_class)
         if step is None:  # other ranks: the checkpoint rank 0 resumes from (not a newer one)
+            from ..distributed import _launch  # not at import: start-up is benchmarked
+
             loaded = _launch.load_announced_checkpoint(
                 directory, accepted, strict_class, trust=trust
             ) or load_latest_valid(

@@ -27,8 +27,7 @@ from ..directory._layout import (
     is_run_directory,
 )
 from ..directory._lock import WriterLock
-from ..directory._purge import purge_experiment_directory
-from ..distributed import _launch, _preemption
+from ..distributed import _preemption
 from ..distributed import _ranks as _distributed
 from ._dispatch import POST_LOAD, find_marked
 from ._persistence import Checkpointing
@@ -178,6 +177,8 @@ class CommandLineSetup(Checkpointing):
             if not args.positionals:
                 raise ArgumentError("--purge needs the experiment directory as first argument")
             experiment_directory = args.positionals[0]
+        from ..directory._purge import purge_experiment_directory  # only for --purge
+
         purge_experiment_directory(experiment_directory)
         return self
 
@@ -321,6 +322,8 @@ class CommandLineSetup(Checkpointing):
         if not _distributed.is_main_process():  # wait for rank 0's set-up, then read its result
             return self._follow_main_setup(request, update_git_revision, dump_configuration)
         if self._world_size > 1:  # should this set-up fail, the other ranks learn it at exit
+            from ..distributed import _launch  # here: a single process never needs it
+
             _launch.announce_failure_at_exit(request.directory)
         if request.directory is None:
             raise _no_directory(self._require_args())
@@ -371,6 +374,8 @@ class CommandLineSetup(Checkpointing):
                     stacklevel=2,
                 )
         if self._world_size > 1:  # the other ranks wait in _follow_main_setup() for this
+            from ..distributed import _launch
+
             _launch.announce_setup(
                 self._require_directory("auto_setup"),
                 checkpoints=[step for step, _ in existing],
@@ -391,6 +396,8 @@ class CommandLineSetup(Checkpointing):
         if request.directory is None:
             raise _no_directory(self._require_args())
         directory = request.directory
+        from ..distributed import _launch
+
         announcement = _launch.wait_for_main_setup(directory)
         self.parse_experiment_directory()  # records the path; only rank 0 creates folders
         if dump_configuration and announcement.get("config_dumped"):
