@@ -109,6 +109,45 @@ class ProcessWriter:
         self.buffers = []
 
 
+class RawWriter:
+    """The floor of any background save: copy the tensors into preallocated buffers, then a
+    thread (at the saver's priority) writes their bare bytes to one file, fsyncs and renames it.
+    No serialisation, no checkpoint format: what the disk and the CPU cost at least."""
+
+    def __init__(self, state: dict, folder: str) -> None:
+        import torch
+
+        self.pairs = [(t, torch.empty(t.shape, dtype=t.dtype)) for t in _tensors(state)]
+        self.folder = folder
+        self.thread: Any = None
+
+    def save(self, step: int) -> None:
+        import threading
+
+        self.wait()
+        for source, buffer in self.pairs:
+            buffer.copy_(source)
+        self.thread = threading.Thread(target=self._write, args=(step,))
+        self.thread.start()
+
+    def _write(self, step: int) -> None:
+        from speedrun.checkpoint._async import _yield_cpu_to_training
+
+        _yield_cpu_to_training()
+        path = os.path.join(self.folder, f"raw_{step % 2}.bin")
+        with open(path + ".tmp", "wb") as handle:
+            for _, buffer in self.pairs:
+                handle.write(buffer.numpy().data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(path + ".tmp", path)
+
+    def wait(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+
+
 # ------------------------------------------------------------------------------------------------
 # the training loop
 
@@ -232,23 +271,35 @@ def run_async_benchmark(args: Any) -> None:
         del floor
 
         # -- training throughput -----------------------------------------------------------------
+        if args.loop_threads:
+            torch.set_num_threads(args.loop_threads)
         work = Work(state, device, step_ms=50.0)
         every = max(2, round(args.every_s / work.step_s))
         steps = every * args.intervals
         print(
-            f"training loop: {work.step_s * 1000:.0f} ms/step, a checkpoint every {every} "
+            f"training loop ({torch.get_num_threads()} threads): {work.step_s * 1000:.0f} ms/step, "
+            f"a checkpoint every {every} "
             f"steps (~{args.every_s:g} s), {steps} steps per run"
         )
-        loops: dict[str, list[float]] = {"none": [], "async": [], "sync": [], "process": []}
+        loops: dict[str, list[float]] = {
+            "none": [],
+            "async": [],
+            "raw": [],
+            "sync": [],
+            "process": [],
+        }
+        raw = RawWriter(state, folder)
         variants: list[tuple[str, Any, Any]] = [
             ("none", None, None),
             ("async", async_save, saver.wait),
+            ("raw", raw.save, raw.wait),
             ("sync", sync_save, None),
         ]
         writer = None
         for run in range(args.loop_rounds):
             for name, save, finish in variants if run % 2 else variants[::-1]:
                 loops[name].append(train(work, steps, every, save, finish))
+        del raw  # its buffers
         if not args.no_process:
             saver.release()  # the process variant brings its own shared buffers
             writer = ProcessWriter(state, folder)
@@ -311,6 +362,7 @@ def _report(
     for name, label, target in (
         ("none", "no checkpoints", None),
         ("async", "async saves (background thread)", 0.95),
+        ("raw", "floor: copy + background write of the bytes", None),
         ("sync", "synchronous saves", None),
         ("process", "writer process, shared memory", None),
     ):

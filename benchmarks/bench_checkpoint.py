@@ -22,14 +22,18 @@ first); times are medians, ratios the median of the per-run ratios.
 Asynchronous saves (issue 17), ``--async`` (default state 1024 MB):
 
     python benchmarks/bench_checkpoint.py --async [--size-mb 1024] [--runs 5] [--every-s 15]
+        [--loop-threads N]
 
 - stall per async save (``AsyncSaver.save``: the snapshot, in the calling thread) against a bare
   copy of the state into preallocated buffers (the floor of a consistent snapshot without
   copy-on-write; target <= 1.2x) and against the synchronous durable save (target <= 0.3x);
 - a training loop (GIL-free matmuls plus an in-place update of one state tensor per step) that
   checkpoints every ``--every-s`` seconds' worth of steps: throughput without checkpoints,
-  with async saves (target >= 0.95x), with synchronous saves, and with a writer *process* fed
-  from shared memory (the alternative to the background thread, measured beside it);
+  with async saves (target >= 0.95x), with the floor of any background save (a copy, then a
+  thread writing the bare bytes, no format), with synchronous saves, and with a writer
+  *process* fed from shared memory (the alternative to the background thread, measured beside
+  it). When the loop keeps every core busy, the floor shows what the write itself takes from it
+  (``--loop-threads`` leaves cores to the writer, as a GPU loop or a spare core does);
 - peak RSS above the state during the first async save (buffers allocated then) against the
   state size (target <= 1.0x extra, i.e. <= 2x the state in total).
 
@@ -176,6 +180,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--loop-rounds", type=int, default=2, help="--async: runs of each training-loop variant"
+    )
+    parser.add_argument(
+        "--loop-threads",
+        type=int,
+        default=None,
+        help="--async: torch threads of the training loop (default: torch's, every core)",
     )
     parser.add_argument("--device", default="cpu", help="--async: where the state lives")
     parser.add_argument(

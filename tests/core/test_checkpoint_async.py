@@ -90,6 +90,10 @@ def test_async_file_loads_like_the_synchronous_one(tmp_path: Path) -> None:
         "flag": True,
         "nested": {"t": torch.arange(5)},
         "half": torch.ones(3, dtype=torch.float16),
+        # storage sizes that the snapshot copies as 8-, 4- and 1-byte words
+        "words8": torch.arange(4, dtype=torch.float16) / 3,
+        "words4": torch.arange(6, dtype=torch.float16) / 3,
+        "bytes": torch.arange(7, dtype=torch.uint8),
         "empty": torch.empty(0),
         "storage": torch.zeros(4).untyped_storage(),
     }
@@ -103,6 +107,8 @@ def test_async_file_loads_like_the_synchronous_one(tmp_path: Path) -> None:
     assert torch.equal(sync["w"], done["w"])
     assert torch.equal(sync["nested"]["t"], done["nested"]["t"])
     assert done["half"].dtype == torch.float16 and done["flag"] is True
+    for key in ("half", "words8", "words4", "bytes"):
+        assert done[key].dtype == state[key].dtype and torch.equal(done[key], state[key]), key
     assert type(done["storage"]) is type(sync["storage"]) and done["storage"].nbytes() == 16
     assert done["empty"].shape == (0,)
 
