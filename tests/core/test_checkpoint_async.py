@@ -375,3 +375,21 @@ def test_cuda_tensors_go_through_pinned_buffers_and_load_back_on_the_gpu(tmp_pat
         if pinned
     )
     assert any(saver._buffers.pinned)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities: Linux only")
+def test_the_writer_thread_yields_the_cpu_to_training() -> None:
+    from speedrun.checkpoint._async import WRITER_NICENESS
+
+    seen: list[int] = []
+
+    def job() -> None:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    saver = AsyncSaver()
+    saver.submit("a job", job)
+    saver.wait()
+    assert seen == [min(19, base + WRITER_NICENESS)]
+    # the training thread keeps its priority
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base

@@ -508,8 +508,13 @@ def _yield_cpu_to_training() -> None:
         return
     import os
 
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICENESS)
+    thread = threading.get_native_id()
+    try:  # relative to the training's niceness (which the new thread inherited), at most 19
+        os.setpriority(
+            os.PRIO_PROCESS,
+            thread,
+            min(19, os.getpriority(os.PRIO_PROCESS, thread) + WRITER_NICENESS),
+        )
     except OSError:  # a sandbox that forbids it: the save still happens
         pass
 
