@@ -381,12 +381,16 @@ def test_diff_compares_git_revisions(at, capsys, tmp_path):
 def test_show_prints_config_lineage_and_provenance(at, capsys):
     code, out, _ = cli(capsys, "show", "experiments/group/RUN-2")
     assert code == 0
-    config, lineage, provenance = out.split("\n\n")
+    config, keys, lineage, provenance = out.split("\n\n")
     assert (
         config.splitlines()[0]
         == "config (experiments/group/RUN-2/Configurations/train_config.yml):"
     )
     assert "  mode: crash" in config.splitlines()
+    assert keys.splitlines()[0].startswith("declared config keys (what the run used")
+    assert ["training/checkpoint_every", "2", "config", "null", "BaseExperiment"] in [
+        line.split() for line in keys.splitlines()
+    ]
     assert [line.split("  (")[0].strip() for line in lineage.splitlines()[1:]] == [
         "experiments/group/RUN-2",
         "<- experiments/RUN-1",
@@ -430,6 +434,7 @@ def test_show_of_a_legacy_directory(at, capsys):
     code, out, _ = cli(capsys, "show", "experiments/legacy")
     assert code == 0 and "  lr: 0.5" in out
     assert "  record      none (run not started by auto_setup()" in out
+    assert "\ndeclared config keys: not recorded (no run record: " in out
 
 
 # --------------------------------------------------------------------------------------- errors

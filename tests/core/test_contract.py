@@ -125,3 +125,54 @@ def test_speedrun_mixins_lists_the_declared_keys() -> None:
 def test_a_config_key_needs_a_slash_path() -> None:
     with pytest.raises(ValueError, match="Expected a slash path"):
         ConfigKey("/training/lr")
+
+
+class _BrokenRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr today")
+
+
+def test_recorded_keys_are_plain_json_and_yaml_data() -> None:
+    import math
+
+    import yaml
+
+    from speedrun.experiment._contract import recorded_keys
+
+    cyclic: list[object] = [1]
+    cyclic.append(cyclic)
+
+    class OddDefaults(BaseExperiment):
+        CONFIG_KEYS = (
+            ConfigKey("odd/shape", (2, (3, 4)), "A tuple.", kinds=(list, tuple)),
+            ConfigKey("odd/nested", {"a": [1, 2.5, None, True, "x"]}, "Plain nesting."),
+            ConfigKey("odd/nan", math.nan, "Not JSON."),
+            ConfigKey("odd/int_keys", {1: "one"}, "Not a string key."),
+            ConfigKey("odd/cyclic", cyclic, "Never ends."),
+            ConfigKey("odd/object", HandleMixin, "A class."),
+            ConfigKey("odd/broken", _BrokenRepr(), "repr raises."),
+        )
+
+    rows = {row["path"]: row for row in recorded_keys(OddDefaults)}
+    assert list(rows) == sorted(rows)
+    assert rows["odd/shape"] == {
+        "path": "odd/shape",
+        "default": [2, [3, 4]],
+        "kinds": "list or tuple",
+        "owner": "OddDefaults",
+        "doc": "A tuple.",
+    }
+    assert rows["odd/nested"]["default"] == {"a": [1, 2.5, None, True, "x"]}
+    assert "default_is_repr" not in rows["odd/nested"]
+    assert rows["odd/nan"]["default"] == "nan"
+    assert rows["odd/int_keys"]["default"] == "{1: 'one'}"
+    assert rows["odd/cyclic"]["default"] == "[1, [...]]"
+    assert rows["odd/object"]["default"] == repr(HandleMixin)
+    assert rows["odd/broken"]["default"].startswith("<_BrokenRepr: repr failed: RuntimeError(")
+    for path in ("odd/nan", "odd/int_keys", "odd/cyclic", "odd/object", "odd/broken"):
+        assert rows[path]["default_is_repr"] is True, path
+    assert rows["training/checkpoint_every"]["owner"] == "BaseExperiment"
+    assert rows["speedrun/preemption_signals"]["default"] == ["SIGTERM", "SIGUSR1"]
+    listed = list(rows.values())
+    assert json.loads(json.dumps(listed, allow_nan=False)) == listed
+    assert yaml.safe_load(yaml.safe_dump(listed)) == listed

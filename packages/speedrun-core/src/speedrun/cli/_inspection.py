@@ -71,6 +71,7 @@ def _odd_record(record: dict[str, Any]) -> str | None:
         "history": list,
         "macros": list,
         "speedrun": dict,
+        "config_keys": list,
     }
     for key, kind in expected.items():
         if record.get(key) is not None and not isinstance(record[key], kind):

@@ -4,7 +4,8 @@
 
     speedrun ls [DIR ...] [--json]        one row per experiment directory, oldest first
     speedrun diff A B [--json]            config, git and command-line differences (exit 1)
-    speedrun show A [--json]              config, lineage through --inherit, provenance
+    speedrun show A [--json]              config, declared config keys, lineage through
+                                          --inherit, provenance
     speedrun mixins [--keys] [--json]     installed speedrun distributions and mixins (--keys:
                                           the config keys they read)
     speedrun completion bash|zsh          a completion script to source
@@ -44,6 +45,7 @@ from ._inspection import (
     one_line,
     summarize,
 )
+from ._runkeys import key_lines, used_keys
 
 __all__ = ["main"]
 
@@ -387,6 +389,7 @@ def command_show(args: Any) -> int:
                 "lineage": chain,
                 "status": resolve_status(run.directory, run.record) if run.directory else None,
                 "latest_checkpoint_step": latest[0] if latest else None,
+                "config_keys": jsonable(used_keys(run.record, run.config)),
                 "record": run.record,
             }
         )
@@ -395,6 +398,8 @@ def command_show(args: Any) -> int:
         text = handle.read()
     print(f"config ({display_path(run.config_file)}):")
     print("\n".join("  " + line for line in text.rstrip("\n").splitlines()) or "  {}")
+    print()
+    print("\n".join(key_lines(run.record, run.config, is_run=run.directory is not None)))
     print("\nlineage:")
     for depth, entry in enumerate(chain):
         prefix = "  <- " if depth else "  "
@@ -560,9 +565,11 @@ def _parser() -> Any:
 
     show = commands.add_parser(
         "show",
-        help="config, lineage and provenance of a run",
-        description="The resolved config, the chain of --inherit "
-        "parents and the provenance of a run.",
+        help="config, declared keys, lineage and provenance of a run",
+        description="The resolved config, the config keys the run's experiment class and "
+        "mixins declared (the value the run used, from the config or the declared default, "
+        "and the class that reads each), the chain of --inherit parents and the provenance "
+        "of a run.",
     )
     show.add_argument("directory", metavar="DIR", help="experiment directory (or .yml file)")
     show.add_argument("--json", action="store_true", help="print everything as JSON")

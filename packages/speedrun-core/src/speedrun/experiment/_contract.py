@@ -5,11 +5,14 @@
   lists only its own; the experiment uses the union over its MRO, plus the names given at run
   time to ``register_unpickleable``.
 - ``CONFIG_KEYS``: the :class:`~speedrun.ext.ConfigKey` s a class reads. A path declared by two
-  classes in one MRO must agree on the default, else the class is refused.
+  classes in one MRO must agree on the default, else the class is refused. The run record keeps
+  them as plain data (:func:`recorded_keys`), so ``speedrun show`` lists them without importing
+  the experiment's module.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from ..config._keys import ConfigKey
@@ -18,7 +21,7 @@ from ..distributed._preemption import DEFAULT_SIGNALS
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["CORE_CONFIG_KEYS", "declared_keys", "not_checkpointed"]
+__all__ = ["CORE_CONFIG_KEYS", "declared_keys", "not_checkpointed", "recorded_keys"]
 
 _KEYS_CACHE: dict[type, dict[str, tuple[ConfigKey, str]]] = {}
 _EXCLUDED_CACHE: dict[type, frozenset[str]] = {}
@@ -73,6 +76,59 @@ def declared_keys(cls: type) -> dict[str, tuple[ConfigKey, str]]:
             found[key.path] = (key, _owner(klass))
     _KEYS_CACHE[cls] = found
     return found
+
+
+_PLAIN_DEPTH = 20  # deeper (or cyclic) defaults are recorded as their repr
+
+
+def _is_plain(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is data that JSON and YAML write and read back as it is (exact
+    builtin types, finite floats, string keys)."""
+    kind = type(value)
+    if value is None or kind in (bool, int, str):
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if depth >= _PLAIN_DEPTH:
+        return False
+    if kind in (list, tuple):
+        return all(_is_plain(item, depth + 1) for item in value)
+    if kind is dict:
+        return all(type(k) is str and _is_plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _as_plain(value: Any) -> Any:
+    """A plain value (see :func:`_is_plain`) with its tuples as lists."""
+    if isinstance(value, (list, tuple)):
+        return [_as_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_plain(item) for key, item in value.items()}
+    return value
+
+
+def recorded_keys(cls: type) -> list[dict[str, Any]]:
+    """The config keys ``cls`` declares, as the run record keeps them, sorted by path.
+
+    One dict per key: ``path``, ``default``, ``kinds`` (``"int or null"``), ``owner`` (the
+    declaring class, ``BaseExperiment`` for core's) and ``doc``. A default that is not plain
+    JSON/YAML data (an object, a NaN, a tuple key) is kept as its ``repr`` text, marked with
+    ``"default_is_repr": true``.
+    """
+    rows = []
+    for path, (key, owner) in sorted(declared_keys(cls).items()):
+        row: dict[str, Any] = {"path": path}
+        if _is_plain(key.default):
+            row["default"] = _as_plain(key.default)
+        else:
+            try:
+                row["default"] = repr(key.default)
+            except Exception as error:  # a broken __repr__ costs the default, not the run
+                row["default"] = f"<{type(key.default).__name__}: repr failed: {error!r}>"
+            row["default_is_repr"] = True
+        row.update(kinds=key.kind_names, owner=owner, doc=key.doc)
+        rows.append(row)
+    return rows
 
 
 def _boolean_word(value: Any) -> str | None:

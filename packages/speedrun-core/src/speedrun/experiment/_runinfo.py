@@ -3,7 +3,10 @@
 ``auto_setup()`` writes ``Configurations/run.json`` in the experiment directory: the command
 line, the ``--inherit`` parent and ``--macro`` files, the git revision, branch and dirty flag
 (with the uncommitted changes in ``Configurations/git_diff.patch``), the Python and speedrun
-versions, the host, the start time and, when the run ends, the end time and status:
+versions, the host, the experiment's class and the config keys it declares (``config_keys``:
+path, default, accepted kinds, declaring class and doc of each, so ``speedrun show`` lists them
+without importing the experiment), the start time and, when the run ends, the end time and
+status:
 
 ``finished``
     ``run()`` returned (or the script ended normally).
@@ -388,6 +391,7 @@ def start_run_record(
     current_step: Callable[[], int | None],
     resume_overrides: dict[str, Any] | None = None,
     evaluation: bool = False,
+    config_keys: list[dict[str, Any]] | None = None,
 ) -> RunRecord | None:
     """Write the start of a run to ``<directory>/Configurations/run.json``.
 
@@ -395,9 +399,12 @@ def start_run_record(
     with the experiment's class path, its command line as a
     :class:`~speedrun.config._arguments.SetupRequest`, a function that tells its current step
     (the record's end says where the run stopped), the overrides given with ``--resume`` that
-    changed a value, and whether this launch is an evaluation of the run (see the module
-    docstring). Returns None in processes other than the main one, which write nothing. A
-    record that cannot be written costs a warning, not the run.
+    changed a value, whether this launch is an evaluation of the run (see the module
+    docstring), and the declared config keys as plain data
+    (:func:`~speedrun.experiment._contract.recorded_keys`; None: not recorded). An attempt
+    records the keys of its own start; an evaluation leaves the record's as they are. Returns
+    None in processes other than the main one, which write nothing. A record that cannot be
+    written costs a warning, not the run.
     """
     if not _is_main_process():
         return None
@@ -440,6 +447,7 @@ def start_run_record(
         "resume_overrides": dict(resume_overrides or {}),
         "final_step": None,
         "experiment_class": experiment_class,
+        "config_keys": config_keys,
         "command": _command(argv),
         # A resumed (or re-run) directory keeps the parent its configuration came from.
         "inherit": _describe_inherit(inherit)

@@ -416,6 +416,7 @@ class CommandLineSetup(Checkpointing):
         import weakref
 
         from ..checkpoint._files import class_path
+        from ._contract import recorded_keys
         from ._runinfo import start_run_record
 
         reference = weakref.ref(self)  # the record must not keep the experiment alive
@@ -432,6 +433,7 @@ class CommandLineSetup(Checkpointing):
             resume_overrides=self._resume_overrides,
             evaluation=evaluation,
             current_step=current_step,
+            config_keys=recorded_keys(type(self)),
         )
 
 
