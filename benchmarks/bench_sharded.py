@@ -104,7 +104,9 @@ def _worker(args: argparse.Namespace) -> None:
                 if name != "RUN":
                     shutil.rmtree(os.path.join(folder, name))
             for name in os.listdir(weights) if os.path.isdir(weights) else []:
-                shutil.rmtree(os.path.join(weights, name))
+                path = os.path.join(weights, name)
+                if os.path.isdir(path):  # the checkpoints; the run's record file stays
+                    shutil.rmtree(path)
         dist.barrier()
 
     def save_by_hand(run: int) -> None:

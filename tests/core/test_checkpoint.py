@@ -239,7 +239,43 @@ def test_torch_file_without_torch_names_the_install(tmp_path):
         str(path),
     )
     assert result.returncode == 0, result.stderr
-    assert "ImportError:" in result.stdout and "pip install torch" in result.stdout
+    assert result.stdout.strip() == (
+        f"ImportError: Checkpoint {path}, written by torch.save, needs torch, which is not "
+        "installed. Fix: pip install torch"
+    )
+
+
+def test_legacy_torch_file_without_torch_names_the_install(tmp_path, monkeypatch):
+    # torch's pre-1.6 format is a pickle stream: the missing library must not be mistaken for
+    # code that cannot be imported (a CheckpointError) while the stream is read.
+    path = tmp_path / "checkpoint_iter_2.pt"
+    torch.save({"step": 2}, path, _use_new_zipfile_serialization=False)
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError) as caught:
+        load_checkpoint(path)
+    assert not isinstance(caught.value, CheckpointError)
+    assert str(caught.value) == (
+        f"Checkpoint {path}, written by torch.save, needs torch, which is not installed. "
+        "Fix: pip install torch"
+    )
+
+
+def test_dill_file_without_dill_names_the_install(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path, 1, {"x": 1}, experiment_class=CLS, serializer="dill")
+    monkeypatch.setitem(sys.modules, "dill", None)
+    with pytest.raises(ImportError) as caught:
+        load_checkpoint(path)
+    assert not isinstance(caught.value, CheckpointError)
+    assert str(caught.value) == (
+        f"Checkpoint {path}, written with dill, needs dill, which is not installed. "
+        "Fix: pip install dill"
+    )
+    with pytest.raises(
+        ImportError,
+        match=r"^The 'dill' checkpoint serializer needs dill, which is not installed\. "
+        r"Fix: pip install dill$",
+    ):
+        save_checkpoint(tmp_path, 2, {"x": 2}, experiment_class=CLS, serializer="dill")
 
 
 def test_map_location_is_passed_to_torch(tmp_path):

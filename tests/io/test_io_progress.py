@@ -211,3 +211,16 @@ def test_progress_bars_stay_out_of_checkpoints(logfile, tmp_path):
         resumed = Experiment(exp.experiment_directory)
         resumed.load_from_checkpoint()
         assert resumed.progress_bars == {}
+
+
+def test_missing_tqdm_names_the_install(tmp_path, monkeypatch) -> None:
+    import sys
+
+    experiment = Experiment(str(tmp_path / "RUN-0"))
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # `import tqdm` fails as if missing
+    with pytest.raises(ImportError) as caught:
+        experiment.progress(range(3))
+    assert str(caught.value) == (
+        "speedrun-io (progress bars) needs tqdm, which is not installed. "
+        "Fix: pip install speedrun-io (or pip install tqdm)"
+    )

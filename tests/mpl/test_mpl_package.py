@@ -39,3 +39,34 @@ def test_the_declared_floors_are_the_tested_ones():
     for name, floor in floors.items():
         assert pins[name].startswith(floor + "."), (name, pins[name])
     assert "matplotlib 3.10+" in readme and "matplotlib 3.10+" in pyproject
+
+
+def test_missing_matplotlib_names_the_install():
+    """In a process where matplotlib cannot be imported, the error names it and the fix."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import importlib.abc, sys
+
+        class Missing(importlib.abc.MetaPathFinder):  # as if matplotlib were not installed
+            def find_spec(self, name, path=None, target=None):
+                if name.partition(".")[0] == "matplotlib":
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+        sys.meta_path.insert(0, Missing())
+        from speedrun.mixins.mpl import MatplotlibMixin
+        try:
+            MatplotlibMixin().figure2array(None)
+        except ImportError as error:
+            print(error)
+    """)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "speedrun-mpl needs matplotlib, which is not installed. "
+        "Fix: pip install speedrun-mpl (or pip install matplotlib)"
+    )

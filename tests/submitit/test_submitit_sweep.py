@@ -214,6 +214,19 @@ def test_executor_settings_are_checked(tmp_path: Path) -> None:
     assert executor.cluster == "local" and executor.parameters["timeout_min"] == 3
 
 
+def test_missing_submitit_names_the_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep = load_sweep(write_sweep(tmp_path, "executor: {cluster: local}\n"))
+    monkeypatch.setitem(sys.modules, "submitit", None)  # `import submitit` fails as if missing
+    with pytest.raises(ImportError) as caught:
+        make_executor(sweep)
+    assert str(caught.value) == (
+        "Submitting a sweep needs submitit, which is not installed. "
+        "Fix: pip install speedrun-submitit (or pip install submitit)"
+    )
+
+
 # ------------------------------------------------------------------------------------------------
 # the job runner, in this process
 

@@ -394,6 +394,26 @@ def test_log_figure_without_matplotlib_names_the_install(exp, monkeypatch):
         exp.log_figure("plot", object())
 
 
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda experiment: experiment.log_scalar("loss", 1.0),
+        lambda experiment: experiment.logger,
+        lambda experiment: experiment.log_hparams({"loss": 1.0}),
+        lambda experiment: experiment.dump_logs_to_json(),
+    ],
+    ids=["log_scalar", "logger", "log_hparams", "dump_logs_to_json"],
+)
+def test_missing_tensorboardx_names_the_install(exp, monkeypatch, use):
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # `import tensorboardX` fails
+    with pytest.raises(ImportError) as caught:
+        use(exp)
+    assert str(caught.value) == (
+        "TensorboardMixin needs tensorboardX, which is not installed. "
+        "Fix: pip install speedrun-tensorboard (or pip install tensorboardX)"
+    )
+
+
 def test_log_text(exp):
     with exp.set_tagscope("notes"):
         exp.log_text("summary", "**bold** move")

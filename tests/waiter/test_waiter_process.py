@@ -160,3 +160,13 @@ def test_describe_process(sleeper: subprocess.Popen[bytes]) -> None:
     assert describe_process(_missing_pid()).startswith("PID ")
     long = describe_process(os.getpid(), width=20)
     assert len(long) <= len(f"PID {os.getpid()} ()") + 20
+
+
+def test_missing_psutil_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psutil", None)  # `import psutil` fails as if missing
+    with pytest.raises(ImportError) as caught:
+        is_alive(os.getpid())
+    assert str(caught.value) == (
+        "speedrun's WaiterMixin needs psutil, which is not installed. "
+        "Fix: pip install speedrun-waiter (or pip install psutil)"
+    )

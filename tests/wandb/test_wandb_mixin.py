@@ -72,6 +72,17 @@ def test_wandb_config_is_flattened_with_double_underscores(
     assert (tmp_path / "RUN" / "WandB").is_dir()
 
 
+def test_missing_wandb_names_the_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    experiment = _set_up(Experiment, monkeypatch, str(tmp_path / "RUN"))
+    monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` fails as if missing
+    with pytest.raises(ImportError) as caught:
+        experiment.initialize_wandb()
+    assert str(caught.value) == (
+        "speedrun's WandBMixin needs wandb, which is not installed. "
+        "Fix: pip install speedrun-wandb (or pip install wandb)"
+    )
+
+
 def test_log_wandb_now_follows_log_every(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     experiment = _set_up(
         Experiment, monkeypatch, str(tmp_path / "RUN"), "--config.wandb.log_every", "3"

@@ -11,7 +11,13 @@ if TYPE_CHECKING:
 __all__ = ["require"]
 
 
-def require(module: str, *, feature: str, install: str) -> ModuleType:
+def require(
+    module: str,
+    *,
+    feature: str,
+    install: str,
+    error_type: type[ImportError] = ImportError,
+) -> ModuleType:
     """Import and return ``module``, or raise an ImportError that says what needs it and the fix.
 
     ``require("tensorboardX", feature="TensorboardMixin", install="pip install
@@ -19,6 +25,11 @@ def require(module: str, *, feature: str, install: str) -> ModuleType:
     ``ImportError: TensorboardMixin needs tensorboardX, which is not installed. Fix: pip install
     speedrun-tensorboard`` chained to the original error (which says why an installed module
     failed to import, if it did).
+
+    ``error_type`` (a subclass of ImportError, built from the message and ``name=module``) is
+    the class of the raised error, for a caller that must tell a missing library apart from
+    other ImportErrors around it (added after speedrun-core 0.2.0: a mixin distribution that
+    supports 0.2.0 leaves it out).
     """
     try:
         return importlib.import_module(module)
@@ -29,4 +40,4 @@ def require(module: str, *, feature: str, install: str) -> ModuleType:
             what = f"{module}, which failed to import ({error})"
         else:
             what = f"{module}, which is not installed"
-        raise ImportError(f"{feature} needs {what}. Fix: {install}", name=module) from error
+        raise error_type(f"{feature} needs {what}. Fix: {install}", name=module) from error

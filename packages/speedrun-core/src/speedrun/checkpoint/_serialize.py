@@ -17,6 +17,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from .._errors import CheckpointError
+from .._require import require
 from ._files import (
     CHECKPOINT_VERSION,
     SERIALIZERS,
@@ -56,12 +57,11 @@ def resolve_serializer(serializer: str | None) -> str:
             f"Expected serializer to be one of {', '.join(SERIALIZERS)} (or None for automatic), "
             f"got {serializer!r}."
         )
-    try:
-        __import__(serializer)
-    except ImportError:
-        raise ImportError(
-            f"The {serializer!r} checkpoint serializer needs {serializer}: pip install {serializer}"
-        ) from None
+    require(
+        serializer,
+        feature=f"The {serializer!r} checkpoint serializer",
+        install=f"pip install {serializer}",
+    )
     return serializer
 
 
@@ -200,13 +200,12 @@ def _unreadable(path: Path, exc: OSError) -> CheckpointError:
 
 
 def _load_torch(path: Path, map_location: Any, trust: bool, recorded: set[str] | None) -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise _MissingLibraryError(
-            f"Checkpoint {path} was written by torch.save; loading it needs torch: "
-            "pip install torch"
-        ) from None
+    torch = require(
+        "torch",
+        feature=f"Checkpoint {path}, written by torch.save,",
+        install="pip install torch",
+        error_type=_MissingLibraryError,
+    )
     from ._safe import pickle_module
 
     # weights_only=False only hands unpickling to our pickle module, whose Unpickler admits
@@ -235,13 +234,12 @@ def _load_pickle_stream(
         if isinstance(first, dict) and first.get("format") == _HEADER_FORMAT:
             serializer = first.get("serializer")
             if serializer == "dill":
-                try:
-                    import dill
-                except ImportError:
-                    raise _MissingLibraryError(
-                        f"Checkpoint {path} was written with dill; loading it needs dill: "
-                        "pip install dill"
-                    ) from None
+                dill = require(
+                    "dill",
+                    feature=f"Checkpoint {path}, written with dill,",
+                    install="pip install dill",
+                    error_type=_MissingLibraryError,
+                )
                 return reader(dill.Unpickler)(handle).load(), "dill"
             if serializer == "pickle":
                 return reader(pickle.Unpickler)(handle).load(), "pickle"

@@ -36,6 +36,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .._errors import ConfigError
+from .._require import require
 from ..directory._fs import atomic_write_text
 
 if TYPE_CHECKING:
@@ -209,13 +210,8 @@ def _construct_array_data(loader: Any, node: Node, tag: str) -> Any:
 
 def _construct_numpy_array(loader: Any, node: Node) -> Any:
     data = _construct_array_data(loader, node, "!NumpyArray")
-    try:
-        import numpy
-    except ImportError as error:
-        raise ImportError(
-            f"{_location(loader.speedrun_source or '<string>', node.start_mark)} uses "
-            "!NumpyArray, which needs numpy: pip install numpy"
-        ) from error
+    where = _location(loader.speedrun_source or "<string>", node.start_mark)
+    numpy = require("numpy", feature=f"{where}: !NumpyArray", install="pip install numpy")
     try:
         return numpy.array(data)
     except (ValueError, TypeError) as error:
@@ -228,13 +224,8 @@ def _construct_numpy_array(loader: Any, node: Node) -> Any:
 
 def _construct_torch_tensor(loader: Any, node: Node) -> Any:
     data = _construct_array_data(loader, node, "!TorchTensor")
-    try:
-        import torch
-    except ImportError as error:
-        raise ImportError(
-            f"{_location(loader.speedrun_source or '<string>', node.start_mark)} uses "
-            "!TorchTensor, which needs torch: pip install torch"
-        ) from error
+    where = _location(loader.speedrun_source or "<string>", node.start_mark)
+    torch = require("torch", feature=f"{where}: !TorchTensor", install="pip install torch")
     try:
         return torch.tensor(data)
     except (ValueError, TypeError, RuntimeError) as error:

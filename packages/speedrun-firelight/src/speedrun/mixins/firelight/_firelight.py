@@ -18,6 +18,7 @@ from speedrun.ext import (
     TagScopeMixin,
     has_mixin,
     plot_file,
+    require,
     to_image_array,
     write_png,
 )
@@ -41,12 +42,9 @@ def import_firelight() -> Any:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     try:
-        import firelight
-        import firelight.config_parsing
-    except ImportError as exc:
-        raise ImportError(
-            f"FirelightMixin needs firelight (and its scikit-learn): {_INSTALL_HINT}"
-        ) from exc
+        firelight = require("firelight", feature="FirelightMixin", install=_INSTALL_HINT)
+        # firelight's visualizers import scikit-learn and matplotlib: a missing one is named
+        require("firelight.config_parsing", feature="FirelightMixin", install=_INSTALL_HINT)
     finally:
         for handler in root.handlers[:]:
             if handler not in handlers:

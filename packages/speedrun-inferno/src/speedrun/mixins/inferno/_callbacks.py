@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from speedrun.ext import require
+
 # isort: off
 # The order matters: importing ._trainer applies the inferno compatibility fixes that the
 # inferno imports below need (scipy.misc.toimage, ...).
@@ -100,15 +102,14 @@ class TensorboardXLogger(TensorboardLogger):  # type: ignore[misc]  # inferno is
         if self._writer_source is not None:
             return self._writer_source()
         if self._writer is None:
-            try:
-                from tensorboardX import SummaryWriter
-            except ImportError as exc:  # pragma: no cover - a declared dependency
-                raise ImportError(
-                    "TensorBoard logging needs tensorboardX: pip install tensorboardX"
-                ) from exc
+            tensorboardx = require(
+                "tensorboardX",
+                feature="InfernoMixin's TensorBoard logging (trainer/tensorboard)",
+                install="pip install speedrun-inferno (or pip install tensorboardX)",
+            )
             # tensorboardX names event files by the second: a unique, increasing suffix keeps
             # a writer opened in the same second (a resumed run) from truncating this one.
-            self._writer = SummaryWriter(
+            self._writer = tensorboardx.SummaryWriter(
                 logdir=self.log_directory, filename_suffix=f".{time.time_ns():020d}.{os.getpid()}"
             )
             self._owns_writer = True

@@ -24,6 +24,8 @@ import types
 import warnings
 from typing import Any
 
+from speedrun.ext import require
+
 __all__ = [
     "INFERNO_INSTALL_HINT",
     "applied_fixes",
@@ -35,6 +37,8 @@ __all__ = [
 ]
 
 INFERNO_INSTALL_HINT = "pip install --no-deps inferno-pytorch==0.1.7"
+# inferno-pytorch is installed without its dependencies: speedrun-inferno declares them.
+_INSTALL_DEPENDENCIES = "pip install speedrun-inferno"
 
 _APPLIED: dict[str, str] = {}
 
@@ -158,11 +162,12 @@ def ensure_scipy_misc_toimage() -> str:
         ``scipy.misc``) or ``"created"`` (SciPy without a ``scipy.misc`` module: a module
         holding only these two functions was registered as ``scipy.misc``).
     """
-    try:
-        scipy = _quietly_import("scipy")
-    except ImportError as exc:
-        raise ImportError("inferno needs SciPy: pip install scipy") from exc
-    try:
+    scipy = require(
+        "scipy",
+        feature="inferno-pytorch 0.1.7 (InfernoMixin)",
+        install=f"{_INSTALL_DEPENDENCIES} (or pip install scipy)",
+    )
+    try:  # a probe, not an error: recent SciPy has no scipy.misc, and the shim stands in
         misc = _quietly_import("scipy.misc")
         created = False
     except ImportError:
@@ -188,14 +193,19 @@ def import_inferno_trainers() -> types.ModuleType:
     Raises
     ------
     ImportError
-        inferno is not installed (the message names the command that installs it).
+        inferno, or a library it imports, is not installed (the message names the command
+        that installs it).
     """
-    try:
-        importlib.import_module("inferno")
-    except ImportError as exc:
-        raise ImportError(
-            "InfernoMixin needs inferno-pytorch, which is not installed. Install it without "
-            f"its outdated dependency pins (it pins pip==8.1.2): {INFERNO_INSTALL_HINT}"
-        ) from exc
+    require(
+        "inferno",
+        feature="InfernoMixin",
+        install=f"{INFERNO_INSTALL_HINT} (--no-deps: inferno-pytorch pins pip==8.1.2)",
+    )
     ensure_scipy_misc_toimage()
-    return _quietly_import("inferno.trainers.basic")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # inferno's imports, not the user's
+        return require(
+            "inferno.trainers.basic",
+            feature="InfernoMixin",
+            install=f"{_INSTALL_DEPENDENCIES} (it brings the libraries inferno imports)",
+        )

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from speedrun import ConfigError
-from speedrun.ext import ConfigKey, TagScopeMixin, has_mixin, load_yaml
+from speedrun.ext import ConfigKey, TagScopeMixin, has_mixin, load_yaml, require
 
 if TYPE_CHECKING:
     from speedrun import BaseExperiment as _Base
@@ -18,6 +18,9 @@ else:
     _Base = object
 
 __all__ = ["FIRELIGHT_KEY", "InfernoTensorboardSteps"]
+
+# firelight (and the scikit-learn and matplotlib it imports) are an extra of speedrun-inferno.
+_FIRELIGHT_INSTALL = "pip install 'speedrun-inferno[firelight]'"
 
 #: ``firelight``, read by InfernoMixin and by speedrun-firelight's FirelightMixin alike: the
 #: same declaration (one default) in both.
@@ -169,13 +172,13 @@ class InfernoTensorboardSteps(TagScopeMixin, _Base):
             )
         root = logging.getLogger()
         handlers, level = list(root.handlers), root.level
+        feature, install = "InfernoMixin's 'firelight' config", _FIRELIGHT_INSTALL
         try:
-            from firelight import config_parsing
-            from firelight.inferno_callback import get_visualization_callback
-        except ImportError as exc:
-            raise ImportError(
-                "the 'firelight' config needs firelight: pip install 'speedrun-inferno[firelight]'"
-            ) from exc
+            require("firelight", feature=feature, install=install)
+            config_parsing = require("firelight.config_parsing", feature=feature, install=install)
+            get_visualization_callback = require(
+                "firelight.inferno_callback", feature=feature, install=install
+            ).get_visualization_callback
         finally:  # firelight calls logging.basicConfig on import: undo that
             for handler in root.handlers[:]:
                 if handler not in handlers:

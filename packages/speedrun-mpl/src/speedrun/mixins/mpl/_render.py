@@ -30,18 +30,13 @@ SCALINGS = (None, "0-255", "0-1")
 
 
 def _matplotlib() -> Any:
+    """matplotlib, with ``matplotlib.figure`` imported (a missing matplotlib is named first)."""
     from speedrun.ext import require
 
-    require(
-        "matplotlib.figure",
-        feature="speedrun-mpl",
-        install="pip install speedrun-mpl (or pip install matplotlib)",
-    )
-    return require(
-        "matplotlib",
-        feature="speedrun-mpl",
-        install="pip install speedrun-mpl (or pip install matplotlib)",
-    )
+    install = "pip install speedrun-mpl (or pip install matplotlib)"
+    matplotlib = require("matplotlib", feature="speedrun-mpl", install=install)
+    require("matplotlib.figure", feature="speedrun-mpl", install=install)
+    return matplotlib
 
 
 def require_figure(figure: Any, what: str) -> Figure:

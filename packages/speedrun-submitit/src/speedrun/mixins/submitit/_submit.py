@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from speedrun import ConfigError, ExperimentDirectoryError
+from speedrun.ext import require
 
 from ._job import SweepJob
 from ._sweep import CONFIG_FILE, Sweep, SweepPoint, existing_points, point_config
@@ -178,7 +179,11 @@ def make_executor(sweep: Sweep, cluster: str | None = None) -> Any:
     ``cluster`` (or ``executor: cluster:``) picks ``slurm``, ``local`` or ``debug``; without
     it submitit picks SLURM when ``sbatch`` is available, else local processes.
     """
-    import submitit
+    submitit = require(
+        "submitit",
+        feature="Submitting a sweep",
+        install="pip install speedrun-submitit (or pip install submitit)",
+    )
 
     params = dict(sweep.executor)
     chosen = cluster or params.pop("cluster", None)

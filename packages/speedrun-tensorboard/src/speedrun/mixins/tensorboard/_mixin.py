@@ -52,23 +52,22 @@ _INVALID_TAG_CHARACTERS = re.compile(r"[^-/\w.]")
 
 _MISSING: Any = object()  # a keyword argument that was not given
 
+_INSTALL = "pip install speedrun-tensorboard (or pip install tensorboardX)"
+
 # tensorboardX's protobuf classes, bound on first use by _load_tensorboardx().
 _Summary: Any = None
 _SummaryValue: Any = None
 
 
 def _load_tensorboardx() -> type[SummaryWriter]:
+    """Import tensorboardX (the first thing every path that writes or reads events does)."""
     global _Summary, _SummaryValue
-    try:
-        from tensorboardX import SummaryWriter
-        from tensorboardX.proto.summary_pb2 import Summary
-    except ImportError as error:  # pragma: no cover - tensorboardX is a dependency
-        raise ImportError(
-            "TensorboardMixin writes TensorBoard files with tensorboardX, which is not "
-            "installed: pip install speedrun-tensorboard (or pip install tensorboardX)"
-        ) from error
-    _Summary, _SummaryValue = Summary, Summary.Value
-    writer_class: type[SummaryWriter] = SummaryWriter
+    tensorboardx = require("tensorboardX", feature="TensorboardMixin", install=_INSTALL)
+    summary_pb2 = require(
+        "tensorboardX.proto.summary_pb2", feature="TensorboardMixin", install=_INSTALL
+    )
+    _Summary, _SummaryValue = summary_pb2.Summary, summary_pb2.Summary.Value
+    writer_class: type[SummaryWriter] = tensorboardx.SummaryWriter
     return writer_class
 
 
@@ -540,6 +539,7 @@ class TensorboardMixin(TagScopeMixin, _Base):
         step
             Step of the events (default: ``self.step``).
         """
+        _load_tensorboardx()
         from tensorboardX.summary import hparams as hparams_summaries
 
         from ._hparams import flatten_hparams
@@ -630,6 +630,7 @@ class TensorboardMixin(TagScopeMixin, _Base):
         steps the resume purged). The open writer is flushed first so that every pending event
         is in the file.
         """
+        _load_tensorboardx()  # reading events needs tensorboardX's protobuf classes
         from ._events import read_scalars
 
         directory = self.log_directory
