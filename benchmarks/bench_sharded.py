@@ -20,7 +20,7 @@ so the ratio falls with the checkpoint's size; on a busy disk the fsyncs dominat
 Target (issue 19): speedrun adds <= 10% (save and load ratios <= 1.10); times are medians,
 ratios the median of the per-run ratios.
 
-    python benchmarks/bench_sharded.py [--size-mb 64] [--nproc 2] [--runs 8] [--dir /tmp]
+    python benchmarks/bench_sharded.py [--size-mb 64] [--nproc 2] [--runs 16] [--dir /tmp]
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=64)
     parser.add_argument("--nproc", type=int, default=2)
-    parser.add_argument("--runs", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=16)
     parser.add_argument("--dir", default=None)
     args = parser.parse_args()
     if os.environ.get("BENCH_SHARDED_WORKER"):
