@@ -58,7 +58,13 @@ __all__ = [
     "request_preemption",
 ]
 
+from ._homes import set_public_module as _set_public_module
 from ._version import __version__ as __version__  # the one source of the version
+
+# Last: the classes and functions above report ``speedrun`` as their module
+# (``speedrun.ConfigError``, not ``speedrun._errors.ConfigError``).
+_set_public_module(globals())
+del _set_public_module
 
 
 def __getattr__(name: str) -> type:
