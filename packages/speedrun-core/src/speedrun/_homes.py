@@ -1,26 +1,13 @@
-"""Public homes: exported classes and functions report the module they are imported from.
+"""Public homes: exported classes and functions report the module users import them from.
 
-speedrun's code lives in private modules (``speedrun._errors``, ``speedrun.config._tree``,
-``speedrun.mixins.tensorboard._mixin``) behind curated ``__init__`` files. Python names an
-object by the module that defined it, so without help a traceback reads
-``speedrun._errors.ConfigError``, a pickle stores ``speedrun.config._tree.Config`` and a run
-record names a module that any release may rename. :func:`set_public_module`, called at the
-end of each public module, makes every class and function it exports report that module
-instead (``speedrun.ConfigError``), as pluggy's classes report ``pluggy``.
-
-The former private paths stay importable (the private modules still define the objects), so
-pickles and records written before keep loading; :func:`public_path` maps such a path to the
-public one for code that compares class paths (checkpoints name the experiment class that
-wrote them).
-
-``typing.get_type_hints(cls)`` evaluates a class's own annotations (strings, under ``from
-__future__ import annotations``) in the module ``cls.__module__`` names, which does not import
-what the private module did (``Any``, ``Path``, ``ClassVar``...). A moved class's own string
-annotations therefore become ``typing.ForwardRef`` s that name the module that wrote them (the
-``module`` argument CPython's ``get_type_hints`` honours, made for classes whose
-``__module__`` is not where they were written). Methods are unaffected: their hints resolve in
-their ``__globals__``. What stays different, as for every package that does this (pluggy,
-trio): ``inspect.getsource(cls)`` looks for the class in the public module's file.
+:func:`set_public_module`, called last in each public ``__init__``, makes ``ConfigError``
+report ``speedrun`` (tracebacks, ``repr()``, pickles) instead of ``speedrun._errors``. The
+private modules still define the objects, so pickles written before load; :func:`public_path`
+maps a former private path to the public one. A moved class's own annotations become
+``typing.ForwardRef`` s naming the module that wrote them, so ``typing.get_type_hints`` (which
+evaluates in ``sys.modules[cls.__module__]``) resolves them as before. ``inspect.getsource``
+of a moved class looks in the public module's file (as with pluggy and trio). ARCHITECTURE.md,
+"The public API", has the rules.
 """
 
 from __future__ import annotations
