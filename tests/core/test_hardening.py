@@ -443,25 +443,100 @@ def test_the_runs_own_checkpoints_with_user_classes_load_by_default(tmp_path):
     assert "resumed 1 Stats(best=0.5, history=[]) {'a': 2}" in result.stdout
 
 
-def test_former_module_paths_of_speedrun_classes_load(tmp_path):
-    from speedrun import Namespace
+def _envelope(state: dict) -> bytes:
+    """A checkpoint as a plain protocol-2 pickle stream (globals spelled ``cMODULE\\nNAME``)."""
+    envelope = {"format": "speedrun-checkpoint", "version": 1, "step": 1, "state": state}
+    return pickle.dumps({**envelope, "experiment_class": None}, protocol=2)
+
+
+def _plain_data(kind: str):
+    from speedrun import Config, Namespace
+
+    return Namespace(a=1, b=Namespace(c=[2])) if kind == "Namespace" else Config({"lr": 0.5})
+
+
+@pytest.mark.parametrize(
+    "module, kind",
+    [
+        ("speedrun._namespace", "Namespace"),  # speedrun 0.1
+        ("speedrun._config", "Config"),  # speedrun 0.1
+        ("speedrun.config._namespace", "Namespace"),  # speedrun-core 0.2.0
+        ("speedrun.config._tree", "Config"),  # speedrun-core 0.2.0
+    ],
+)
+def test_former_module_paths_of_speedrun_classes_load(tmp_path, module, kind):
     from speedrun.checkpoint._io import load_checkpoint
 
-    data = pickle.dumps(
-        {
-            "format": "speedrun-checkpoint",
-            "version": 1,
-            "step": 1,
-            "experiment_class": None,
-            "state": {"n": Namespace(a=1)},
-        },
-        protocol=2,
-    )
-    data = data.replace(b"speedrun.config._namespace", b"speedrun._namespace")
+    expected = _plain_data(kind)
+    data = _envelope({"x": expected})
+    public = f"cspeedrun\n{kind}\n".encode()  # what pickles name now: the public home
+    assert public in data
     path = tmp_path / "checkpoint_iter_1.pt"
-    path.write_bytes(data)
-    assert load_checkpoint(path).state["n"].a == 1
-    assert load_checkpoint(path, trust=True).state["n"].a == 1
+    path.write_bytes(data.replace(public, f"c{module}\n{kind}\n".encode()))
+    assert f"{module}\n{kind}".encode() in path.read_bytes()
+    for trust in (False, True):
+        loaded = load_checkpoint(path, trust=trust).state["x"]
+        assert type(loaded) is type(expected) and loaded == expected
+
+
+@pytest.mark.parametrize("serializer", ["torch", "pickle"])
+def test_speedruns_classes_saved_now_load_safely(tmp_path, serializer):
+    import pickletools
+
+    from speedrun import Config, Namespace
+    from speedrun.checkpoint._io import load_checkpoint, save_checkpoint
+
+    if serializer == "torch":
+        pytest.importorskip("torch")
+    state = {"config": _plain_data("Config"), "n": _plain_data("Namespace")}
+    named = {
+        argument
+        for opcode, argument, _ in pickletools.genops(pickle.dumps(state, protocol=2))
+        if opcode.name == "GLOBAL"
+    }
+    assert named == {"speedrun Config", "speedrun Namespace"}
+    path = save_checkpoint(tmp_path, 1, state, experiment_class="train.T", serializer=serializer)
+    loaded = load_checkpoint(path).state  # safe loading, no trust
+    assert type(loaded["config"]) is Config and loaded["config"].lookup("lr") == 0.5
+    assert type(loaded["n"]) is Namespace and loaded["n"] == state["n"]
+
+
+def test_in_a_recorded_file_speedruns_data_classes_load_and_its_other_globals_do_not(tmp_path):
+    import speedrun
+    import speedrun.ext
+    from speedrun.checkpoint._files import record_checkpoint
+    from speedrun.checkpoint._io import load_checkpoint
+
+    class Planted:
+        def __init__(self, call, *args):
+            self.call, self.args = call, args
+
+        def __reduce__(self):
+            return self.call, self.args
+
+    path = tmp_path / "checkpoint_iter_1.pt"
+    record_checkpoint(tmp_path, path.name, [])  # the run's record: its save named no global
+    # Config and Namespace are on the allow-list (plain data), under their public path
+    path.write_bytes(_envelope({"c": _plain_data("Config"), "n": _plain_data("Namespace")}))
+    assert load_checkpoint(path).state["n"].b.c == [2]
+    # anything else of speedrun's, as any other global, only when this run's save used it
+    for planted in (
+        Planted(speedrun.get_rank),
+        Planted(speedrun.ext.WriterLock, str(tmp_path)),
+        Planted(speedrun.BaseExperiment, str(tmp_path / "R")),
+    ):
+        path.write_bytes(_envelope({"x": planted}))
+        with pytest.raises(speedrun.CheckpointError, match="Refusing") as error:
+            load_checkpoint(path)
+        named = f"{planted.call.__module__}.{planted.call.__name__}"
+        assert f"{named}: this run's own save of the file did not use it" in str(error.value)
+    # without a record (a file from elsewhere): still no function is called
+    elsewhere = tmp_path / "elsewhere" / path.name
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(_envelope({"x": Planted(speedrun.get_rank)}))
+    with pytest.raises(speedrun.CheckpointError, match="speedrun.get_rank: it is a function"):
+        load_checkpoint(elsewhere)
+    assert not (tmp_path / "R").exists()  # nothing was called
 
 
 # ------------------------------------------------------------------------------------------------

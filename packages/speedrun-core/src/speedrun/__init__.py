@@ -17,6 +17,7 @@ from ._errors import (
     LockError,
     SpeedrunError,
 )
+from ._homes import set_public_module as _set_public_module
 from ._version import __version__ as __version__  # the one source of the version
 from .config._namespace import Namespace
 from .config._tree import Config
@@ -75,6 +76,11 @@ __all__ = [
     "register_pre_dispatch_hook",
     "request_preemption",
 ]
+
+# Last: the classes and functions above report ``speedrun`` as their module
+# (``speedrun.ConfigError``, not ``speedrun._errors.ConfigError``).
+_set_public_module(globals())
+del _set_public_module
 
 
 def __getattr__(name: str) -> type:

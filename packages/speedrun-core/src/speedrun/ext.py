@@ -46,6 +46,10 @@ Hooks
     :data:`PRE_DISPATCH`, :data:`CLEAN_UP`, :data:`POST_LOAD`, :data:`PRE_CHECKPOINT`,
     :data:`HOOK_KEYS`, for
     :func:`speedrun.register_hook`.
+Public names
+    :func:`set_public_module` (called last in a package's ``__init__``: its exported classes
+    and functions report that package as their module, e.g.
+    ``speedrun.mixins.tensorboard.TensorboardMixin``, in tracebacks, ``repr()`` and pickles).
 Errors
     The error classes of :mod:`speedrun`, re-exported.
 """
@@ -61,6 +65,7 @@ from ._errors import (
     LockError,
     SpeedrunError,
 )
+from ._homes import set_public_module
 from ._require import require
 from .checkpoint._files import list_checkpoints
 from .config._arguments import Arguments, SetupRequest, parse_arguments, parse_setup
@@ -173,6 +178,11 @@ __all__ = [
     "require",
     "reset_preemption",
     "resolve_status",
+    "set_public_module",
     "tagged_file",
     "uninstall_preemption_handlers",
 ]
+
+# Last: the names above that only this module exports report ``speedrun.ext`` as their module
+# (the errors, exported by ``speedrun`` too, already report ``speedrun``).
+set_public_module(globals())

@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .._errors import CheckpointError
+from .._homes import public_path
 from ..directory._fs import atomic_open
 from ._files import (
     CHECKPOINT_FORMAT,
@@ -527,8 +528,13 @@ def _unwrap(
 
 def _classes_match(saved: str, expected: str | Sequence[str]) -> bool:
     """Whether ``saved`` is ``expected`` or, given a sequence (a class and its bases, as
-    ``BaseExperiment`` passes them), one of them: a subclass loads its base class's files."""
+    ``BaseExperiment`` passes them), one of them: a subclass loads its base class's files.
+
+    A class of speedrun saved under its former private path
+    (``speedrun.experiment._experiment.BaseExperiment``) is its public one now."""
+    saved = public_path(saved)
     for candidate in [expected] if isinstance(expected, str) else expected:
+        candidate = public_path(candidate)
         if saved == candidate:
             return True
         for main, other in ((saved, candidate), (candidate, saved)):

@@ -9,9 +9,12 @@ and dill files directly. A global is admitted when it is
 
 1. on torch's own weights-only allow-list (tensors, storages, their rebuild functions), or
    marked safe by the program itself with ``torch.serialization.add_safe_globals``;
-2. one of speedrun's classes, under its current or a former module path (``speedrun._namespace``
-   and ``speedrun._config`` moved to ``speedrun.config``), or a known reconstructor of plain
-   data (``collections.OrderedDict``, ``copyreg._reconstructor``, numpy's array rebuilders...);
+2. one of speedrun's classes of plain data, under its public path (``speedrun.Config``,
+   ``speedrun.Namespace``: what pickles name since the classes report their public module), its
+   private one (``speedrun.config._tree.Config``: what checkpoints written before name) or a
+   former one (``speedrun._namespace`` and ``speedrun._config`` moved to ``speedrun.config``),
+   or a known reconstructor of plain data (``collections.OrderedDict``,
+   ``copyreg._reconstructor``, numpy's array rebuilders...);
 3. a class (never a function, never a metaclass) from a module that is already imported when
    the checkpoint loads, outside the modules that reach the operating system or the
    interpreter (``os``, ``subprocess``, ``builtins``, ``importlib``, ``pickle``, ``types``...),
@@ -47,7 +50,8 @@ __all__ = ["UnsafeCheckpointError", "resolve_global", "trusted_by_environment"]
 
 TRUST_ENVIRONMENT_VARIABLE = "SPEEDRUN_TRUST_CHECKPOINT"
 
-# Former module paths of speedrun's own classes (core moved into concept subpackages).
+# Former module paths of speedrun's own classes (core moved into concept subpackages). The
+# private modules still define the classes, so files that name them keep loading.
 _RENAMED_MODULES = {
     "speedrun._namespace": "speedrun.config._namespace",
     "speedrun._config": "speedrun.config._tree",
@@ -92,7 +96,11 @@ _KNOWN: dict[str, frozenset[str]] = {
     "pathlib": frozenset(
         {"Path", "PosixPath", "WindowsPath", "PurePath", "PurePosixPath", "PureWindowsPath"}
     ),
+    # speedrun's own classes of plain data: their public path (what pickles name now) and the
+    # private ones that checkpoints written before name. Each rebuilds from plain data only.
+    "speedrun": frozenset({"Config", "Namespace"}),
     "speedrun.config._namespace": frozenset({"Namespace"}),
+    "speedrun.config._tree": frozenset({"Config", "ConfigNode"}),
     # dill's rebuilders of plain data: an array from an admitted reconstructor, a numpy dtype
     # class (``_load_type`` is admitted too, but only for the types above: see safe_unpickler)
     "dill._dill": frozenset({"_create_array", "_create_dtypemeta"}),
