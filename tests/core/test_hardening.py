@@ -710,3 +710,36 @@ def test_a_forked_child_does_not_keep_the_lock_or_the_preemption_handler(tmp_pat
             os.kill(child_pid, signal.SIGKILL)
         parent.kill()
     assert run(tmp_path, "R").returncode == 0  # the next start is not told to kill anyone
+
+
+def test_a_torch_save_records_its_globals_and_a_file_put_in_its_place_may_name_no_other(
+    tmp_path,
+):
+    import argparse
+    import json
+    import string
+
+    torch = pytest.importorskip("torch")
+    import speedrun
+    from speedrun.checkpoint._io import load_checkpoint, save_checkpoint
+
+    state = {"w": torch.ones(2), "ns": argparse.Namespace(lr=0.5)}
+    path = save_checkpoint(tmp_path, 1, state, experiment_class="train.T")
+    record = json.loads((tmp_path / ".speedrun-checkpoints.json").read_text())
+    assert record["files"][path.name]["globals"] == ["argparse.Namespace"]
+    assert load_checkpoint(path).state["ns"].lr == 0.5
+    # the same name, now holding a class from an imported, harmless module the save never used
+    torch.save(
+        {
+            "format": "speedrun-checkpoint",
+            "version": 1,
+            "step": 1,
+            "experiment_class": None,
+            "serializer": "torch",
+            "state": {"t": string.Template("$x")},
+        },
+        path,
+    )
+    with pytest.raises(speedrun.CheckpointError, match="string.Template: this run's own save"):
+        load_checkpoint(path)
+    assert load_checkpoint(path, trust=True).state["t"].template == "$x"

@@ -51,7 +51,8 @@ def atomic_open(path: PathLike, mode: str = "wb", *, durable: bool = True) -> It
     fd, tmp = _create_temp(folder, os.path.basename(target))
     try:
         encoding = None if "b" in mode else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding) as handle:
+        # open() over our descriptor, so that ``handle.name`` is the temp file's path
+        with open(tmp, mode, encoding=encoding, opener=lambda _path, _flags: fd) as handle:
             yield handle
             handle.flush()
             if durable:

@@ -6,6 +6,8 @@ configuration (or a YAML file) and turns a dictionary of tensors into an image g
 
 from __future__ import annotations
 
+from speedrun.ext import set_public_module
+
 from ._firelight import FirelightMixin, import_firelight
 
 __all__ = ["FirelightMixin", "import_firelight"]
@@ -13,12 +15,5 @@ __all__ = ["FirelightMixin", "import_firelight"]
 __version__ = "0.2.0"
 
 # Last: the classes and functions above report this package as their module (tracebacks,
-# repr() and pickles say speedrun.mixins.firelight.X, not its private module). The guard keeps
-# speedrun-core 0.2.0, which lacks set_public_module, working: drop it once the requirement on
-# speedrun-core starts at a release that has it.
-try:
-    from speedrun.ext import set_public_module as _set_public_module
-except ImportError:
-    pass
-else:
-    _set_public_module(globals())
+# repr() and pickles say speedrun.mixins.firelight.X, not its private module).
+set_public_module(globals())

@@ -10,6 +10,8 @@ inferno-pytorch itself is installed separately, without its outdated pins::
 
 from __future__ import annotations
 
+from speedrun.ext import set_public_module
+
 from ._compat import INFERNO_INSTALL_HINT, applied_fixes
 from ._inferno import InfernoMixin
 from ._parsing import ParsingMixin, create_instance, locate
@@ -26,12 +28,5 @@ __all__ = [
 __version__ = "0.2.0"
 
 # Last: the classes and functions above report this package as their module (tracebacks,
-# repr() and pickles say speedrun.mixins.inferno.X, not its private module). The guard keeps
-# speedrun-core 0.2.0, which lacks set_public_module, working: drop it once the requirement on
-# speedrun-core starts at a release that has it.
-try:
-    from speedrun.ext import set_public_module as _set_public_module
-except ImportError:
-    pass
-else:
-    _set_public_module(globals())
+# repr() and pickles say speedrun.mixins.inferno.X, not its private module).
+set_public_module(globals())

@@ -7,6 +7,8 @@ never switches matplotlib's backend.
 
 from __future__ import annotations
 
+from speedrun.ext import set_public_module
+
 from ._mixin import MatplotlibMixin
 
 __all__ = ["MatplotlibMixin"]
@@ -14,12 +16,5 @@ __all__ = ["MatplotlibMixin"]
 __version__ = "0.2.0"
 
 # Last: the classes and functions above report this package as their module (tracebacks,
-# repr() and pickles say speedrun.mixins.mpl.X, not its private module). The guard keeps
-# speedrun-core 0.2.0, which lacks set_public_module, working: drop it once the requirement on
-# speedrun-core starts at a release that has it.
-try:
-    from speedrun.ext import set_public_module as _set_public_module
-except ImportError:
-    pass
-else:
-    _set_public_module(globals())
+# repr() and pickles say speedrun.mixins.mpl.X, not its private module).
+set_public_module(globals())

@@ -12,6 +12,8 @@ Importing this package does not import submitit; submitting does.
 
 from __future__ import annotations
 
+from speedrun.ext import set_public_module
+
 from ._job import SweepJob, run_point
 from ._mixin import SubmititMixin
 from ._submit import make_executor, point_status, prepare_sweep, submit_sweep, wait_for_jobs
@@ -37,12 +39,5 @@ __all__ = [
 __version__ = "0.2.0"
 
 # Last: the classes and functions above report this package as their module (tracebacks,
-# repr() and pickles say speedrun.mixins.submitit.X, not its private module). The guard keeps
-# speedrun-core 0.2.0, which lacks set_public_module, working: drop it once the requirement on
-# speedrun-core starts at a release that has it.
-try:
-    from speedrun.ext import set_public_module as _set_public_module
-except ImportError:
-    pass
-else:
-    _set_public_module(globals())
+# repr() and pickles say speedrun.mixins.submitit.X, not its private module).
+set_public_module(globals())

@@ -6,6 +6,8 @@ and ``--wait.memory`` of RAM is available; :func:`wait_for` does the same withou
 
 from __future__ import annotations
 
+from speedrun.ext import set_public_module
+
 from ._errors import WAIT_TIMEOUT_EXIT_CODE, WaitTimeout
 from ._loop import wait_for
 from ._memory import MEMORY_UNITS, parse_memory_size
@@ -23,12 +25,5 @@ __all__ = [
 __version__ = "0.2.0"
 
 # Last: the classes and functions above report this package as their module (tracebacks,
-# repr() and pickles say speedrun.mixins.waiter.X, not its private module). The guard keeps
-# speedrun-core 0.2.0, which lacks set_public_module, working: drop it once the requirement on
-# speedrun-core starts at a release that has it.
-try:
-    from speedrun.ext import set_public_module as _set_public_module
-except ImportError:
-    pass
-else:
-    _set_public_module(globals())
+# repr() and pickles say speedrun.mixins.waiter.X, not its private module).
+set_public_module(globals())

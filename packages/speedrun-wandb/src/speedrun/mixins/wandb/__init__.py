@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from speedrun.ext import set_public_module
+
 from ._connect import WandBInitError
 from ._mixin import WandBMixin
 from ._sweep import SweepRunner, WandBSweepMixin
@@ -17,12 +19,5 @@ __all__ = ["SweepRunner", "WandBInitError", "WandBMixin", "WandBSweepMixin"]
 __version__ = "0.2.0"
 
 # Last: the classes and functions above report this package as their module (tracebacks,
-# repr() and pickles say speedrun.mixins.wandb.X, not its private module). The guard keeps
-# speedrun-core 0.2.0, which lacks set_public_module, working: drop it once the requirement on
-# speedrun-core starts at a release that has it.
-try:
-    from speedrun.ext import set_public_module as _set_public_module
-except ImportError:
-    pass
-else:
-    _set_public_module(globals())
+# repr() and pickles say speedrun.mixins.wandb.X, not its private module).
+set_public_module(globals())
