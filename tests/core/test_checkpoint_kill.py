@@ -188,8 +188,11 @@ def test_kill_during_pickle_saves_of_fresh_processes(tmp_path):
     folder = tmp_path / "Weights"
     _seed_folder(folder, "pickle")
     rng = random.Random(4321)
-    steps, temp_trials = [], 0
-    for _ in range(10):
+    steps, temp_trials, trials = [], 0, 0
+    # 10 kills, more (up to 30) until two of them interrupted a save (the point of the test): a
+    # loaded machine can make the writers slow to reach their first save
+    while (trials < 10 or temp_trials < 2) and trials < 30:
+        trials += 1
         writer = subprocess.Popen(
             [sys.executable, "-c", _program(_FRESH), str(folder)],
             stdout=subprocess.PIPE,
@@ -207,4 +210,4 @@ def test_kill_during_pickle_saves_of_fresh_processes(tmp_path):
         steps.append(step)
         temp_trials += temp_left
     assert steps == sorted(steps) and steps[-1] >= 3
-    assert temp_trials >= 2, f"only {temp_trials} of 10 kills interrupted a save"
+    assert temp_trials >= 2, f"only {temp_trials} of {trials} kills interrupted a save"

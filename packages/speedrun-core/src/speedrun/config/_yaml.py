@@ -36,7 +36,6 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .._errors import ConfigError
-from .._require import require
 from ..directory._fs import atomic_write_text
 
 if TYPE_CHECKING:
@@ -211,6 +210,8 @@ def _construct_array_data(loader: Any, node: Node, tag: str) -> Any:
 def _construct_numpy_array(loader: Any, node: Node) -> Any:
     data = _construct_array_data(loader, node, "!NumpyArray")
     where = _location(loader.speedrun_source or "<string>", node.start_mark)
+    from .._require import require  # here: the tags are rare, start-up is benchmarked
+
     numpy = require("numpy", feature=f"{where}: !NumpyArray", install="pip install numpy")
     try:
         return numpy.array(data)
@@ -225,6 +226,8 @@ def _construct_numpy_array(loader: Any, node: Node) -> Any:
 def _construct_torch_tensor(loader: Any, node: Node) -> Any:
     data = _construct_array_data(loader, node, "!TorchTensor")
     where = _location(loader.speedrun_source or "<string>", node.start_mark)
+    from .._require import require
+
     torch = require("torch", feature=f"{where}: !TorchTensor", install="pip install torch")
     try:
         return torch.tensor(data)

@@ -201,7 +201,11 @@ def speedrun_distributions(path: list[str] | None = None) -> dict[str, str]:
     import and a scan of every distribution.
     """
     found: dict[str, str] = {}
+    stdlib = os.path.dirname(os.__file__)  # pip installs nothing there: not worth a listing
+    skipped = {stdlib, os.path.join(stdlib, "lib-dynload")}
     for entry in sys.path if path is None else path:
+        if entry in skipped:
+            continue
         try:
             names = os.listdir(entry or ".")
         except OSError:  # zip files, missing folders

@@ -336,8 +336,8 @@ class CommandLineSetup(Checkpointing):
 
             atexit.register(_report_at_exit, weakref.ref(self))
         if update_git_revision:
-            prefetch_git_state()  # git runs while the configuration is read
-        self._resolve_configuration(request, update_git_revision)  # may fail: nothing made yet
+            prefetch_git_state()  # git runs while the configuration is read and the folder made
+        self._resolve_configuration(request, False)  # may fail: nothing made yet
         # refuse a purge (foreign folder, symlink, home...) before touching anything
         purge = request.purge and self._check_purge()  # False: nothing there to purge yet
         self.parse_experiment_directory()
@@ -353,6 +353,8 @@ class CommandLineSetup(Checkpointing):
                 f"{self._experiment_directory} already has checkpoints (steps {steps}). Pass "
                 f"--resume to continue that run, or --purge to delete it and start over."
             )
+        if update_git_revision:  # collected only now, so that git ran meanwhile
+            self.update_git_revision(overwrite=True)
         if purge:  # the config was read above: the new directory starts with it
             self._purge_keeping_configuration(dump_configuration)
         evaluation = self._evaluation = self._is_evaluation(request)
