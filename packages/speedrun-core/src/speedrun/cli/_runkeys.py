@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..config._tree import Config
 from ._format import format_value, shorten, table
 
 __all__ = ["key_lines", "used_keys"]
@@ -23,26 +24,6 @@ _NOT_RECORDED_NO_RECORD = (
 )
 _NOT_A_RUN = "- (a configuration file, not a run)"
 _MISSING = object()
-
-
-def _lookup(config: Any, path: str) -> Any:
-    """The value at the slash ``path`` of a config read for inspection, or ``_MISSING``."""
-    node = config
-    for part in path.split("/"):
-        if isinstance(node, dict):
-            if part in node:
-                node = node[part]
-                continue
-            if part.lstrip("-").isdigit() and int(part) in node:
-                node = node[int(part)]
-                continue
-        elif isinstance(node, list) and part.lstrip("-").isdigit():
-            index = int(part)
-            if -len(node) <= index < len(node):
-                node = node[index]
-                continue
-        return _MISSING
-    return node
 
 
 def used_keys(record: dict[str, Any] | None, config: dict[Any, Any]) -> list[dict[str, Any]] | None:
@@ -59,12 +40,13 @@ def used_keys(record: dict[str, Any] | None, config: dict[Any, Any]) -> list[dic
     recorded = record.get("config_keys")
     if not isinstance(recorded, list):
         return None
+    tree = Config(config if isinstance(config, dict) else {})
     rows = []
     for entry in recorded:
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             continue
         path = entry["path"]
-        value = _lookup(config, path)
+        value = tree.lookup(path, _MISSING)
         from_config = value is not _MISSING
         rows.append(
             {
