@@ -10,6 +10,11 @@ from typing import TYPE_CHECKING, ClassVar
 
 from .._errors import CheckpointError
 from ..checkpoint._files import class_path, find_checkpoint, list_checkpoints
+
+# At run time too (both are loaded by then): typing.get_type_hints resolves the class's
+# attribute annotations with them.
+from ..config._arguments import Arguments
+from ..directory._lock import WriterLock
 from ..distributed import _preemption
 from ..distributed import _ranks as _distributed
 from ._contract import not_checkpointed
@@ -22,8 +27,6 @@ if TYPE_CHECKING:
     from typing import Any, TypeVar
 
     from ..checkpoint._async import AsyncSaver
-    from ..config._arguments import Arguments
-    from ..directory._lock import WriterLock
 
     S = TypeVar("S", bound="Checkpointing")
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from typing import TYPE_CHECKING
+from collections.abc import Collection  # with ClassVar at run time: typing.get_type_hints
+from typing import TYPE_CHECKING, ClassVar
 
 from .._errors import ArgumentError, ConfigError, ExperimentDirectoryError
 from ..checkpoint._files import list_checkpoints
@@ -40,8 +41,7 @@ from ._report import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
-    from typing import Any, ClassVar, TypeVar
+    from typing import Any, TypeVar
 
     from ._runinfo import RunRecord
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from .._errors import ConfigError, ExperimentDirectoryError, SpeedrunError
 from ..checkpoint._files import checkpoint_file_name
+from ..config._keys import ConfigKey  # at run time too: typing.get_type_hints resolves it
 from ..config._namespace import Namespace
 from ..config._tree import Config
 from ..config._yaml import dumps_yaml, load_mapping
@@ -24,8 +25,6 @@ from ._contract import CORE_CONFIG_KEYS, declared_keys
 
 if TYPE_CHECKING:
     from typing import Any, TypeVar
-
-    from ..config._keys import ConfigKey
 
     S = TypeVar("S", bound="ExperimentState")
 

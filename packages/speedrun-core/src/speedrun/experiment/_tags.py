@@ -8,11 +8,10 @@ attribute, :data:`TAGSCOPE_ATTRIBUTE`, whatever the order of the experiment's ba
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING, ClassVar  # ClassVar: typing.get_type_hints resolves it
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from typing import ClassVar
 
 __all__ = ["TAGSCOPE_ATTRIBUTE", "TagScopeMixin"]
 
