@@ -445,6 +445,13 @@ class Venv:
         local = ["--no-index", "--find-links", str(self.wheelhouse)]
         flags = ["--no-deps"] if no_deps else []
         if self.installer == "uv":
+            # uv's cache outlives the run: a wheel of ours with an unchanged version (a release
+            # being prepared) must come from this wheelhouse, not from an earlier run's cache.
+            refresh = [
+                argument
+                for wheel in sorted(self.wheelhouse.glob("speedrun_*.whl"))
+                for argument in ("--refresh-package", wheel.name.split("-")[0].replace("_", "-"))
+            ]
             run(
                 [
                     *uv(),
@@ -454,6 +461,7 @@ class Venv:
                     "--python",
                     self.python,
                     *local,
+                    *refresh,
                     *flags,
                     *requirements,
                 ]
