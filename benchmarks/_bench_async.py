@@ -115,9 +115,7 @@ class RawWriter:
     No serialisation, no checkpoint format: what the disk and the CPU cost at least."""
 
     def __init__(self, state: dict, folder: str) -> None:
-        import torch
-
-        self.pairs = [(t, torch.empty(t.shape, dtype=t.dtype)) for t in _tensors(state)]
+        self.copy = MemcpyFloor(state, "cpu")
         self.folder = folder
         self.thread: Any = None
 
@@ -125,8 +123,7 @@ class RawWriter:
         import threading
 
         self.wait()
-        for source, buffer in self.pairs:
-            buffer.copy_(source)
+        self.copy()
         self.thread = threading.Thread(target=self._write, args=(step,))
         self.thread.start()
 
@@ -136,7 +133,7 @@ class RawWriter:
         _yield_cpu_to_training()
         path = os.path.join(self.folder, f"raw_{step % 2}.bin")
         with open(path + ".tmp", "wb") as handle:
-            for _, buffer in self.pairs:
+            for _, buffer in self.copy.pairs:
                 handle.write(buffer.numpy().data)
             handle.flush()
             os.fsync(handle.fileno())

@@ -28,8 +28,7 @@ def require(
 
     ``error_type`` (a subclass of ImportError, built from the message and ``name=module``) is
     the class of the raised error, for a caller that must tell a missing library apart from
-    other ImportErrors around it (added after speedrun-core 0.2.0: a mixin distribution that
-    supports 0.2.0 leaves it out).
+    other ImportErrors around it.
     """
     try:
         return importlib.import_module(module)

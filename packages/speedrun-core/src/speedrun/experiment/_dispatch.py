@@ -168,7 +168,7 @@ class Dispatcher:
         ours = {
             name
             for klass in type(self).__mro__
-            if klass.__module__ == "speedrun" or klass.__module__.startswith("speedrun.")
+            if klass.__module__.partition(".")[0] == "speedrun"
             for name in vars(klass)
         }
         return sorted(
